@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One-command set-up for rnnlab, idempotent.
+#   bash bootstrap.sh demo   -> create .venv, install, run the offline demo
+#   bash bootstrap.sh test   -> create .venv, install, run the whole test suite
+#   bash bootstrap.sh setup  -> only create .venv and install
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${RNNLAB_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    # Re-install only when the project metadata changed since the last install.
+    local stamp="$VENV/.rnnlab-installed"
+    local want
+    want=$(sha1sum pyproject.toml | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        # Pin torch first: the CPU wheel; a loose requirement could pull a multi-GB CUDA build.
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[test]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+cmd=${1:-demo}
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    demo)
+        setup
+        exec "$VENV/bin/rnnlab" demo "$@" ;;
+    test)
+        setup
+        export RNNLAB_DATA=${RNNLAB_DATA:-$(cd .. && pwd)/shared/data}
+        exec "$VENV/bin/python" -m pytest "$@" ;;
+    *) echo "usage: bash bootstrap.sh [demo|test|setup]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,22 @@
+"""rnnlab: recurrent sequence models from the RNN chapter of Dive into Deep Learning.
+
+The public API is re-exported here so notebooks need one import::
+
+    import rnnlab
+    corpus = rnnlab.load_corpus("timemachine")
+"""
+from rnnlab.errors import RnnlabError
+from rnnlab.data.corpus import Corpus, load_corpus
+from rnnlab.data.text import preprocess, tokenize, detokenize
+from rnnlab.data.vocab import Vocab
+from rnnlab.data.encode import encode
+from rnnlab.data.batches import BatchIterator, random_batches, sequential_batches
+from rnnlab.data.dataset import TextDataset, prepare_text
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RnnlabError", "Corpus", "load_corpus", "preprocess", "tokenize", "detokenize",
+    "Vocab", "encode", "BatchIterator", "random_batches", "sequential_batches",
+    "TextDataset", "prepare_text", "__version__",
+]

@@ -1,0 +1,83 @@
+"""Preprocessing and tokenization.
+
+Preprocessing turns raw text into *segments*: tokens never span two segments, and
+character/byte streams are the segments concatenated with no separator.
+
+* ``d2l``: exactly d2l 0.17's ``read_time_machine``: every line becomes
+  ``re.sub('[^A-Za-z]+', ' ', line).strip().lower()``; one segment per line.
+* ``raw``: the text untouched (newlines, punctuation, any Unicode), one segment.
+
+Tokenizers: ``char`` (Unicode code points), ``word`` (d2l: whitespace split; raw:
+words, single punctuation marks and newlines), ``byte`` (UTF-8 bytes, each shown
+as the Latin-1 character with the same number so every token is a 1-char str).
+"""
+from __future__ import annotations
+
+import re
+
+from rnnlab.errors import UsageError
+
+MODES = ("d2l", "raw")
+TOKENIZERS = ("char", "word", "byte")
+
+_NON_LETTERS = re.compile("[^A-Za-z]+")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+# Raw word tokens: runs of word characters, or one non-space symbol, or a newline.
+_RAW_WORD = re.compile(r"\w+|[^\w\s]|\n")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def check_tokenizer(token: str) -> str:
+    if token not in TOKENIZERS:
+        raise UsageError(f"unknown tokenizer '{token}'; choose one of {', '.join(TOKENIZERS)}")
+    return token
+
+
+def preprocess(text: str, mode: str = "d2l") -> list[str]:
+    """Return the text's segments under ``mode`` (see the module docstring)."""
+    check_mode(mode)
+    if mode == "raw":
+        return [text]
+    # d2l reads with readlines() in text mode: universal newlines, then the regex per line.
+    lines = _NEWLINES.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # readlines() yields no empty line after a final newline
+    return [_NON_LETTERS.sub(" ", line).strip().lower() for line in lines]
+
+
+def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l") -> list[str]:
+    """Flatten ``segments`` into one token list.
+
+    ``mode`` only matters for ``word``: d2l splits on whitespace, raw keeps
+    punctuation and newlines as tokens so text can be rebuilt.
+    """
+    check_tokenizer(token)
+    if isinstance(segments, str):
+        segments = [segments]
+    if token == "char":
+        return list("".join(segments))
+    if token == "byte":
+        return list("".join(segments).encode("utf-8").decode("latin-1"))
+    if mode == "raw":
+        return [tok for seg in segments for tok in _RAW_WORD.findall(seg)]
+    return [tok for seg in segments for tok in seg.split()]
+
+
+def detokenize(tokens: list[str], token: str = "char") -> str:
+    """Inverse of :func:`tokenize` as far as possible (word spacing is normalised)."""
+    check_tokenizer(token)
+    if token == "char":
+        return "".join(tokens)
+    if token == "byte":
+        return "".join(tokens).encode("latin-1").decode("utf-8", errors="replace")
+    out: list[str] = []
+    for tok in tokens:
+        if out and tok != "\n" and out[-1] != "\n" and not (len(tok) == 1 and not tok.isalnum() and tok not in "([{\"'"):
+            out.append(" ")
+        out.append(tok)
+    return "".join(out)

@@ -1,0 +1,134 @@
+"""Vocabulary: token <-> index, d2l-compatible with the known bugs fixed.
+
+Index 0 is ``<unk>``, then the reserved tokens in the given order, then every token
+with frequency >= ``min_freq`` by descending frequency; ties are broken by the token
+itself (ascending), so the order depends only on the counts, never on how they were
+gathered.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from rnnlab.errors import DataError, UsageError
+
+UNK = "<unk>"
+
+
+class Vocab:
+    """Map tokens to indices and back.
+
+    >>> v = Vocab(list("hello"))
+    >>> v.idx_to_token[:3], v["l"], v.to_tokens([v["h"]])
+    (['<unk>', 'l', 'e'], 1, ['h'])
+    """
+
+    def __init__(self, tokens: Iterable[str] | None = None, min_freq: int = 0,
+                 reserved_tokens: Iterable[str] | None = None,
+                 counts: Mapping[str, int] | None = None) -> None:
+        if min_freq < 0:
+            raise UsageError(f"min_freq must be >= 0, got {min_freq}")
+        if counts is None:
+            counts = Counter(flatten(tokens) if tokens is not None else [])
+        self.min_freq = int(min_freq)
+        self.reserved_tokens = list(reserved_tokens or [])
+        # Descending frequency, then token ascending: deterministic for any count source.
+        self.token_freqs: list[tuple[str, int]] = sorted(
+            ((tok, int(freq)) for tok, freq in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+        self.idx_to_token: list[str] = [UNK]
+        for tok in self.reserved_tokens:
+            if tok not in self.idx_to_token:
+                self.idx_to_token.append(tok)
+        seen = set(self.idx_to_token)
+        for tok, freq in self.token_freqs:
+            if freq < self.min_freq:
+                break
+            if tok not in seen:
+                self.idx_to_token.append(tok)
+                seen.add(tok)
+        self.token_to_idx: dict[str, int] = {tok: i for i, tok in enumerate(self.idx_to_token)}
+
+    def __len__(self) -> int:
+        return len(self.idx_to_token)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.token_to_idx
+
+    def __getitem__(self, tokens):
+        """Index of one token (``<unk>``'s, 0, when unknown) or a list of indices."""
+        if isinstance(tokens, (list, tuple)):
+            return [self.__getitem__(tok) for tok in tokens]
+        return self.token_to_idx.get(tokens, self.unk)
+
+    @property
+    def unk(self) -> int:
+        return 0
+
+    def to_tokens(self, indices):
+        """Token of one index, or the list of tokens of a sequence of indices.
+
+        A one-element list gives a one-element list (d2l returned a bare string).
+        """
+        if hasattr(indices, "tolist"):
+            indices = indices.tolist()
+        if isinstance(indices, (list, tuple)):
+            return [self.idx_to_token[int(i)] for i in indices]
+        return self.idx_to_token[int(indices)]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Smallest unsigned integer type that holds every index."""
+        return smallest_uint(len(self) - 1)
+
+    # ---- persistence -------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": "rnnlab.vocab/1", "unk": UNK, "min_freq": self.min_freq,
+                "reserved_tokens": self.reserved_tokens, "idx_to_token": self.idx_to_token,
+                "token_freqs": [[tok, freq] for tok, freq in self.token_freqs]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Vocab":
+        try:
+            vocab = cls(counts={tok: freq for tok, freq in data["token_freqs"]},
+                        min_freq=data["min_freq"], reserved_tokens=data["reserved_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"not a valid rnnlab vocabulary: {exc}") from None
+        if vocab.idx_to_token != data.get("idx_to_token"):
+            raise DataError("vocabulary file is inconsistent: idx_to_token does not follow from token_freqs")
+        return vocab
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocab":
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(t) for t in self.idx_to_token[:8])
+        return f"Vocab(size={len(self)}, tokens=[{head}{', ...' if len(self) > 8 else ''}])"
+
+
+def flatten(tokens: Iterable) -> Iterable[str]:
+    """Accept a flat token list or a list of token lists (d2l's per-line layout)."""
+    for item in tokens:
+        if isinstance(item, (list, tuple)):
+            yield from item
+        else:
+            yield item
+
+
+def smallest_uint(max_value: int) -> np.dtype:
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if max_value <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)

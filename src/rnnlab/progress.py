@@ -1,0 +1,42 @@
+"""The only place the library talks to the user while it works.
+
+A tqdm bar when stderr is a terminal, plain log lines otherwise (CI, pipes),
+and a module logger for messages. Library code never calls ``print``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+logger = logging.getLogger("rnnlab")
+
+
+def configure_logging(verbose: bool = True) -> None:
+    """Send rnnlab's log records to stderr as bare lines (called by the CLI)."""
+    if logger.handlers:
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "",
+             enabled: bool = True) -> Iterator[T]:
+    """Wrap ``iterable`` in a progress bar on a terminal; pass it through otherwise."""
+    if not (enabled and is_interactive() and logger.isEnabledFor(logging.INFO)):
+        yield from iterable
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True) as bar:
+        yield from bar
