@@ -105,6 +105,18 @@ def cmd_demo(args) -> int:
 
 
 # ----------------------------------------------------------------------------------
+# rnnlab train / eval / generate  (language models; see rnnlab.training, rnnlab.generation)
+# [lm-commands]
+
+# ----------------------------------------------------------------------------------
+# rnnlab ngram train / eval / generate  (see rnnlab.ngram)
+# [ngram-commands]
+
+# ----------------------------------------------------------------------------------
+# rnnlab forecast  (see rnnlab.forecasting)
+# [forecast-commands]
+
+# ----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the quick-start job on the built-in corpus (offline)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
+
+    # [lm-parsers]
+    # [ngram-parsers]
+    # [forecast-parsers]
     return parser
 
 

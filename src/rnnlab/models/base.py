@@ -1,0 +1,88 @@
+"""The one interface every recurrent language model implements.
+
+Shapes (``batch_first`` everywhere a user sees tensors):
+
+* ``X``: ``(batch, steps)`` int64 token indices
+* ``logits``: ``(batch, steps, vocab_size)`` float
+* ``state``: a tensor ``(layers, batch, hidden)`` or a tuple of them (LSTM: ``(h, c)``)
+
+``forward(X, state, grad_scale=None) -> (logits, state)``. ``grad_scale``, when
+given, is a ``(steps,)`` tensor ``xi``: the gradient that flows from the state at
+step ``t`` back into the state at step ``t - 1`` is multiplied by ``xi[t]``
+(randomized truncation of BPTT; ``xi[0]`` scales the gradient into the initial
+state). ``None`` means ordinary backpropagation.
+
+``config()`` returns a JSON-serialisable dict from which :func:`rnnlab.models.build_model`
+rebuilds the same architecture; checkpoints store it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import torch
+from torch import nn
+
+State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+class RecurrentLM(nn.Module):
+    """Base class: subclasses set ``name`` and implement ``begin_state``/``forward``/``config``."""
+
+    name: str = ""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def begin_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        raise NotImplementedError
+
+    def forward(self, X: torch.Tensor, state: State, grad_scale: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
+    if isinstance(state, tuple):
+        return tuple(fn(s) for s in state)
+    return fn(state)
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between batches (truncated BPTT) while keeping the values."""
+    return map_state(lambda s: s.detach(), state)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; multiplies the incoming gradient by ``scale`` backward."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+def scale_grad(state: State, scale: torch.Tensor) -> State:
+    """``state`` unchanged, but gradients through it are multiplied by ``scale``."""
+    return map_state(lambda s: _ScaleGrad.apply(s, scale.to(s.dtype)), state)
+
+
+def check_positive(**sizes: int) -> None:
+    from rnnlab.errors import UsageError
+    for key, value in sizes.items():
+        if value is None or int(value) < 1:
+            raise UsageError(f"{key} must be a positive integer, got {value}")
