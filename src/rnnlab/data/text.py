@@ -77,7 +77,15 @@ def detokenize(tokens: list[str], token: str = "char") -> str:
         return "".join(tokens).encode("latin-1").decode("utf-8", errors="replace")
     out: list[str] = []
     for tok in tokens:
-        if out and tok != "\n" and out[-1] != "\n" and not (len(tok) == 1 and not tok.isalnum() and tok not in "([{\"'"):
-            out.append(" ")
-        out.append(tok)
+        out.append(word_separator(out[-1] if out else None, tok) + tok)
     return "".join(out)
+
+
+def word_separator(previous: str | None, token: str) -> str:
+    """What goes between two word tokens when rebuilding text: a space, or nothing
+    at the start, around newlines and before punctuation."""
+    if previous is None or token == "\n" or previous.endswith("\n"):
+        return ""
+    if len(token) == 1 and not token.isalnum() and token not in "([{\"'":
+        return ""
+    return " "

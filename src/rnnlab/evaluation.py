@@ -1,0 +1,84 @@
+"""Held-out evaluation of recurrent language models: perplexity and bits per token."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnlab.metrics import lm_result
+from rnnlab.models.base import RecurrentLM
+
+
+@torch.no_grad()
+def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int = 256,
+             device: torch.device | str | None = None) -> dict:
+    """Perplexity of ``model`` on the token stream ``ids`` (1-D array).
+
+    Every token but the first is predicted once. The stream is cut into ``rows``
+    contiguous rows read in parallel with the state carried along each row (each
+    row starts from a fresh state, as a new document would); the tokens left over
+    after the last full row are scored with batch size 1, continuing the last
+    row's state. Returns :func:`rnnlab.metrics.lm_result` (``unknown_tokens``
+    counts ``<unk>`` targets, which are scored like any other token).
+    """
+    was_training = model.training
+    model.eval()
+    device = device if device is not None else model.device
+    stream = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    n = len(stream) - 1  # predicted tokens
+    if n < 1:
+        return lm_result(0.0, 0, 0)
+    rows = max(1, min(rows, n))
+    row_len = n // rows
+    total = 0.0
+    state = None
+
+    def score(inputs: torch.Tensor, targets: torch.Tensor, state):
+        """Summed NLL over ``(batch, steps)`` chunks of ``num_steps``."""
+        nll = 0.0
+        for start in range(0, inputs.shape[1], num_steps):
+            X = inputs[:, start:start + num_steps].to(device)
+            Y = targets[:, start:start + num_steps].to(device)
+            logits, state = model(X, state)
+            nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), Y.reshape(-1),
+                                   reduction="sum").item()
+        return nll, state
+
+    if row_len > 0:
+        span = rows * row_len
+        inputs = stream[:span].reshape(rows, row_len)
+        targets = stream[1:span + 1].reshape(rows, row_len)
+        nll, state = score(inputs, targets, model.begin_state(rows, device))
+        total += nll
+    tail = n - rows * row_len
+    if tail:
+        start = rows * row_len
+        if state is None:
+            tail_state = model.begin_state(1, device)
+        else:  # continue the last row, which ends exactly where the tail begins
+            from rnnlab.models.base import map_state
+            tail_state = map_state(lambda s: s[:, -1:].contiguous(), state)
+        nll, _ = score(stream[start:start + tail].unsqueeze(0), stream[start + 1:].unsqueeze(0), tail_state)
+        total += nll
+    unknown = int((stream[1:] == 0).sum())
+    model.train(was_training)
+    return lm_result(total, n, unknown)
+
+
+def unigram_result(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> dict:
+    """Perplexity of the add-one unigram model of ``train_ids`` on ``eval_ids[1:]``.
+
+    The simplest reference a recurrent model must beat, scored on the same tokens.
+    """
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    targets = np.asarray(eval_ids[1:], dtype=np.int64)
+    if len(targets) == 0:
+        return lm_result(0.0, 0, 0)
+    return lm_result(float(-logp[targets].sum()), len(targets), int((targets == 0).sum()))
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, float) and math.isfinite(value)

@@ -1,0 +1,112 @@
+"""A trained language model bundled with what it needs to read and write text.
+
+:class:`LanguageModel` = network + vocabulary + preprocessing. It is what
+``rnnlab.load(DIR)`` returns and what notebooks use::
+
+    lm = rnnlab.load("runs/tm")
+    lm.generate("time traveller", length=50, greedy=True)
+    lm.score(open("other.txt").read())["perplexity"]
+"""
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from rnnlab.data.dataset import encode_text
+from rnnlab.data.text import preprocess, tokenize, word_separator
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import UsageError
+from rnnlab.generation import Sampling, generate_ids
+from rnnlab.models.base import RecurrentLM
+from rnnlab.progress import logger
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable explicit choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+@dataclass
+class LanguageModel:
+    model: RecurrentLM
+    vocab: Vocab
+    mode: str = "raw"
+    token: str = "char"
+
+    # ---- text <-> ids ------------------------------------------------------------
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids of ``text`` after the model's preprocessing (unknown tokens -> 0)."""
+        return encode_text(text, self.vocab, self.mode, self.token)
+
+    def prefix_ids(self, prefix: str) -> list[int]:
+        """Ids of a generation prefix; unknown tokens become ``<unk>`` with a warning."""
+        tokens = tokenize(preprocess(prefix, self.mode), self.token, self.mode)
+        if not tokens:
+            raise UsageError(f"the prefix {prefix!r} has no {self.token} tokens after {self.mode} preprocessing")
+        ids = [self.vocab[tok] for tok in tokens]
+        unknown = sorted({tok for tok, i in zip(tokens, ids) if i == 0 and tok != "<unk>"})
+        if unknown:
+            logger.warning("warning: prefix tokens not in the vocabulary were mapped to <unk>: %s",
+                           " ".join(repr(t) for t in unknown[:10]))
+        return ids
+
+    # ---- scoring -----------------------------------------------------------------
+    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
+        """Perplexity / bits per token of a text (or an id array); see :func:`rnnlab.evaluation.evaluate`."""
+        from rnnlab.evaluation import evaluate
+        ids = self.encode(text_or_ids) if isinstance(text_or_ids, str) else np.asarray(text_or_ids)
+        return evaluate(self.model, ids, rows=rows, num_steps=num_steps)
+
+    # ---- generation --------------------------------------------------------------
+    def stream(self, prefix: str, length: int = 100, greedy: bool = False, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[str]:
+        """Yield the generated text piece by piece (one token's text at a time)."""
+        sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        ids = self.prefix_ids(prefix)
+        previous = self.vocab.to_tokens(ids[-1])
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if self.token == "byte" else None
+        for index in generate_ids(self.model, ids, length, sampling, generator):
+            tok = self.vocab.to_tokens(index)
+            if self.token == "char":
+                yield tok
+            elif decoder is not None:
+                piece = decoder.decode(tok.encode("latin-1"))
+                if piece:
+                    yield piece
+            else:
+                yield word_separator(previous, tok) + tok
+            previous = tok
+        if decoder is not None:
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+
+    def generate(self, prefix: str, length: int = 100, **options) -> str:
+        """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""
+        from rnnlab.data.text import detokenize
+        shown = detokenize(tokenize(preprocess(prefix, self.mode), self.token, self.mode), self.token)
+        return shown + "".join(self.stream(prefix, length, **options))
+
+    # ---- persistence -------------------------------------------------------------
+    @classmethod
+    def load(cls, folder, device: str = "cpu") -> "LanguageModel":
+        """Load the model of a checkpoint folder written by ``rnnlab train`` (on any device)."""
+        from rnnlab.training.checkpoint import load_language_model
+        return load_language_model(folder, device=resolve_device(device))

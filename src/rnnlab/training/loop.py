@@ -1,0 +1,359 @@
+"""The training loop for every recurrent language model.
+
+``Trainer(config, dataset).fit()`` trains, evaluates on the validation split,
+logs, checkpoints and returns a summary dict. It knows the models only through
+the interface of :mod:`rnnlab.models.base` and the data only through
+:class:`rnnlab.data.batches.BatchIterator`, so models, BPTT strategies and data
+sources vary independently.
+
+Exact resume: the data order of an epoch is a function of ``(seed, epoch)``,
+the randomized-BPTT scales a function of ``(seed, step)``; the checkpoint keeps
+weights, optimizer tensors, torch's RNG state, the counters, and mid-epoch the
+hidden state carried between batches. Resuming replays the epoch's order and
+skips the batches already done, so ``k`` steps + resume + ``N - k`` steps gives
+the same parameters as ``N`` steps in one go.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from rnnlab.data.batches import BatchIterator
+from rnnlab.data.dataset import TextDataset
+from rnnlab.errors import TrainingError, UsageError
+from rnnlab.evaluation import evaluate, unigram_result
+from rnnlab.lm import LanguageModel, resolve_device
+from rnnlab.models import RecurrentLM, build_model, detach_state
+from rnnlab.progress import logger, progress
+from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
+from rnnlab.training.config import TrainConfig
+
+Callback = Callable[[dict], object]
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end training after the current evaluation."""
+
+
+def make_optimizer(model: RecurrentLM, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay or 0.01)
+    raise UsageError(f"unknown optimizer '{config.optimizer}'")
+
+
+def fresh_progress() -> dict:
+    """Counters saved in checkpoints (all JSON)."""
+    return {"epoch": 0, "step": 0, "batch_in_epoch": 0, "epoch_nll": 0.0, "epoch_tokens": 0,
+            "best_val_perplexity": None, "evals_without_improvement": 0, "lr": None,
+            "train_seconds": 0.0, "train_tokens": 0, "history": [], "stopped": None}
+
+
+class Trainer:
+    """Train ``model`` (built from ``config`` when not given) on ``dataset``.
+
+    ``callbacks`` are called after every evaluation with the logged record (a dict);
+    raising :class:`StopTraining` ends training. ``out_dir`` receives checkpoints,
+    ``metrics.jsonl`` and ``perplexity.png``.
+    """
+
+    def __init__(self, config: TrainConfig, dataset: TextDataset, model: RecurrentLM | None = None,
+                 out_dir: str | os.PathLike | None = None, callbacks: list[Callback] | tuple = (),
+                 data_info: dict | None = None) -> None:
+        self.config = config.validate()
+        self.dataset = dataset
+        self.device = resolve_device(config.device)
+        if model is None:
+            with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+                torch.manual_seed(config.seed)
+                model = build_model(config.model, len(dataset.vocab), **config.model_options())
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.data_info = data_info or {"corpus": dataset.corpus_name}
+        self.progress = fresh_progress()
+        self.progress["lr"] = config.lr
+        self.carried = None  # hidden state carried between sequential batches (resume mid-epoch)
+        self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps,
+                                    sampling=config.sampling, seed=config.seed)
+        self._rng_seeded = False
+        if config.bptt == "full":
+            megabytes = full_bptt_megabytes(len(dataset.train), self.model.config())
+            if megabytes > config.full_bptt_max_mb:
+                raise TrainingError(
+                    f"full BPTT over {len(dataset.train):,} training tokens needs about {megabytes:,.4g} MB of "
+                    f"activations, above the limit of {config.full_bptt_max_mb:,.4g} MB (--full-bptt-max-mb); "
+                    "use --bptt truncated, or fewer training tokens (--max-tokens)")
+
+    # ------------------------------------------------------------------------------
+    @property
+    def language_model(self) -> LanguageModel:
+        return LanguageModel(self.model, self.dataset.vocab, self.dataset.mode, self.dataset.token)
+
+    def restore(self, folder) -> None:
+        """Load weights, optimizer, RNG and counters from a checkpoint written by this class."""
+        from rnnlab.training.checkpoint import load_model, load_resume_state, load_training_config
+        config = load_training_config(folder)
+        self.model.load_state_dict(load_model(folder, config, self.device).state_dict())
+        self.carried = load_resume_state(folder, config, self.optimizer, self.device)
+        self.progress = {**fresh_progress(), **config["progress"]}
+        self._set_lr(self.progress["lr"] or self.config.lr)
+        self._rng_seeded = True  # the checkpoint's RNG state was restored
+
+    def save(self) -> None:
+        if self.out_dir is None:
+            return
+        from rnnlab.training.checkpoint import save_training
+        save_training(self.out_dir, self.model, self.dataset.vocab, self.dataset.preprocessing(),
+                      self.data_info, self.config.to_dict(), self.progress, self.optimizer,
+                      carried_state=self.carried if self.progress["batch_in_epoch"] else None)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.progress["lr"] = lr
+
+    # ------------------------------------------------------------------------------
+    def fit(self, epochs: int | None = None, max_time: float | None = None) -> dict:
+        """Train until ``epochs`` (total, counting resumed ones), the time budget or early stopping."""
+        config = self.config
+        total_epochs = epochs if epochs is not None else config.epochs
+        budget = max_time if max_time is not None else config.max_time
+        deadline = time.perf_counter() + budget if budget else None
+        if not self._rng_seeded:
+            torch.manual_seed(config.seed)  # dropout noise; its state is checkpointed from here on
+            self._rng_seeded = True
+        p = self.progress
+        if p["stopped"] in ("early_stop",):
+            p["stopped"] = None
+        reason = "epochs"
+        try:
+            while p["epoch"] < total_epochs:
+                outcome = self._run_epoch(deadline)
+                if outcome in ("early_stop", "max_steps", "max_time"):
+                    reason = outcome
+                    break
+                if outcome == "done":
+                    p["epoch"] += 1
+                    p["batch_in_epoch"] = 0
+                    if p["epoch"] % config.eval_every == 0 or p["epoch"] == total_epochs:
+                        if self._evaluate_and_log():
+                            reason = "early_stop"
+                            break
+                if p["epoch"] < total_epochs:
+                    if config.max_steps is not None and p["step"] >= config.max_steps:
+                        reason = "max_steps"
+                        break
+                    if deadline is not None and time.perf_counter() > deadline:
+                        reason = "max_time"
+                        break
+        except KeyboardInterrupt:
+            p["stopped"] = "interrupted"
+            self.save()
+            raise
+        p["stopped"] = reason
+        if not p["history"] or p["history"][-1]["step"] != p["step"]:
+            self._evaluate_and_log(check_plateau=False)
+        else:
+            self.save()
+        return self.summary()
+
+    def _run_epoch(self, deadline: float | None) -> str:
+        """One epoch (or its remainder after a resume): "done", or why it stopped early."""
+        if self.config.bptt == "full":
+            return self._run_full_epoch(deadline)
+        config, p = self.config, self.progress
+        self.model.train()
+        self.loader.epoch = p["epoch"]
+        skip = p["batch_in_epoch"]
+        state = self.carried if skip else None
+        total = len(self.loader)
+        started = time.perf_counter()
+        for index, (X, Y) in enumerate(progress(self.loader, total=total, desc=f"epoch {p['epoch'] + 1}")):
+            if index < skip:
+                continue  # already trained on before the checkpoint
+            if state is None or config.sampling == "random":
+                state = self.model.begin_state(X.shape[0], self.device)
+            else:
+                state = detach_state(state)
+            X, Y = X.to(self.device), Y.to(self.device)
+            scales = None
+            if config.bptt == "randomized":
+                scales = randomized_scales(X.shape[1], config.bptt_keep_prob, config.seed, p["step"]).to(self.device)
+            logits, state = self.model(X, state, scales) if scales is not None else self.model(X, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+            self._update(loss, Y.numel())
+            p["batch_in_epoch"] = index + 1
+            self.carried = detach_state(state) if config.sampling == "sequential" else None
+            p["train_seconds"] += time.perf_counter() - started
+            started = time.perf_counter()
+            if config.eval_every_steps and p["step"] % config.eval_every_steps == 0:
+                if self._evaluate_and_log():
+                    return "early_stop"
+            last = index + 1 >= total
+            if config.max_steps is not None and p["step"] >= config.max_steps and not last:
+                return "max_steps"
+            if deadline is not None and time.perf_counter() > deadline and not last:
+                return "max_time"
+        self.carried = None
+        return "done"
+
+    def _run_full_epoch(self, deadline: float | None) -> str:
+        """Full BPTT: the whole epoch is one graph, one backward pass, one update."""
+        p = self.progress
+        self.model.train()
+        self.loader.epoch = p["epoch"]
+        started = time.perf_counter()
+        state = None
+        total_nll, tokens = 0.0, 0
+        for X, Y in progress(self.loader, total=len(self.loader), desc=f"epoch {p['epoch'] + 1}"):
+            X, Y = X.to(self.device), Y.to(self.device)
+            state = self.model.begin_state(X.shape[0], self.device) if state is None else state
+            logits, state = self.model(X, state)  # no detach: gradients reach the first batch
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum")
+            total_nll = total_nll + nll
+            tokens += Y.numel()
+        self._update(total_nll / tokens, tokens)
+        p["train_seconds"] += time.perf_counter() - started
+        return "done"
+
+    def _update(self, loss: torch.Tensor, tokens: int) -> None:
+        """Backward, clip, step; record the gradient norm before clipping."""
+        p = self.progress
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingError(self._diverged("loss", value))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [q for q in self.model.parameters() if q.grad is not None]
+        max_norm = self.config.clip if self.config.clip is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if not math.isfinite(grad_norm):
+            raise TrainingError(self._diverged("gradient norm", grad_norm))
+        self.optimizer.step()
+        p["step"] += 1
+        p["epoch_nll"] += value * tokens
+        p["epoch_tokens"] += tokens
+        p["train_tokens"] += tokens
+        p["grad_norm_sum"] = p.get("grad_norm_sum", 0.0) + grad_norm
+        p["grad_norm_max"] = max(p.get("grad_norm_max", 0.0), grad_norm)
+        p["grad_norm_count"] = p.get("grad_norm_count", 0) + 1
+
+    def _diverged(self, what: str, value: float) -> str:
+        p = self.progress
+        kept = f"; the last good checkpoint in {self.out_dir} is kept" if self.out_dir else ""
+        return (f"{what} became {value} at step {p['step'] + 1} (epoch {p['epoch'] + 1}){kept}; "
+                "lower --lr or set --clip")
+
+    # ------------------------------------------------------------------------------
+    def _evaluate_and_log(self, check_plateau: bool = True) -> bool:
+        """Evaluate, log a record, checkpoint, adjust lr; True when early stopping triggers."""
+        config, p = self.config, self.progress
+        val = evaluate(self.model, self.dataset.val) if len(self.dataset.val) > 1 else None
+        train_ppl = math.exp(p["epoch_nll"] / p["epoch_tokens"]) if p["epoch_tokens"] else float("nan")
+        grad_count = p.get("grad_norm_count", 0)
+        record = {
+            "epoch": p["epoch"] + (p["batch_in_epoch"] / max(len(self.loader), 1) if p["batch_in_epoch"] else 0),
+            "step": p["step"], "train_perplexity": train_ppl,
+            "val_perplexity": val["perplexity"] if val else None,
+            "val_bits_per_token": val["bits_per_token"] if val else None,
+            "tokens_per_second": p["train_tokens"] / p["train_seconds"] if p["train_seconds"] else None,
+            "grad_norm_mean": p.get("grad_norm_sum", 0.0) / grad_count if grad_count else None,
+            "grad_norm_max": p.get("grad_norm_max") if grad_count else None,
+            "lr": p["lr"], "seconds": round(p["train_seconds"], 3),
+        }
+        if config.sample_length:
+            prefix = config.sample_prefix or self._default_prefix()
+            record["sample"] = self.language_model.generate(prefix, config.sample_length, greedy=True)
+            self.model.train()
+        p["history"].append(record)
+        p["epoch_nll"], p["epoch_tokens"] = 0.0, 0
+        p["grad_norm_sum"], p["grad_norm_max"], p["grad_norm_count"] = 0.0, 0.0, 0
+        stop = False
+        if val is not None and check_plateau:
+            best = p["best_val_perplexity"]
+            if best is None or val["perplexity"] < best:
+                p["best_val_perplexity"] = val["perplexity"]
+                p["evals_without_improvement"] = 0
+            else:
+                p["evals_without_improvement"] += 1
+                if config.lr_decay and p["evals_without_improvement"] % config.lr_patience == 0:
+                    self._set_lr(p["lr"] * config.lr_decay)
+                if config.early_stop and p["evals_without_improvement"] >= config.early_stop:
+                    stop = True
+        elif val is not None and (p["best_val_perplexity"] is None or val["perplexity"] < p["best_val_perplexity"]):
+            p["best_val_perplexity"] = val["perplexity"]
+        logger.info(_format_record(record))
+        self.save()
+        self._write_logs(record)
+        for callback in self.callbacks:
+            try:
+                callback(record)
+            except StopTraining:
+                stop = True
+        if stop:
+            p["stopped"] = "early_stop"
+        return stop
+
+    def _default_prefix(self) -> str:
+        from rnnlab.data.text import detokenize
+        tokens = self.dataset.vocab.to_tokens(self.dataset.train[:8].tolist())
+        return detokenize(tokens, self.dataset.token)
+
+    def _write_logs(self, record: dict) -> None:
+        if self.out_dir is None:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        history = self.progress["history"]
+        if len(history) >= 2:
+            from rnnlab.plots import curves_plot
+            series = {"train": [h["train_perplexity"] for h in history]}
+            if history[-1]["val_perplexity"] is not None:
+                series["validation"] = [h["val_perplexity"] for h in history]
+            curves_plot([h["epoch"] for h in history], series, self.out_dir / "perplexity.png",
+                        xlabel="epoch", ylabel="perplexity", title=f"{self.config.model} on {self.data_info.get('corpus')}")
+
+    # ------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        p = self.progress
+        last = p["history"][-1] if p["history"] else {}
+        baseline = unigram_result(self.dataset.train, self.dataset.val, len(self.dataset.vocab)) \
+            if len(self.dataset.val) > 1 else None
+        return {
+            "model": self.config.model, "parameters": self.model.num_parameters(),
+            "train_perplexity": last.get("train_perplexity"), "val_perplexity": last.get("val_perplexity"),
+            "val_bits_per_token": last.get("val_bits_per_token"),
+            "best_val_perplexity": p["best_val_perplexity"],
+            "unigram_val_perplexity": baseline["perplexity"] if baseline else None,
+            "tokens_per_second": last.get("tokens_per_second"),
+            "epochs": p["epoch"] + (p["batch_in_epoch"] / max(len(self.loader), 1)),
+            "steps": p["step"], "seconds": round(p["train_seconds"], 3), "stopped": p["stopped"],
+            "sample": last.get("sample"), "device": str(self.device), "threads": torch.get_num_threads(),
+            "train_tokens": len(self.dataset.train), "val_tokens": len(self.dataset.val),
+            "vocab_size": len(self.dataset.vocab), "out": str(self.out_dir) if self.out_dir else None,
+        }
+
+
+def _format_record(record: dict) -> str:
+    def num(value, fmt):
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+    line = (f"epoch {num(record['epoch'], '.4g')} step {record['step']}: train ppl {num(record['train_perplexity'], '.3f')}"
+            f" | val ppl {num(record['val_perplexity'], '.3f')} ({num(record['val_bits_per_token'], '.3f')} bits/token)"
+            f" | {num(record['tokens_per_second'], ',.0f')} tok/s | grad norm {num(record['grad_norm_mean'], '.3g')}"
+            f" (max {num(record['grad_norm_max'], '.3g')}) | lr {num(record['lr'], '.3g')}")
+    if record.get("sample") is not None:
+        line += f"\n  sample: {record['sample']!r}"
+    return line

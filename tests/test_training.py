@@ -1,0 +1,190 @@
+"""Training loop: BPTT modes, exact resume, divergence handling, bad configurations."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.data.dataset import prepare_text
+from rnnlab.errors import CheckpointError, DataError, TrainingError, UsageError
+from rnnlab.training import run
+from rnnlab.training.config import make_config
+from rnnlab.training.loop import StopTraining, Trainer
+
+TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
+        "matter to us his grey eyes shone and twinkled and his usually pale face was flushed and animated ") * 12
+
+
+def small(**overrides):
+    base = dict(model="lstm", hidden_size=16, num_layers=2, dropout=0.1, embed_size=8, batch_size=4,
+                num_steps=10, epochs=3, lr=0.01, sample_length=5, split="0.8,0.1,0.1")
+    base.update(overrides)
+    return make_config(**base)
+
+
+def dataset(config):
+    return prepare_text(TEXT, mode="d2l", token="char", split=config.split)
+
+
+def params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("sampling,bptt", [("random", "truncated"), ("sequential", "truncated"),
+                                           ("sequential", "full"), ("sequential", "randomized")])
+def test_every_bptt_mode_lowers_the_loss(model, sampling, bptt):
+    config = small(model=model, sampling=sampling, bptt=bptt, epochs=6, lr=0.02, dropout=0.0)
+    trainer = Trainer(config, dataset(config))
+    summary = trainer.fit()
+    history = trainer.progress["history"]
+    assert summary["epochs"] == 6
+    assert history[-1]["train_perplexity"] < history[0]["train_perplexity"]
+    assert math.isfinite(summary["val_perplexity"])
+    expected_steps = 6 if bptt == "full" else None
+    if expected_steps:
+        assert summary["steps"] == expected_steps  # one update per epoch
+
+
+def test_gradient_norm_is_logged_before_clipping():
+    config = small(clip=1e-6, epochs=1)
+    trainer = Trainer(config, dataset(config))
+    trainer.fit()
+    record = trainer.progress["history"][-1]
+    assert record["grad_norm_mean"] > 1e-6  # the norm before clipping, not the clipped 1e-6
+
+
+@pytest.mark.parametrize("stop_at", [5, 8])  # mid-epoch and (near) an epoch boundary
+def test_resume_gives_identical_parameters(tmp_path, stop_at):
+    config = small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every=1)
+    data = dataset(config)
+    straight = Trainer(config, data)
+    straight.fit()
+
+    first = Trainer(small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, max_steps=stop_at),
+                    data, out_dir=tmp_path / "run")
+    first.fit()
+    assert first.progress["step"] == stop_at
+    # Resume in a fresh Trainer from the files only.
+    second = Trainer(config, data, out_dir=tmp_path / "run")
+    second.restore(tmp_path / "run")
+    second.fit()
+    assert second.progress["step"] == straight.progress["step"]
+    a, b = params(straight.model), params(second.model)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_through_the_api_reloads_the_corpus(tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(TEXT)
+    config = small(corpus=str(corpus), epochs=2, max_steps=3)
+    run.train(config, out_dir=tmp_path / "ck")
+    trainer, summary = run.resume(tmp_path / "ck", epochs=2)
+    assert summary["stopped"] == "epochs" and summary["epochs"] == 2
+    corpus.write_text(TEXT + "changed")
+    with pytest.raises(DataError, match="changed since the checkpoint"):
+        run.resume(tmp_path / "ck", epochs=3)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    config = small(epochs=5)
+    trainer = Trainer(config, dataset(config), out_dir=tmp_path / "ck")
+
+    def poison(record):
+        if record["epoch"] == 1:
+            with torch.no_grad():
+                trainer.model.output.bias.fill_(float("nan"))
+
+    trainer.callbacks.append(poison)
+    with pytest.raises(TrainingError, match=r"loss became nan at step \d+ \(epoch 2\).*checkpoint"):
+        trainer.fit()
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["progress"]["epoch"] == 1
+    from rnnlab.lm import LanguageModel
+    lm = LanguageModel.load(tmp_path / "ck")
+    assert all(torch.isfinite(p).all() for p in lm.model.parameters())
+
+
+def test_callback_can_stop_training():
+    config = small(epochs=10)
+    trainer = Trainer(config, dataset(config))
+
+    def stop(record):
+        raise StopTraining
+
+    trainer.callbacks.append(stop)
+    summary = trainer.fit()
+    assert summary["epochs"] == 1 and summary["stopped"] == "early_stop"
+
+
+def test_early_stopping_and_lr_decay():
+    config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, dropout=0.0)
+    trainer = Trainer(config, dataset(config))
+    summary = trainer.fit()
+    lrs = [h["lr"] for h in trainer.progress["history"]]
+    if summary["stopped"] == "early_stop":
+        assert summary["epochs"] < 30
+        assert min(lrs) < 0.5
+
+
+def test_full_bptt_refuses_beyond_the_memory_bound():
+    config = small(sampling="sequential", bptt="full", full_bptt_max_mb=0.001)
+    with pytest.raises(TrainingError, match=r"full BPTT over .*--full-bptt-max-mb"):
+        Trainer(config, dataset(config))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(model="transformer"), "unknown model"),
+    (dict(optimizer="lbfgs"), "unknown optimizer"),
+    (dict(hidden_size=0), "hidden-size must be a positive integer"),
+    (dict(batch_size=-1), "batch-size must be a positive integer"),
+    (dict(bptt="sometimes"), "unknown BPTT"),
+    (dict(bptt="full", sampling="random"), "needs --sampling sequential"),
+    (dict(lr=0), "lr must be > 0"),
+])
+def test_bad_configurations_raise_usage_errors(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        small(**overrides)
+
+
+def test_corpus_shorter_than_one_batch(tmp_path):
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("abcdefghij" * 3)
+    with pytest.raises(DataError, match=r"batch_size \* num_steps \+ 1"):
+        run.train(small(corpus=str(corpus), batch_size=8, num_steps=10))
+
+
+def test_resume_from_a_folder_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not an rnnlab checkpoint"):
+        run.resume(tmp_path)
+
+
+def test_tampered_checkpoint_is_detected(tmp_path):
+    config = small(epochs=1)
+    Trainer(config, dataset(config), out_dir=tmp_path).fit()
+    weights = tmp_path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    from rnnlab.lm import LanguageModel
+    with pytest.raises(CheckpointError, match="checksum"):
+        LanguageModel.load(tmp_path)
+
+
+def test_checkpoint_folder_contents(tmp_path):
+    config = small(epochs=2)
+    Trainer(config, dataset(config), out_dir=tmp_path).fit()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["config.json", "metrics.jsonl", "model.safetensors", "optimizer.safetensors",
+                     "perplexity.png", "state.safetensors"]
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["vocab"]["idx_to_token"][0] == "<unk>"
+    assert saved["preprocessing"] == {"mode": "d2l", "token": "char"}
+    assert saved["progress"]["epoch"] == 2
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
