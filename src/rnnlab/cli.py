@@ -36,15 +36,17 @@ def _finite(value: float):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str = "raw") -> None:
+def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None = "raw",
+                       token_default: str | None = "char") -> None:
     from rnnlab.data.corpus import DEFAULT_CORPUS
     group = parser.add_argument_group("corpus")
     group.add_argument("--corpus", default=None, metavar="NAME_OR_PATH",
                        help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob")
     group.add_argument("--data-dir", default=None, help="folder holding downloaded corpora (default: $RNNLAB_DATA, then the user cache)")
-    group.add_argument("--encoding-errors", default="strict", help="strict (default), replace or ignore undecodable bytes")
-    group.add_argument("--mode", default=mode_default, help=f"preprocessing: d2l or raw (default {mode_default})")
-    group.add_argument("--token", default="char", help="tokenizer: char, word or byte (default char)")
+    group.add_argument("--encoding-errors", default="strict" if mode_default else None,
+                       help="strict (default), replace or ignore undecodable bytes")
+    group.add_argument("--mode", default=mode_default, help=f"preprocessing: d2l or raw (default {mode_default or 'raw'})")
+    group.add_argument("--token", default=token_default, help="tokenizer: char, word or byte (default char)")
 
 
 def load_corpus_from_args(args):
@@ -108,6 +110,96 @@ def cmd_demo(args) -> int:
 # rnnlab train / eval / generate  (language models; see rnnlab.training, rnnlab.generation)
 # [lm-commands]
 
+TRAIN_OPTIONS = ("corpus", "mode", "token", "split", "max_tokens", "min_freq", "encoding_errors", "model",
+                 "hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity",
+                 "batch_size", "num_steps", "epochs", "max_time", "max_steps", "lr", "optimizer", "weight_decay", "clip",
+                 "sampling", "bptt", "bptt_keep_prob", "full_bptt_max_mb", "lr_decay", "lr_patience",
+                 "early_stop", "eval_every", "eval_every_steps", "sample_prefix", "sample_length", "seed", "device")
+RESUMABLE = {"epochs", "max_time", "max_steps", "device"}
+FLAGS = {"hidden_size": "hidden", "num_layers": "layers", "embed_size": "embed"}
+
+
+def cmd_train(args) -> int:
+    from rnnlab.errors import UsageError
+    from rnnlab.training import run
+    from rnnlab.training.config import make_config
+
+    given = {key: getattr(args, key) for key in TRAIN_OPTIONS if getattr(args, key) is not None}
+    if args.no_clip:
+        given["clip"] = None
+    if args.resume:
+        fixed = sorted(set(given) - RESUMABLE - {"corpus"} | ({"preset"} if args.preset else set()))
+        if fixed:
+            raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device "
+                             f"and --out may be given (got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
+        _, summary = run.resume(args.resume, epochs=given.get("epochs"), max_time=given.get("max_time"),
+                                max_steps=given.get("max_steps"),
+                                out_dir=args.out, device=given.get("device"), data_dir=args.data_dir)
+    else:
+        config = make_config(args.preset, **given)
+        if args.no_clip:
+            config.clip = None
+        _, summary = run.train(config, out_dir=args.out, data_dir=args.data_dir)
+    if not args.json:
+        print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
+              f"{summary['threads']} threads)")
+        print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['seconds']:.1f} s "
+              f"({_fmt(summary['tokens_per_second'], ',.0f')} tokens/s); stopped by {summary['stopped']}")
+        print(f"train perplexity {_fmt(summary['train_perplexity'], '.3f')}")
+        print(f"val perplexity   {_fmt(summary['val_perplexity'], '.3f')} ({_fmt(summary['val_bits_per_token'], '.3f')} "
+              f"bits/token; best {_fmt(summary['best_val_perplexity'], '.3f')}; add-one unigram "
+              f"{_fmt(summary['unigram_val_perplexity'], '.3f')})")
+        if summary.get("sample") is not None:
+            print(f"sample           {summary['sample']!r}")
+        if summary["out"]:
+            print(f"checkpoint       {summary['out']}")
+    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in summary.items()}, args.json)
+    return 0
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def cmd_eval(args) -> int:
+    from rnnlab.training.run import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, split=args.split, text_path=args.text, data_dir=args.data_dir,
+                                 encoding_errors=args.encoding_errors)
+    if not args.json:
+        print(f"source          {result['source']}")
+        print(f"perplexity      {_fmt(result['perplexity'], '.4f')}")
+        print(f"bits per token  {_fmt(result['bits_per_token'], '.4f')}")
+        print(f"tokens          {result['tokens']:,} scored, {result['unknown_tokens']:,} unknown (<unk>)")
+    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from rnnlab.lm import LanguageModel
+
+    lm = LanguageModel.load(args.checkpoint, device=args.device)
+    options = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    samples = []
+    for index in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + index
+        shown = lm.generate(args.prefix, 0)  # the prefix as the model sees it
+        pieces = []
+        if not args.json:
+            sys.stdout.write(shown)
+            sys.stdout.flush()
+        for piece in lm.stream(args.prefix, args.length, seed=seed, **options):
+            pieces.append(piece)
+            if not args.json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        if not args.json:
+            sys.stdout.write("\n")
+        samples.append(shown + "".join(pieces))
+    emit({"samples": samples, "prefix": args.prefix, "length": args.length, **options}, args.json)
+    return 0
+
+
 # ----------------------------------------------------------------------------------
 # rnnlab ngram train / eval / generate  (see rnnlab.ngram)
 # [ngram-commands]
@@ -138,6 +230,75 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     # [lm-parsers]
+    from rnnlab.training.config import PRESETS
+    from rnnlab.models import MODEL_NAMES
+    train = commands.add_parser("train", help="train a recurrent language model",
+                                description="Train an RNN/GRU/LSTM (or the from-scratch RNN) language model. "
+                                            "Defaults suit your own text: a 2-layer LSTM with Adam.")
+    add_corpus_options(train, mode_default=None, token_default=None)
+    train.add_argument("--preset", default=None, help=f"the book's experiments: {', '.join(PRESETS)}")
+    train.add_argument("--split", default=None, help="train,val,test fractions (default 0.9,0.05,0.05) or 'd2l'")
+    train.add_argument("--max-tokens", type=int, default=None, help="use at most this many training tokens")
+    train.add_argument("--min-freq", type=int, default=None, help="drop tokens rarer than this from the vocabulary")
+    model = train.add_argument_group("model")
+    model.add_argument("--model", default=None, help=f"{', '.join(MODEL_NAMES)} (default lstm)")
+    model.add_argument("--hidden", dest="hidden_size", type=int, default=None, help="hidden units (default 256)")
+    model.add_argument("--layers", dest="num_layers", type=int, default=None, help="recurrent layers (default 2)")
+    model.add_argument("--dropout", type=float, default=None, help="dropout between layers (default 0.2)")
+    model.add_argument("--embed", dest="embed_size", type=int, default=None, help="embedding size; 0 = one-hot (default 64)")
+    model.add_argument("--tie-weights", action="store_true", default=None, help="share embedding and output weights")
+    model.add_argument("--nonlinearity", default=None, help="tanh or relu (--model rnn)")
+    opt = train.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=None, help="sequences per batch (default 32)")
+    opt.add_argument("--num-steps", type=int, default=None, help="time steps per sequence (default 64)")
+    opt.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 20)")
+    opt.add_argument("--max-time", type=float, default=None, help="wall-clock budget in seconds")
+    opt.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    opt.add_argument("--lr", type=float, default=None, help="learning rate (default 0.002)")
+    opt.add_argument("--optimizer", default=None, help="sgd, adam or adamw (default adam)")
+    opt.add_argument("--weight-decay", type=float, default=None)
+    opt.add_argument("--clip", type=float, default=None, help="global gradient-norm threshold theta (default 1)")
+    opt.add_argument("--no-clip", action="store_true", help="no gradient clipping")
+    opt.add_argument("--sampling", default=None, help="random or sequential (default sequential)")
+    opt.add_argument("--bptt", default=None, help="truncated, full or randomized (default truncated)")
+    opt.add_argument("--bptt-keep-prob", type=float, default=None, help="randomized BPTT: P(gradient crosses a step) (0.9)")
+    opt.add_argument("--full-bptt-max-mb", type=float, default=None, help="full BPTT memory bound (2048 MB)")
+    opt.add_argument("--lr-decay", type=float, default=None, help="multiply lr by this on a validation plateau")
+    opt.add_argument("--lr-patience", type=int, default=None, help="evaluations without improvement before decay (1)")
+    opt.add_argument("--early-stop", type=int, default=None, help="stop after this many evaluations without improvement")
+    opt.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs (default 1)")
+    opt.add_argument("--eval-every-steps", type=int, default=None, help="also evaluate every N steps")
+    opt.add_argument("--sample-prefix", default=None, help="prefix of the greedy sample shown at each evaluation")
+    opt.add_argument("--sample-length", type=int, default=None, help="tokens in that sample (default 50)")
+    opt.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    opt.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+    train.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (weights, config, metrics, plot)")
+    train.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR")
+    train.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    train.set_defaults(handler=cmd_train)
+
+    ev = commands.add_parser("eval", help="perplexity of a trained model")
+    ev.add_argument("checkpoint", metavar="DIR")
+    ev.add_argument("--split", default="val", help="val or test of the training corpus (default val)")
+    ev.add_argument("--text", default=None, metavar="FILE", help="score this UTF-8 file instead")
+    ev.add_argument("--data-dir", default=None)
+    ev.add_argument("--encoding-errors", default="strict")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=cmd_eval)
+
+    gen = commands.add_parser("generate", help="generate text from a trained model")
+    gen.add_argument("checkpoint", metavar="DIR")
+    gen.add_argument("--prefix", default="the", help="warm-up text (default 'the')")
+    gen.add_argument("--length", type=int, default=200, help="tokens to generate (default 200)")
+    gen.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = all)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    gen.add_argument("--num-samples", type=int, default=1)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--json", action="store_true")
+    gen.set_defaults(handler=cmd_generate)
     # [ngram-parsers]
     # [forecast-parsers]
     return parser
