@@ -101,9 +101,29 @@ def shown(token: str) -> str:
 
 
 def cmd_demo(args) -> int:
-    args.corpus, args.data_dir, args.encoding_errors = None, None, "strict"
-    args.mode, args.token, args.top, args.plot = "raw", "char", 10, None
-    return cmd_corpus_stats(args)
+    """Train a small character LSTM on the built-in corpus for ``--seconds`` and sample from it."""
+    from rnnlab.lm import LanguageModel
+    from rnnlab.training import run
+    from rnnlab.training.config import make_config
+
+    config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds, epochs=1000,
+                         eval_every_steps=args.eval_every_steps, eval_every=1000, seed=args.seed,
+                         sample_length=0)
+    _, summary = run.train(config, out_dir=args.out)
+    lm = LanguageModel.load(args.out)
+    sample = lm.generate("The ", 300, temperature=0.7, seed=args.seed)
+    summary["sample"] = sample
+    if not args.json:
+        print(f"trained {summary['model']} ({summary['parameters']:,} parameters) for {summary['seconds']:.0f} s on the "
+              f"built-in corpus: {summary['steps']:,} steps, {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s")
+        print(f"validation perplexity {_fmt(summary['val_perplexity'], '.3f')} "
+              f"({_fmt(summary['val_bits_per_token'], '.3f')} bits/char; add-one unigram "
+              f"{_fmt(summary['unigram_val_perplexity'], '.3f')})")
+        print(f"checkpoint {args.out}  (try: rnnlab generate {args.out} --prefix 'The ')")
+        print("sample (temperature 0.7):")
+        print(sample)
+    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in summary.items()}, args.json)
+    return 0
 
 
 # ----------------------------------------------------------------------------------
@@ -225,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     stats.set_defaults(handler=cmd_corpus_stats)
 
-    demo = commands.add_parser("demo", help="the quick-start job on the built-in corpus (offline)")
+    demo = commands.add_parser("demo", help="the quick-start job: train a char LSTM on the built-in corpus (offline)")
+    demo.add_argument("--seconds", type=float, default=100.0, help="training budget (default 100)")
+    demo.add_argument("--eval-every-steps", type=int, default=200, help="validation every N steps (default 200)")
+    demo.add_argument("--out", default="runs/demo", help="checkpoint folder (default runs/demo)")
+    demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
 
