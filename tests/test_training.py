@@ -125,11 +125,25 @@ def test_callback_can_stop_training():
 def test_early_stopping_and_lr_decay():
     config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, dropout=0.0)
     trainer = Trainer(config, dataset(config))
-    summary = trainer.fit()
+    vals = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])  # improvement, then a plateau
+
+    import rnnlab.training.loop as loop
+    real = loop.evaluate
+
+    def fake(model, ids, **kw):
+        result = real(model, ids, **kw)
+        result["perplexity"] = next(vals)
+        return result
+
+    loop.evaluate = fake
+    try:
+        summary = trainer.fit()
+    finally:
+        loop.evaluate = real
     lrs = [h["lr"] for h in trainer.progress["history"]]
-    if summary["stopped"] == "early_stop":
-        assert summary["epochs"] < 30
-        assert min(lrs) < 0.5
+    assert summary["stopped"] == "early_stop" and summary["epochs"] == 4
+    assert lrs == [0.5, 0.5, 0.5, 0.25]  # the lr each epoch trained with; it halves after each plateau
+    assert trainer.progress["lr"] == 0.125
 
 
 def test_full_bptt_refuses_beyond_the_memory_bound():
@@ -180,8 +194,11 @@ def test_checkpoint_folder_contents(tmp_path):
     config = small(epochs=2)
     Trainer(config, dataset(config), out_dir=tmp_path).fit()
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["config.json", "metrics.jsonl", "model.safetensors", "optimizer.safetensors",
+    assert names == ["best", "config.json", "metrics.jsonl", "model.safetensors", "optimizer.safetensors",
                      "perplexity.png", "state.safetensors"]
+    best = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert best["progress"]["best_val_perplexity"] == min(
+        json.loads(line)["val_perplexity"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines())
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["vocab"]["idx_to_token"][0] == "<unk>"
     assert saved["preprocessing"] == {"mode": "d2l", "token": "char"}

@@ -46,9 +46,9 @@ class TrainConfig:
     bptt: str = "truncated"            # truncated | full | randomized
     bptt_keep_prob: float = 0.9        # randomized: P(gradient crosses a time step), xi in {0, 1/p}
     full_bptt_max_mb: float = 2048.0   # full BPTT: refuse when the estimated activations exceed this
-    lr_decay: float | None = None      # multiply lr by this when val perplexity plateaus; None = off
+    lr_decay: float | None = 0.5       # multiply lr by this when val perplexity plateaus; None = off
     lr_patience: int = 1               # evaluations without improvement before decaying
-    early_stop: int | None = None      # stop after this many evaluations without improvement; None = off
+    early_stop: int | None = 4         # stop after this many evaluations without improvement; None = off
     eval_every: int = 1                # evaluate every this many epochs
     eval_every_steps: int | None = None  # also evaluate every this many optimizer steps (large corpora)
     sample_prefix: str | None = None   # prefix of the per-evaluation greedy sample; None = start of the text
@@ -111,7 +111,8 @@ class TrainConfig:
 _D2L_COMMON = dict(corpus="timemachine", mode="d2l", token="char", split="d2l", max_tokens=10_000,
                    batch_size=32, num_steps=35, lr=1.0, optimizer="sgd", clip=1.0, epochs=500,
                    sampling="sequential", bptt="truncated", dropout=0.0, embed_size=0, num_layers=1,
-                   eval_every=25, sample_prefix="time traveller", sample_length=50)
+                   eval_every=25, sample_prefix="time traveller", sample_length=50,
+                   lr_decay=None, early_stop=None)
 PRESETS: dict[str, dict] = {
     "d2l-scratch": dict(_D2L_COMMON, model="rnn-scratch", hidden_size=512),
     "d2l-concise": dict(_D2L_COMMON, model="rnn", hidden_size=256),

@@ -64,8 +64,9 @@ class Trainer:
     """Train ``model`` (built from ``config`` when not given) on ``dataset``.
 
     ``callbacks`` are called after every evaluation with the logged record (a dict);
-    raising :class:`StopTraining` ends training. ``out_dir`` receives checkpoints,
-    ``metrics.jsonl`` and ``perplexity.png``.
+    raising :class:`StopTraining` ends training. ``out_dir`` receives the latest
+    checkpoint (to resume), ``out_dir/best`` a checkpoint of the weights with the
+    best validation perplexity so far (to use), ``metrics.jsonl`` and ``perplexity.png``.
     """
 
     def __init__(self, config: TrainConfig, dataset: TextDataset, model: RecurrentLM | None = None,
@@ -112,11 +113,12 @@ class Trainer:
         self._set_lr(self.progress["lr"] or self.config.lr)
         self._rng_seeded = True  # the checkpoint's RNG state was restored
 
-    def save(self) -> None:
+    def save(self, best: bool = False) -> None:
+        """Checkpoint into ``out_dir`` (``out_dir/best`` for the best validation perplexity so far)."""
         if self.out_dir is None:
             return
         from rnnlab.training.checkpoint import save_training
-        save_training(self.out_dir, self.model, self.dataset.vocab, self.dataset.preprocessing(),
+        save_training(self.out_dir / "best" if best else self.out_dir, self.model, self.dataset.vocab, self.dataset.preprocessing(),
                       self.data_info, self.config.to_dict(), self.progress, self.optimizer,
                       carried_state=self.carried if self.progress["batch_in_epoch"] else None)
 
@@ -281,12 +283,13 @@ class Trainer:
         p["history"].append(record)
         p["epoch_nll"], p["epoch_tokens"] = 0.0, 0
         p["grad_norm_sum"], p["grad_norm_max"], p["grad_norm_count"] = 0.0, 0.0, 0
-        stop = False
+        stop = improved = False
         if val is not None and check_plateau:
             best = p["best_val_perplexity"]
             if best is None or val["perplexity"] < best:
                 p["best_val_perplexity"] = val["perplexity"]
                 p["evals_without_improvement"] = 0
+                improved = True
             else:
                 p["evals_without_improvement"] += 1
                 if config.lr_decay and p["evals_without_improvement"] % config.lr_patience == 0:
@@ -295,8 +298,11 @@ class Trainer:
                     stop = True
         elif val is not None and (p["best_val_perplexity"] is None or val["perplexity"] < p["best_val_perplexity"]):
             p["best_val_perplexity"] = val["perplexity"]
+            improved = True
         logger.info(_format_record(record))
         self.save()
+        if improved:
+            self.save(best=True)
         self._write_logs(record)
         for callback in self.callbacks:
             try:
