@@ -12,11 +12,19 @@ from rnnlab.data.vocab import Vocab
 from rnnlab.data.encode import encode
 from rnnlab.data.batches import BatchIterator, random_batches, sequential_batches
 from rnnlab.data.dataset import TextDataset, prepare_text
+from rnnlab.models import build_model, MODEL_NAMES
+from rnnlab.lm import LanguageModel
+from rnnlab.evaluation import evaluate
+from rnnlab.training.config import TrainConfig, make_config, PRESETS
+from rnnlab.training.loop import Trainer, StopTraining
+
+load = LanguageModel.load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RnnlabError", "Corpus", "load_corpus", "preprocess", "tokenize", "detokenize",
     "Vocab", "encode", "BatchIterator", "random_batches", "sequential_batches",
-    "TextDataset", "prepare_text", "__version__",
+    "TextDataset", "prepare_text", "build_model", "MODEL_NAMES", "LanguageModel", "load", "evaluate",
+    "TrainConfig", "make_config", "PRESETS", "Trainer", "StopTraining", "__version__",
 ]

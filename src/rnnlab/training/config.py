@@ -12,6 +12,7 @@ from rnnlab.errors import UsageError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 BPTT_MODES = ("truncated", "full", "randomized")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+UNLIMITED_EPOCHS = 1_000_000
 
 
 @dataclass
@@ -58,6 +59,11 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         from rnnlab.models import MODEL_NAMES
+        # 0 switches an optional feature off (None means "not given" on the command line).
+        if self.early_stop == 0:
+            self.early_stop = None
+        if self.lr_decay in (0, 1):
+            self.lr_decay = None
         if self.model not in MODEL_NAMES:
             raise UsageError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
         if self.optimizer not in OPTIMIZERS:
@@ -126,7 +132,10 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "max_time" in given and "epochs" not in given:
+        values["epochs"] = UNLIMITED_EPOCHS  # a time budget alone means: train until it is spent
+    values.update(given)
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:
