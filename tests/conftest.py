@@ -5,6 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests use tiny models: one intra-op thread is as fast and avoids oversubscribing
+# the cores when several processes run at once.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEMACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
