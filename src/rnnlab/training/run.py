@@ -18,8 +18,15 @@ from rnnlab.training.config import TrainConfig
 from rnnlab.training.loop import Callback, Trainer
 
 
-def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None) -> tuple[TextDataset, dict]:
-    """Load and encode the corpus that ``config`` names; also return its provenance."""
+def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
+                saved_sources: list[str] | None = None) -> tuple[TextDataset, dict]:
+    """Load and encode the corpus that ``config`` names; also return its provenance.
+
+    ``saved_sources`` (from a checkpoint) lets a named download such as
+    ``timemachine`` be found again where training found it.
+    """
+    if data_dir is None and saved_sources and Path(saved_sources[0]).is_file():
+        data_dir = Path(saved_sources[0]).parent
     corpus = load_corpus(config.corpus, data_dir=data_dir, encoding_errors=config.encoding_errors)
     dataset = prepare_text(corpus, mode=config.mode, token=config.token, split=config.split,
                            min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
@@ -55,7 +62,8 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     if device is not None:
         config.device = device
     config.validate()
-    dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]))
+    dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
+                                saved_sources=saved.get("data", {}).get("sources"))
     old_sha = saved.get("data", {}).get("sha1")
     if old_sha and info.get("sha1") and old_sha != info["sha1"]:
         raise DataError(f"the corpus {info['sources'][0]} changed since the checkpoint was written "
@@ -94,7 +102,7 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     else:
         saved = load_training_config(folder)
         config = TrainConfig.from_dict(saved["train_config"])
-        dataset, _ = dataset_for(config, data_dir, vocab=lm.vocab)
+        dataset, _ = dataset_for(config, data_dir, vocab=lm.vocab, saved_sources=saved.get("data", {}).get("sources"))
         ids = dataset.part(split)
         if len(ids) < 2:
             raise DataError(f"the '{split}' split of {config.corpus or 'the built-in corpus'} has no tokens to score "
