@@ -201,9 +201,9 @@ def cmd_generate(args) -> int:
     lm = LanguageModel.load(args.checkpoint, device=args.device)
     options = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     samples = []
+    shown = lm.prefix_text(args.prefix)
     for index in range(args.num_samples):
         seed = None if args.seed is None else args.seed + index
-        shown = lm.generate(args.prefix, 0)  # the prefix as the model sees it
         pieces = []
         if not args.json:
             sys.stdout.write(shown)

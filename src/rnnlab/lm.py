@@ -98,11 +98,14 @@ class LanguageModel:
             if tail:
                 yield tail
 
+    def prefix_text(self, prefix: str) -> str:
+        """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
+        from rnnlab.data.text import detokenize
+        return detokenize(tokenize(preprocess(prefix, self.mode), self.token, self.mode), self.token)
+
     def generate(self, prefix: str, length: int = 100, **options) -> str:
         """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""
-        from rnnlab.data.text import detokenize
-        shown = detokenize(tokenize(preprocess(prefix, self.mode), self.token, self.mode), self.token)
-        return shown + "".join(self.stream(prefix, length, **options))
+        return self.prefix_text(prefix) + "".join(self.stream(prefix, length, **options))
 
     # ---- persistence -------------------------------------------------------------
     @classmethod

@@ -138,8 +138,6 @@ class Trainer:
             torch.manual_seed(config.seed)  # dropout noise; its state is checkpointed from here on
             self._rng_seeded = True
         p = self.progress
-        if p["stopped"] in ("early_stop",):
-            p["stopped"] = None
         reason = "epochs"
         try:
             while p["epoch"] < total_epochs:
