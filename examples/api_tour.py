@@ -11,7 +11,7 @@ config = rnnlab.make_config(mode="d2l", token="char", model="gru", hidden_size=1
 data = rnnlab.prepare_text(corpus, mode=config.mode, token=config.token, split=config.split)
 print(f"{len(data.train):,} training tokens, vocabulary {len(data.vocab)}: {data.vocab.idx_to_token[:6]}")
 
-model = rnnlab.build_model("gru", len(data.vocab), hidden_size=128, num_layers=1, embed_size=32)
+model = rnnlab.build_model("gru", len(data.vocab), seed=0, hidden_size=128, num_layers=1, embed_size=32)
 
 
 def report(record):                                             # called after every evaluation

@@ -7,12 +7,19 @@ from rnnlab.models.base import RecurrentLM, State, detach_state, map_state, scal
 MODEL_NAMES = ("rnn-scratch", "rnn", "gru", "lstm")
 
 
-def build_model(model: str, vocab_size: int, **kwargs) -> RecurrentLM:
+def build_model(model: str, vocab_size: int, seed: int | None = None, **kwargs) -> RecurrentLM:
     """Build ``model`` (one of :data:`MODEL_NAMES`) for ``vocab_size`` tokens.
 
     ``kwargs`` are the model's own options (``hidden_size``, ``num_layers``, ...),
     exactly the keys its ``config()`` returns besides ``model`` and ``vocab_size``.
+    ``seed`` makes the initial weights reproducible without touching torch's global
+    random state.
     """
+    if seed is not None:
+        import torch
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(model, vocab_size, **kwargs)
     if model == "rnn-scratch":
         from rnnlab.models.scratch import ScratchRNN
         return ScratchRNN(vocab_size, **kwargs)

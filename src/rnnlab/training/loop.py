@@ -76,9 +76,7 @@ class Trainer:
         self.dataset = dataset
         self.device = resolve_device(config.device)
         if model is None:
-            with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
-                torch.manual_seed(config.seed)
-                model = build_model(config.model, len(dataset.vocab), **config.model_options())
+            model = build_model(config.model, len(dataset.vocab), seed=config.seed, **config.model_options())
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(self.model, config)
         self.out_dir = Path(out_dir) if out_dir is not None else None
