@@ -33,7 +33,7 @@ def params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("model", ["rnn-scratch", "rnn", "gru", "lstm"])
 @pytest.mark.parametrize("sampling,bptt", [("random", "truncated"), ("sequential", "truncated"),
                                            ("sequential", "full"), ("sequential", "randomized")])
 def test_every_bptt_mode_lowers_the_loss(model, sampling, bptt):
