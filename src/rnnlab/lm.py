@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rnnlab.data.dataset import encode_text
-from rnnlab.data.text import preprocess, tokenize, word_separator
+from rnnlab.data.text import preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UsageError
 from rnnlab.generation import Sampling, generate_ids
@@ -56,7 +56,7 @@ class LanguageModel:
 
     def prefix_ids(self, prefix: str) -> list[int]:
         """Ids of a generation prefix; unknown tokens become ``<unk>`` with a warning."""
-        tokens = tokenize(preprocess(prefix, self.mode), self.token, self.mode)
+        tokens = tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode)
         if not tokens:
             raise UsageError(f"the prefix {prefix!r} has no {self.token} tokens after {self.mode} preprocessing")
         ids = [self.vocab[tok] for tok in tokens]
@@ -101,7 +101,7 @@ class LanguageModel:
     def prefix_text(self, prefix: str) -> str:
         """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
         from rnnlab.data.text import detokenize
-        return detokenize(tokenize(preprocess(prefix, self.mode), self.token, self.mode), self.token)
+        return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
         """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""

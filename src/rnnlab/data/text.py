@@ -50,6 +50,15 @@ def preprocess(text: str, mode: str = "d2l") -> list[str]:
     return [_NON_LETTERS.sub(" ", line).strip().lower() for line in lines]
 
 
+def preprocess_prefix(text: str, mode: str = "d2l") -> list[str]:
+    """Like :func:`preprocess` for a generation prefix: d2l mode keeps the edge spaces,
+    since a trailing space is part of what the model should continue from."""
+    check_mode(mode)
+    if mode == "raw":
+        return [text]
+    return [_NON_LETTERS.sub(" ", line).lower() for line in _NEWLINES.split(text)]
+
+
 def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l") -> list[str]:
     """Flatten ``segments`` into one token list.
 
