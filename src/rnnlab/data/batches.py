@@ -7,7 +7,8 @@ The data order of an epoch is a pure function of ``(seed, epoch)``: there is no
 iterator state to save for an exact resume, and every process of a distributed run
 can compute the same order. Fixes relative to d2l 0.17: the random offset is drawn
 from ``[0, num_steps - 1]`` in both samplers (d2l's sequential sampler used the
-inclusive ``random.randint(0, num_steps)``).
+inclusive ``random.randint(0, num_steps)``), narrowed on corpora so short that a
+large offset would leave no complete batch: an epoch is never empty.
 """
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def _check(corpus: np.ndarray, batch_size: int, num_steps: int) -> None:
             f"(batch_size * num_steps + 1 = {need}); use a smaller --batch-size or --num-steps")
 
 
+def _draw_offset(length: int, batch_size: int, num_steps: int, rng: np.random.Generator) -> int:
+    """Random start in ``[0, num_steps - 1]``, narrowed so that one full batch always fits."""
+    high = min(num_steps - 1, length - batch_size * num_steps - 1)
+    return int(rng.integers(0, high + 1))
+
+
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
 
@@ -44,7 +51,7 @@ def random_batches(corpus: np.ndarray, batch_size: int, num_steps: int,
     adjacent in the text, so the hidden state must be reset for each batch.
     """
     _check(corpus, batch_size, num_steps)
-    offset = int(rng.integers(0, num_steps))  # in [0, num_steps - 1]
+    offset = _draw_offset(len(corpus), batch_size, num_steps, rng)
     num_subseqs = (len(corpus) - offset - 1) // num_steps
     starts = offset + num_steps * rng.permutation(num_subseqs)
     steps = np.arange(num_steps)
@@ -62,7 +69,7 @@ def sequential_batches(corpus: np.ndarray, batch_size: int, num_steps: int,
     carried from one batch to the next.
     """
     _check(corpus, batch_size, num_steps)
-    offset = int(rng.integers(0, num_steps))
+    offset = _draw_offset(len(corpus), batch_size, num_steps, rng)
     row_len = (len(corpus) - offset - 1) // batch_size
     span = row_len * batch_size
     xs = np.asarray(corpus[offset:offset + span]).reshape(batch_size, row_len)
@@ -103,7 +110,8 @@ class BatchIterator:
 
     def __len__(self) -> int:
         """Batches per epoch (the smallest over offsets, so it never overstates)."""
-        usable = len(self.corpus) - (self.num_steps - 1) - 1
+        max_offset = min(self.num_steps - 1, len(self.corpus) - self.batch_size * self.num_steps - 1)
+        usable = len(self.corpus) - max_offset - 1
         if self.sampling == "random":
             total = (usable // self.num_steps) // self.batch_size
         else:
