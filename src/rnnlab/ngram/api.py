@@ -1,0 +1,88 @@
+"""Dataset-level n-gram functions: train on a :class:`TextDataset`, score, baseline."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rnnlab.data.dataset import TextDataset, encode_text
+from rnnlab.errors import DataError, UsageError
+from rnnlab.ngram.model import NGramLM
+
+
+def train(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: float = 1.0,
+          source: dict | None = None) -> NGramLM:
+    """Fit an :class:`NGramLM` on ``dataset.train``; it keeps the vocabulary and preprocessing.
+
+    ``source`` (``{"corpus_arg", "data_dir", "encoding_errors"}``) records how to
+    load the corpus again, so ``rnnlab ngram eval DIR --split test`` can rebuild it.
+    """
+    if len(dataset.train) == 0:
+        raise DataError("the training split is empty; use a larger corpus or a larger train fraction")
+    model = NGramLM(order, smoothing, k)
+    start = time.perf_counter()
+    model.fit(dataset.train, len(dataset.vocab))
+    model.info["fit_seconds"] = time.perf_counter() - start
+    model.vocab = dataset.vocab
+    model.preprocessing = {**dataset.preprocessing(), "corpus": dataset.corpus_name, **(source or {}),
+                           "split": list(dataset.split) if not isinstance(dataset.split, str) else dataset.split}
+    return model
+
+
+def evaluate_ids(model: NGramLM, ids: np.ndarray) -> dict:
+    """``lm_result`` plus ``seconds`` and ``tokens_per_second`` of the scoring."""
+    start = time.perf_counter()
+    result = model.evaluate(ids)
+    seconds = time.perf_counter() - start
+    return {**result, "seconds": seconds, "tokens_per_second": result["tokens"] / seconds if seconds > 0 else None}
+
+
+def encode_for(model: NGramLM, text: str) -> np.ndarray:
+    """Encode ``text`` with the model's own vocabulary and preprocessing."""
+    vocab = getattr(model, "vocab", None)
+    pre = getattr(model, "preprocessing", {}) or {}
+    if vocab is None or "mode" not in pre:
+        raise UsageError("this n-gram model has no vocabulary/preprocessing (imported from ARPA without them?)")
+    return encode_text(text, vocab, pre["mode"], pre["token"])
+
+
+def baseline(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: float = 1.0,
+             split: str = "val") -> dict:
+    """The n-gram reference line for any corpus: fit on train, ``lm_result`` on ``split``.
+
+    Same keys as the recurrent models' evaluation, plus ``order``, ``smoothing``
+    and ``fit_seconds``.
+    """
+    model = train(dataset, order, smoothing, k)
+    result = model.evaluate(dataset.part(split))
+    return {**result, "order": model.order, "smoothing": model.smoothing, "split": split,
+            "fit_seconds": model.info["fit_seconds"]}
+
+
+def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = None) -> TextDataset:
+    """Rebuild the dataset the model was trained on (same corpus, split, vocabulary)."""
+    from rnnlab.data.corpus import load_corpus
+    from rnnlab.data.dataset import prepare_text
+
+    pre = getattr(model, "preprocessing", {}) or {}
+    if getattr(model, "vocab", None) is None or "corpus_arg" not in pre:
+        raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
+    corpus = load_corpus(pre["corpus_arg"], data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
+                         encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict")
+    return prepare_text(corpus, mode=pre["mode"], token=pre["token"], split=pre["split"], vocab=model.vocab)
+
+
+def decode(model: NGramLM, ids) -> str:
+    """Text of token ids with the model's vocabulary (word tokens joined with spaces)."""
+    from rnnlab.data.text import detokenize
+    return detokenize(model.vocab.to_tokens(list(ids)), model.preprocessing.get("token", "word"))
+
+
+def prefix_ids(model: NGramLM, prefix: str) -> tuple[list[int], str]:
+    """(ids, preprocessed prefix text) of a generation prefix."""
+    from rnnlab.data.text import detokenize, preprocess_prefix, tokenize
+    pre = model.preprocessing
+    if model.vocab is None or "mode" not in pre:
+        raise UsageError("this n-gram model has no vocabulary/preprocessing to read a text prefix with")
+    tokens = tokenize(preprocess_prefix(prefix, pre["mode"]), pre["token"], pre["mode"])
+    return [model.vocab[t] for t in tokens], detokenize(tokens, pre["token"])

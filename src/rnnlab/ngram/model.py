@@ -1,0 +1,211 @@
+"""``NGramLM``: n-gram language model over encoded token arrays.
+
+Smoothing: ``mle`` (relative frequencies), ``addk`` (``(c(hw) + k) / (c(h.) + kV)``,
+Laplace for k = 1) and ``kn`` (interpolated modified Kneser-Ney, see
+:mod:`rnnlab.ngram.smoothing`).
+
+Scoring a token stream ``ids`` (the same convention as the recurrent models'
+:func:`rnnlab.evaluation.evaluate`): every token but the first is predicted, from
+the up to ``order - 1`` tokens before it *within the stream*. The stream is
+continuous text without sentence boundaries, so the first ``order - 1`` predicted
+tokens simply use the shorter history available. ``<unk>`` (id 0) targets are
+scored like any other token -- their probability is that of the unknown-word
+class -- and counted in ``unknown_tokens``. ``kn`` and ``addk`` give every token a
+non-zero probability, so their perplexity is always finite; ``mle`` may be infinite.
+Natural logs throughout; ``nll_nats`` is the summed negative log-likelihood.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rnnlab.errors import DataError, UsageError
+from rnnlab.metrics import lm_result
+from rnnlab.ngram.counts import NGramCounts, count_ngrams
+from rnnlab.ngram.smoothing import kneser_ney_tables, mle_tables
+
+SMOOTHINGS = ("mle", "addk", "kn")
+# "arpa": a backoff model read from an ARPA file (scored like kn/mle, not fitted here)
+LOADABLE = SMOOTHINGS + ("arpa",)
+ALIASES = {"laplace": ("addk", 1.0), "add1": ("addk", 1.0), "kneser-ney": ("kn", None)}
+
+
+def check_smoothing(smoothing: str, k: float) -> tuple[str, float]:
+    if smoothing in ALIASES:
+        smoothing, forced = ALIASES[smoothing]
+        k = forced if forced is not None else k
+    if smoothing not in LOADABLE:
+        raise UsageError(f"unknown smoothing '{smoothing}'; choose one of {', '.join(SMOOTHINGS)}")
+    if smoothing == "addk" and not (np.isfinite(k) and k > 0):
+        raise UsageError(f"add-k needs k > 0, got {k}")
+    return smoothing, float(k)
+
+
+def _take(table: np.ndarray, idx: np.ndarray, fill):
+    """``table[idx]`` where ``idx >= 0``, ``fill`` elsewhere (``table`` may be empty)."""
+    if len(table) == 0:
+        return np.full(np.shape(idx), fill, dtype=np.result_type(table.dtype, type(fill)))
+    return np.where(idx >= 0, table[np.maximum(idx, 0)], fill)
+
+
+class NGramLM:
+    """n-gram LM of ``order >= 1``. Fit with :meth:`fit`, score with :meth:`evaluate`.
+
+    After fitting: ``counts`` (:class:`NGramCounts`), and for ``mle``/``kn`` the
+    backoff tables ``logp[n-1]`` ``(D_n,)`` and ``logbow[n-1]`` ``(D_n,)`` for
+    ``n < order`` (natural logs, aligned with ``counts.keys``).
+    """
+
+    def __init__(self, order: int = 3, smoothing: str = "kn", k: float = 1.0) -> None:
+        if isinstance(order, bool) or int(order) != order or order < 1:
+            raise UsageError(f"n-gram order must be an integer >= 1, got {order}")
+        self.order = int(order)
+        self.smoothing, self.k = check_smoothing(smoothing, k)
+        self.counts: NGramCounts | None = None
+        self.logp: list[np.ndarray] = []
+        self.logbow: list[np.ndarray] = []
+        self.totals: list[np.ndarray] = []
+        self.info: dict = {}
+        self.vocab = None  # rnnlab.data.vocab.Vocab when trained from a dataset or loaded
+        self.preprocessing: dict = {}
+
+    # ---- fitting --------------------------------------------------------------------
+    def fit(self, ids: np.ndarray, vocab_size: int) -> "NGramLM":
+        """Count n-grams of the 1-D stream ``ids`` (values < ``vocab_size``) and smooth."""
+        if self.smoothing == "arpa":
+            raise UsageError("a model read from an ARPA file cannot be refitted; create NGramLM(order, 'kn')")
+        start = time.perf_counter()
+        self.counts = count_ngrams(ids, self.order, vocab_size)
+        self._build(time.perf_counter() - start)
+        self.info["train_tokens"] = int(len(ids))
+        return self
+
+    def _build(self, count_seconds: float = 0.0) -> None:
+        start = time.perf_counter()
+        ngc = self.counts
+        self.totals = [np.array([ngc.counts[0].sum()], dtype=np.float64)] + [
+            np.bincount(ngc.context_ids(n), weights=ngc.counts[n - 1], minlength=len(ngc.keys[n - 2]))
+            for n in range(2, self.order + 1)]
+        info = {}
+        if self.smoothing == "kn":
+            self.logp, self.logbow, info = kneser_ney_tables(ngc)
+        elif self.smoothing == "mle":
+            self.logp, self.logbow, info = mle_tables(ngc)
+        self.info.update(info)
+        self.info.update({"count_seconds": count_seconds, "smooth_seconds": time.perf_counter() - start,
+                          "ngrams": ngc.num_ngrams(), "memory_bytes": self.nbytes})
+
+    @property
+    def vocab_size(self) -> int:
+        self._check_fitted()
+        return self.counts.vocab_size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the model's arrays (keys, counts, tables)."""
+        arrays = [*self.logp, *self.logbow, *self.totals]
+        return (self.counts.nbytes if self.counts else 0) + int(sum(a.nbytes for a in arrays))
+
+    def _check_fitted(self) -> None:
+        if self.counts is None:
+            raise UsageError("the n-gram model is not fitted; call fit() first")
+
+    # ---- scoring --------------------------------------------------------------------
+    def _check_ids(self, ids) -> np.ndarray:
+        self._check_fitted()
+        ids = np.asarray(ids).astype(np.int64, copy=False).reshape(-1)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise DataError(f"token ids must lie in [0, {self.vocab_size}) for this model's vocabulary")
+        return ids
+
+    def _combine(self, targets, ngram_ids, context_ids, avail) -> np.ndarray:
+        """Log-probabilities of ``targets`` given, per order n (list index n-1), the id of
+        the n-gram (target with its context, -1 if unlisted), of its context (order n-1;
+        -1 if unlisted) and whether that much history exists (``avail``, bool)."""
+        if self.smoothing == "addk":
+            V, k = self.vocab_size, self.k
+            out = np.empty(len(targets))
+            for n in range(1, self.order + 1):
+                g, h = ngram_ids[n - 1], context_ids[n - 1]
+                c = _take(self.counts.counts[n - 1], g, 0)
+                total = _take(self.totals[n - 1], h, 0.0)
+                # the longest history available wins (unseen context -> uniform 1/V)
+                out = np.where(avail[n - 1], np.log((c + k) / (total + k * V)), out)
+            return out
+        with np.errstate(invalid="ignore"):
+            out = self.logp[0][targets]
+            for n in range(2, self.order + 1):
+                g, h = ngram_ids[n - 1], context_ids[n - 1]
+                backed = np.where(h >= 0, out + _take(self.logbow[n - 2], h, 0.0), out)
+                out = np.where(g >= 0, _take(self.logp[n - 1], g, 0.0), backed)
+        return out
+
+    def log_probs(self, ids) -> np.ndarray:
+        """``(T-1,)`` natural-log probabilities of ``ids[1:]``, each given its history in ``ids``."""
+        ids = self._check_ids(ids)
+        T = len(ids)
+        if T < 2:
+            return np.zeros(0)
+        stream = self.counts.stream_ids(ids)  # order n: id of the n-gram ending at t
+        t = np.arange(1, T)
+        ngram_ids, context_ids, avail = [], [], []
+        for n in range(1, self.order + 1):
+            ngram_ids.append(stream[n - 1][1:])
+            context_ids.append(stream[n - 2][:-1] if n > 1 else np.zeros(T - 1, dtype=np.int64))
+            avail.append(t >= n - 1)
+        return self._combine(ids[1:], ngram_ids, context_ids, avail)
+
+    def evaluate(self, ids) -> dict:
+        """:func:`rnnlab.metrics.lm_result` of the stream (every token but the first predicted)."""
+        logp = self.log_probs(ids)
+        ids = np.asarray(ids).reshape(-1)
+        unknown = int((ids[1:] == 0).sum())
+        return lm_result(float(-logp.sum()), len(logp), unknown)
+
+    def distribution(self, context) -> np.ndarray:
+        """``(V,)`` probabilities of the next token after the token ids ``context``.
+
+        Only the last ``order - 1`` tokens matter.
+        """
+        context = self._check_ids(context)
+        V = self.vocab_size
+        history = context[len(context) - min(len(context), self.order - 1):]
+        words = np.arange(V)
+        ngram_ids, context_ids, avail = [], [], []
+        for n in range(1, self.order + 1):
+            have = len(history) >= n - 1
+            if n == 1:
+                h = 0
+            elif have:
+                h = int(self.counts.rows_ids(history[len(history) - (n - 1):][None, :])[0])
+            else:
+                h = -1
+            context_ids.append(np.full(V, h, dtype=np.int64))
+            ngram_ids.append(words if n == 1 else self.counts.extend(n, np.full(V, h), words))
+            avail.append(np.full(V, have))
+        with np.errstate(divide="ignore"):
+            return np.exp(self._combine(words, ngram_ids, context_ids, avail))
+
+    def generate(self, prefix_ids, length: int, temperature: float = 1.0, greedy: bool = False,
+                 seed: int | None = None) -> list[int]:
+        """``length`` token ids sampled after ``prefix_ids`` (probabilities ``p^(1/temperature)``)."""
+        if length < 0:
+            raise UsageError(f"length must be >= 0, got {length}")
+        if not greedy and not (np.isfinite(temperature) and temperature > 0):
+            raise UsageError(f"temperature must be > 0, got {temperature}")
+        history = list(self._check_ids(prefix_ids))
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(length):
+            p = self.distribution(history[-(self.order - 1):] if self.order > 1 else [])
+            if greedy:
+                nxt = int(np.argmax(p))
+            else:
+                with np.errstate(divide="ignore"):
+                    logits = np.log(p) / temperature
+                w = np.exp(logits - logits.max())
+                nxt = int(rng.choice(len(w), p=w / w.sum()))
+            out.append(nxt)
+            history.append(nxt)
+        return out
