@@ -24,6 +24,8 @@ def test_counts_match_counter(tokens, order):
         expected = Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
         assert ngc.as_dict(n) == dict(expected)
         assert np.all(np.diff(ngc.keys[n - 1]) > 0)  # sorted, distinct
+        if n > 1:  # suffix ids recorded while counting == found by decoding the keys
+            np.testing.assert_array_equal(ngc.suffix_ids(n), ngc.rows_ids(ngc.decode(n)[:, 1:]))
 
 
 @settings(max_examples=30, deadline=None)

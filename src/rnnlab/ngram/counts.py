@@ -32,6 +32,9 @@ class NGramCounts:
     vocab_size: int
     keys: list[np.ndarray]
     counts: list[np.ndarray]
+    # suffix ids per order, filled while counting (cheap there) and used by Kneser-Ney;
+    # not saved: :meth:`suffix_ids` recomputes them from the keys when absent.
+    suffix: dict[int, np.ndarray] | None = None
 
     @property
     def order(self) -> int:
@@ -108,6 +111,8 @@ class NGramCounts:
 
     def suffix_ids(self, n: int) -> np.ndarray:
         """``(D_n,)``: id at order ``n-1`` of each order-``n`` n-gram's suffix (drop the first token)."""
+        if self.suffix is not None and n in self.suffix:
+            return self.suffix[n]
         return self.rows_ids(self.decode(n)[:, 1:])
 
     def as_dict(self, n: int) -> dict[tuple[int, ...], int]:
@@ -136,6 +141,7 @@ def count_ngrams(ids: np.ndarray, order: int, vocab_size: int) -> NGramCounts:
     keys = [np.arange(vocab_size, dtype=np.int64)]
     counts = [np.bincount(tokens, minlength=vocab_size).astype(np.int64)]
     ids_at = tokens  # id of the (n-1)-gram starting at each position
+    suffix = {}
     for n in range(2, order + 1):
         count = len(tokens) - n + 1
         if count <= 0:
@@ -149,5 +155,9 @@ def count_ngrams(ids: np.ndarray, order: int, vocab_size: int) -> NGramCounts:
         uniq, inverse, cnt = np.unique(packed, return_inverse=True, return_counts=True)
         keys.append(uniq)
         counts.append(cnt.astype(np.int64))
-        ids_at = inverse.reshape(-1).astype(np.int64)
-    return NGramCounts(vocab_size=int(vocab_size), keys=keys, counts=counts)
+        inverse = inverse.reshape(-1).astype(np.int64)
+        # the n-gram at position i ends with the (n-1)-gram at position i + 1
+        suffix[n] = np.empty(len(uniq), dtype=np.int64)
+        suffix[n][inverse] = ids_at[1:count + 1]
+        ids_at = inverse
+    return NGramCounts(vocab_size=int(vocab_size), keys=keys, counts=counts, suffix=suffix)

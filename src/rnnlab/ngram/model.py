@@ -92,6 +92,7 @@ class NGramLM:
             self.logp, self.logbow, info = kneser_ney_tables(ngc)
         elif self.smoothing == "mle":
             self.logp, self.logbow, info = mle_tables(ngc)
+        ngc.suffix = None  # only needed while smoothing; frees one int64 per n-gram
         self.info.update(info)
         self.info.update({"count_seconds": count_seconds, "smooth_seconds": time.perf_counter() - start,
                           "ngrams": ngc.num_ngrams(), "memory_bytes": self.nbytes})
