@@ -296,7 +296,8 @@ def cmd_ngram_eval(args) -> int:
         raise DataError(f"{source} has fewer than 2 tokens: nothing to score; use --text FILE or another --split")
     result = {**api.evaluate_ids(model, ids), "source": source, "order": model.order, "smoothing": model.smoothing}
     if not args.json:
-        _ngram_print_result(result, source)
+        print(f"source          {source}")
+        _ngram_print_result(result, "scored")
         print(f"throughput      {result['tokens_per_second']:,.0f} tokens/s")
     emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
     return 0
