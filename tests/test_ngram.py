@@ -198,3 +198,14 @@ def test_time_machine_kn_beats_laplace(timemachine):
             assert math.isfinite(kn["perplexity"]) and kn["perplexity"] < add1["perplexity"], (token, order)
             assert kn["tokens"] == len(data.val) - 1
             assert kn["unknown_tokens"] == int((data.val[1:] == 0).sum())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=40), st.integers(1, 3))
+def test_kneser_ney_matches_reference_on_random_streams(tokens, order):
+    """Tiny streams exercise the discount fallback and unseen/short contexts."""
+    lm = NGramLM(order, "kn").fit(np.array(tokens), vocab_size=6)
+    ref = ReferenceKN(tokens, order, 6)
+    contexts = {tuple(tokens[max(0, i - order + 1):i]) for i in range(len(tokens) + 1)} | {(5,) * (order - 1)}
+    for h in contexts:
+        np.testing.assert_allclose(lm.distribution(list(h)), [ref.p(w, h) for w in range(6)], rtol=1e-12)

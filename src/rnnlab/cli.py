@@ -307,10 +307,8 @@ def cmd_ngram_generate(args) -> int:
     from rnnlab.ngram import api
 
     model = _ngram_load(args.checkpoint)
-    ids, shown = api.prefix_ids(model, args.prefix)
-    out = model.generate(ids, args.length, temperature=args.temperature, greedy=args.greedy, seed=args.seed)
-    separator = " " if model.preprocessing.get("token") == "word" and shown and out else ""
-    text = shown + separator + api.decode(model, out)
+    text = api.generate_text(model, args.prefix, args.length, temperature=args.temperature, greedy=args.greedy,
+                             seed=args.seed)
     if not args.json:
         print(text)
     emit({"sample": text, "prefix": args.prefix, "length": args.length, "temperature": args.temperature,

@@ -86,3 +86,18 @@ def prefix_ids(model: NGramLM, prefix: str) -> tuple[list[int], str]:
         raise UsageError("this n-gram model has no vocabulary/preprocessing to read a text prefix with")
     tokens = tokenize(preprocess_prefix(prefix, pre["mode"]), pre["token"], pre["mode"])
     return [model.vocab[t] for t in tokens], detokenize(tokens, pre["token"])
+
+
+def generate_text(model: NGramLM, prefix: str, length: int, temperature: float = 1.0, greedy: bool = False,
+                  seed: int | None = None) -> str:
+    """The preprocessed ``prefix`` followed by ``length`` sampled tokens, as text."""
+    from rnnlab.data.text import word_separator
+    ids, shown = prefix_ids(model, prefix)
+    out = model.generate(ids, length, temperature=temperature, greedy=greedy, seed=seed)
+    if not out:
+        return shown
+    text = decode(model, out)
+    if model.preprocessing.get("token") == "word" and ids:
+        first = model.vocab.to_tokens(out[0])
+        text = word_separator(model.vocab.to_tokens(ids[-1]), first) + text
+    return shown + text
