@@ -57,8 +57,10 @@ def unescape(token: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _UNNAMED.get(m.group(0)) or chr(int(m.group(1)[1:], 16)), token)
 
 
-def _fmt(log_e: float) -> str:
+def _fmt(log_e: float, probability: bool = False) -> str:
     value = log_e / LN10
+    if probability:
+        value = min(value, 0.0)  # rounding can give p = 1 + 1e-16; readers reject log10 p > 0
     return repr(float(value)) if value > LOG0 else "-99"
 
 
@@ -93,7 +95,7 @@ def write_arpa(model: NGramLM, path: str | os.PathLike, vocab: Vocab | None = No
             lines = []
             for i, row in enumerate(rows.tolist()):
                 text = " ".join(words[j] for j in row)
-                line = f"{_fmt(logp[i])}\t{text}"
+                line = f"{_fmt(logp[i], probability=True)}\t{text}"
                 if bows is not None:
                     line += f"\t{_fmt(bows[i])}"
                 lines.append(line)
