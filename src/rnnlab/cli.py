@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     # [ngram-parsers]
     ngram = commands.add_parser("ngram", help="n-gram language models (MLE, add-k, Kneser-Ney)")
     ngram_cmds = ngram.add_subparsers(dest="ngram_command", metavar="SUBCOMMAND")
+    ngram.set_defaults(handler=lambda args: (ngram.print_help(sys.stderr), 2)[1])  # no subcommand given
     ng_train = ngram_cmds.add_parser("train", help="count n-grams of a corpus's training split and save the model")
     add_corpus_options(ng_train, mode_default="d2l", token_default="word")
     ng_train.add_argument("--split", default="0.9,0.05,0.05", help="train,val,test fractions or 'd2l' (default 0.9,0.05,0.05)")
