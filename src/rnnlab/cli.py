@@ -236,7 +236,8 @@ def cmd_ngram_train(args) -> int:
 
     corpus = load_corpus_from_args(args)
     dataset = prepare_text(corpus, mode=args.mode, token=args.token, split=args.split)
-    source = {"corpus_arg": args.corpus, "data_dir": args.data_dir, "encoding_errors": args.encoding_errors}
+    source = {"corpus_arg": args.corpus, "data_dir": args.data_dir, "encoding_errors": args.encoding_errors,
+              "sources": corpus.sources}
     model = api.train(dataset, args.order, args.smoothing, args.k, source=source)
     val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
     store.save(model, args.out)

@@ -206,3 +206,12 @@ def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | o
     sha1 = sha1_of(files[0]) if len(files) == 1 else None
     return Corpus(name=Path(spec).stem if len(files) == 1 else spec, text=text,
                   sources=[str(p) for p in files], sha1=sha1)
+
+
+def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,
+                  data_dir: str | os.PathLike | None = None, encoding_errors: str = "strict") -> Corpus:
+    """Load a corpus again for a saved model: a named download (``timemachine``) is
+    looked for first where it was found at training time (``sources``)."""
+    if data_dir is None and name_or_path in REMOTE and sources and Path(sources[0]).is_file():
+        data_dir = Path(sources[0]).parent
+    return load_corpus(name_or_path, data_dir=data_dir, encoding_errors=encoding_errors)

@@ -61,14 +61,15 @@ def baseline(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: flo
 
 def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = None) -> TextDataset:
     """Rebuild the dataset the model was trained on (same corpus, split, vocabulary)."""
-    from rnnlab.data.corpus import load_corpus
+    from rnnlab.data.corpus import reload_corpus
     from rnnlab.data.dataset import prepare_text
 
     pre = getattr(model, "preprocessing", {}) or {}
     if getattr(model, "vocab", None) is None or "corpus_arg" not in pre:
         raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
-    corpus = load_corpus(pre["corpus_arg"], data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
-                         encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict")
+    corpus = reload_corpus(pre["corpus_arg"], pre.get("sources"),
+                           data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
+                           encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict")
     return prepare_text(corpus, mode=pre["mode"], token=pre["token"], split=pre["split"], vocab=model.vocab)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnlab.data.corpus import load_corpus
+from rnnlab.data.corpus import reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, DataError, UsageError
@@ -25,9 +25,7 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
     ``saved_sources`` (from a checkpoint) lets a named download such as
     ``timemachine`` be found again where training found it.
     """
-    if data_dir is None and saved_sources and Path(saved_sources[0]).is_file():
-        data_dir = Path(saved_sources[0]).parent
-    corpus = load_corpus(config.corpus, data_dir=data_dir, encoding_errors=config.encoding_errors)
+    corpus = reload_corpus(config.corpus, saved_sources, data_dir=data_dir, encoding_errors=config.encoding_errors)
     dataset = prepare_text(corpus, mode=config.mode, token=config.token, split=config.split,
                            min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
     info = {"corpus": corpus.name, "sources": corpus.sources, "sha1": corpus.sha1, **dataset.info}
