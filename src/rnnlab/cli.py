@@ -117,8 +117,9 @@ def cmd_demo(args) -> int:
         print(f"trained {summary['model']} ({summary['parameters']:,} parameters) for {summary['seconds']:.0f} s on the "
               f"built-in corpus: {summary['steps']:,} steps, {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s")
         print(f"validation perplexity {_fmt(summary['val_perplexity'], '.3f')} "
-              f"({_fmt(summary['val_bits_per_token'], '.3f')} bits/char; add-one unigram "
-              f"{_fmt(summary['unigram_val_perplexity'], '.3f')})")
+              f"({_fmt(summary['val_bits_per_token'], '.3f')} bits/char); baselines on the same text: "
+              f"{summary['ngram_order']}-gram Kneser-Ney {_fmt(summary['ngram_val_perplexity'], '.3f')}, "
+              f"add-one unigram {_fmt(summary['unigram_val_perplexity'], '.3f')}")
         print(f"checkpoint {args.out}  (try: rnnlab generate {args.out} --prefix 'The ')")
         print("sample (temperature 0.7):")
         print(sample)
@@ -167,8 +168,11 @@ def cmd_train(args) -> int:
               f"({_fmt(summary['tokens_per_second'], ',.0f')} tokens/s); stopped by {summary['stopped']}")
         print(f"train perplexity {_fmt(summary['train_perplexity'], '.3f')}")
         print(f"val perplexity   {_fmt(summary['val_perplexity'], '.3f')} ({_fmt(summary['val_bits_per_token'], '.3f')} "
-              f"bits/token; best {_fmt(summary['best_val_perplexity'], '.3f')}; add-one unigram "
-              f"{_fmt(summary['unigram_val_perplexity'], '.3f')})")
+              f"bits/token; best {_fmt(summary['best_val_perplexity'], '.3f')})")
+        if summary["ngram_val_perplexity"] is not None:
+            print(f"baselines        val perplexity {_fmt(summary['ngram_val_perplexity'], '.3f')} for a "
+                  f"{summary['ngram_order']}-gram Kneser-Ney model, {_fmt(summary['unigram_val_perplexity'], '.3f')} "
+                  "for add-one unigrams")
         if summary.get("sample") is not None:
             print(f"sample           {summary['sample']!r}")
         if summary["out"]:

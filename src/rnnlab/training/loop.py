@@ -334,12 +334,15 @@ class Trainer:
         last = p["history"][-1] if p["history"] else {}
         baseline = unigram_result(self.dataset.train, self.dataset.val, len(self.dataset.vocab)) \
             if len(self.dataset.val) > 1 else None
+        ngram = self._ngram_baseline() if baseline else None
         return {
             "model": self.config.model, "parameters": self.model.num_parameters(),
             "train_perplexity": last.get("train_perplexity"), "val_perplexity": last.get("val_perplexity"),
             "val_bits_per_token": last.get("val_bits_per_token"),
             "best_val_perplexity": p["best_val_perplexity"],
             "unigram_val_perplexity": baseline["perplexity"] if baseline else None,
+            "ngram_val_perplexity": ngram["perplexity"] if ngram else None,
+            "ngram_order": ngram["order"] if ngram else None,
             "tokens_per_second": last.get("tokens_per_second"),
             "epochs": p["epoch"] + (p["batch_in_epoch"] / max(len(self.loader), 1)),
             "steps": p["step"], "seconds": round(p["train_seconds"], 3), "stopped": p["stopped"],
@@ -347,6 +350,16 @@ class Trainer:
             "train_tokens": len(self.dataset.train), "val_tokens": len(self.dataset.val),
             "vocab_size": len(self.dataset.vocab), "out": str(self.out_dir) if self.out_dir else None,
         }
+
+
+    def _ngram_baseline(self) -> dict:
+        """Interpolated Kneser-Ney on the same split: the reference the RNN should beat
+        (order 5 for characters and bytes, 3 for words)."""
+        if getattr(self, "_ngram", None) is None:
+            from rnnlab.ngram import baseline
+            order = 3 if self.dataset.token == "word" else 5
+            self._ngram = baseline(self.dataset, order=order, smoothing="kn")
+        return self._ngram
 
 
 def _format_record(record: dict) -> str:
