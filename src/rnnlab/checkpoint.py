@@ -13,7 +13,6 @@ short instead of loading a mix of two versions.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,26 +22,10 @@ import numpy as np
 import torch
 
 from rnnlab.errors import CheckpointError
+from rnnlab.fileio import atomic_write, file_digest
 
 CONFIG = "config.json"
 FORMAT = "rnnlab.checkpoint/1"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -68,10 +51,10 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
     checksums = {}
     for stem, group in files.items():
         path = folder / f"{stem}.safetensors"
-        _atomic_write(path, save(_to_torch(group)))
-        checksums[path.name] = _sha256(path)
+        atomic_write(path, save(_to_torch(group)))
+        checksums[path.name] = file_digest(path)
     document = {"format": FORMAT, "kind": kind, "files": checksums, **config}
-    _atomic_write(folder / CONFIG, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write(folder / CONFIG, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))
     return folder
 
 
@@ -106,7 +89,7 @@ def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | 
     expected = config.get("files", {}).get(name)
     if expected is None or not path.is_file():
         raise CheckpointError(f"{folder} has no {name}")
-    if _sha256(path) != expected:
+    if file_digest(path) != expected:
         raise CheckpointError(f"{path} does not match the checksum in {CONFIG}: the checkpoint was "
                               "modified or its write was interrupted")
     return load_file(str(path), device=str(device))

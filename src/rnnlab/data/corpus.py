@@ -13,13 +13,13 @@ Sources, in the order :func:`load_corpus` tries them:
 from __future__ import annotations
 
 import glob as globlib
-import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
+from rnnlab.fileio import file_digest
 from rnnlab.progress import logger
 
 DEFAULT_CORPUS = "pydoc"
@@ -65,11 +65,7 @@ class Corpus:
 
 
 def sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def cache_dir() -> Path:
