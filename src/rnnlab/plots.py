@@ -52,3 +52,38 @@ def curves_plot(xs: Sequence[float], series: Mapping[str, Sequence[float]], path
     ax.legend()
     ax.grid(True, alpha=0.3)
     _save(fig, path)
+
+
+def forecast_figure(series, train_end: int, one_step: tuple, multi_step: tuple, k_step: dict,
+                    mae_by_horizon: dict, path, title: str = "") -> None:
+    """The book's three forecasting figures plus the error by horizon, in one PNG.
+
+    ``one_step`` and ``multi_step`` are ``(times, values)``; ``k_step`` maps k to
+    ``(times, values)``; ``mae_by_horizon`` maps a method to its MAE for h = 1..H.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(4, 1, figsize=(7, 11))
+    time = range(1, len(series) + 1)
+    axes[0].plot(time, series, label="data", lw=0.8)
+    axes[0].plot(one_step[0], one_step[1], label="1-step preds", lw=0.8)
+    axes[0].set_title("one-step-ahead predictions")
+    axes[1].plot(time, series, label="data", lw=0.8)
+    axes[1].plot(one_step[0], one_step[1], label="1-step preds", lw=0.8)
+    axes[1].plot(multi_step[0], multi_step[1], label="multistep preds", lw=1.2)
+    axes[1].axvline(train_end, color="grey", ls=":", lw=0.8)
+    axes[1].set_title(f"multi-step predictions from t = {train_end}")
+    for k, (times, values) in sorted(k_step.items()):
+        axes[2].plot(times, values, label=f"{k}-step preds", lw=0.8)
+    axes[2].set_title("k-step-ahead predictions")
+    for name, mae in mae_by_horizon.items():
+        axes[3].plot(range(1, len(mae) + 1), mae, label=name)
+    axes[3].set_xscale("log")
+    axes[3].set_xlabel("horizon h")
+    axes[3].set_ylabel("MAE")
+    axes[3].set_title("backtest error by horizon (held-out origins)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)

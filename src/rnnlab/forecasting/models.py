@@ -1,0 +1,209 @@
+"""Forecasters: autoregressive AR(tau) and latent autoregressive (RNN/GRU/LSTM) models.
+
+* ``linear`` and ``mlp`` read the last ``tau`` values: ``x_t ~ f(x_{t-tau}, ..., x_{t-1})``
+  (the book's MLP: ``Linear(tau, 10) -> ReLU -> Linear(10, 1)``, Xavier init).
+* ``rnn``, ``gru``, ``lstm`` keep a hidden state ``h_t = g(h_{t-1}, x_{t-1})`` that
+  summarises the past (warmed up on the last ``context`` values) and predict
+  ``x_t`` from it.
+
+All of them are trained on windows of the training part only, on data standardised
+with the training part's mean and standard deviation. ``train_horizon = H > 1``
+unrolls the model on its own predictions for H steps during training, so the trained
+objective matches the k-step use. Forecasts are recursive: a forecast from
+``origin`` reads ``series[:origin]`` and nothing after it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnlab.errors import DataError, UsageError
+
+FORECASTERS = ("linear", "mlp", "rnn", "gru", "lstm")
+LATENT = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class ForecastConfig:
+    model: str = "mlp"
+    tau: int = 4                 # AR order: values the model reads (latent models: see context)
+    hidden: int = 10             # MLP hidden units (the book's 10) or RNN state size
+    context: int | None = None   # latent models: values used to warm up the state (default max(16, 4 tau))
+    epochs: int = 5
+    lr: float = 0.01
+    batch_size: int = 16
+    train_horizon: int = 1
+    seed: int = 0
+
+    def validate(self) -> "ForecastConfig":
+        if self.model not in FORECASTERS:
+            raise UsageError(f"unknown forecaster '{self.model}'; choose one of {', '.join(FORECASTERS)}")
+        if not isinstance(self.tau, int) or self.tau < 1:
+            raise UsageError(f"tau must be an integer >= 1, got {self.tau}")
+        for key in ("hidden", "epochs", "batch_size", "train_horizon"):
+            if getattr(self, key) < 1:
+                raise UsageError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.context is not None and self.context < 1:
+            raise UsageError(f"context must be >= 1, got {self.context}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be > 0, got {self.lr}")
+        return self
+
+    @property
+    def window(self) -> int:
+        """Values a forecast reads before its origin."""
+        if self.model in LATENT:
+            return self.context or max(16, 4 * self.tau)
+        return self.tau
+
+
+class _AutoRegressive(nn.Module):
+    """``(batch, tau) -> (batch,)``."""
+
+    def __init__(self, model: str, tau: int, hidden: int) -> None:
+        super().__init__()
+        if model == "linear":
+            self.net = nn.Linear(tau, 1)
+        else:
+            self.net = nn.Sequential(nn.Linear(tau, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        for layer in self.net.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return self.net(window).squeeze(-1)
+
+    def rollout(self, window: torch.Tensor, steps: int) -> torch.Tensor:
+        """Recursive forecast ``(batch, steps)``: each prediction enters the window."""
+        outputs = []
+        for _ in range(steps):
+            prediction = self(window)
+            outputs.append(prediction)
+            window = torch.cat([window[:, 1:], prediction.unsqueeze(1)], dim=1)
+        return torch.stack(outputs, dim=1)
+
+
+class _Latent(nn.Module):
+    """Recurrent state over the values, a linear read-out of the next value."""
+
+    def __init__(self, model: str, hidden: int) -> None:
+        super().__init__()
+        self.rnn = LATENT[model](1, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def rollout(self, context: torch.Tensor, steps: int) -> torch.Tensor:
+        """Warm up on ``context`` ``(batch, W)``, then feed predictions back: ``(batch, steps)``."""
+        hidden, state = self.rnn(context.unsqueeze(-1))
+        prediction = self.head(hidden[:, -1]).squeeze(-1)
+        outputs = [prediction]
+        for _ in range(steps - 1):
+            hidden, state = self.rnn(prediction.view(-1, 1, 1), state)
+            prediction = self.head(hidden[:, -1]).squeeze(-1)
+            outputs.append(prediction)
+        return torch.stack(outputs, dim=1)
+
+
+@dataclass
+class Forecaster:
+    """Fit on a training series, forecast recursively from any origin.
+
+    >>> f = Forecaster(ForecastConfig(model="mlp", tau=4)).fit(train_values)   # doctest: +SKIP
+    >>> f.predict(series, steps=16, origin=700)                                # doctest: +SKIP
+    """
+
+    config: ForecastConfig = field(default_factory=ForecastConfig)
+    mean: float = 0.0
+    std: float = 1.0
+    train_loss: list[float] = field(default_factory=list)  # mean squared error per epoch, original units
+
+    def __post_init__(self) -> None:
+        self.config.validate()
+        generator = torch.Generator().manual_seed(self.config.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+            self.net = (_Latent(self.config.model, self.config.hidden) if self.config.model in LATENT
+                        else _AutoRegressive(self.config.model, self.config.tau, self.config.hidden))
+        self.net = self.net.double()
+
+    # ---- training ----------------------------------------------------------------
+    def _windows(self, values: np.ndarray, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``(n, window)`` and targets ``(n, horizon)`` of every complete window."""
+        width = self.config.window
+        count = len(values) - width - horizon + 1
+        if count < 1:
+            raise DataError(f"the training part has {len(values)} values, fewer than one window needs "
+                            f"(window {width} + horizon {horizon}); use a longer series or a smaller --tau")
+        index = np.arange(count)[:, None]
+        inputs = values[index + np.arange(width)]
+        targets = values[index + width + np.arange(horizon)]
+        return torch.from_numpy(inputs), torch.from_numpy(targets)
+
+    def fit(self, train_values: np.ndarray) -> "Forecaster":
+        """Train on ``train_values`` (1-D, original units); standardisation is fitted here."""
+        values = np.asarray(train_values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise DataError("the training series has missing or infinite values; use --fill")
+        self.mean = float(values.mean())
+        self.std = float(values.std()) or 1.0
+        scaled = (values - self.mean) / self.std
+        cfg = self.config
+        inputs, targets = self._windows(scaled, cfg.train_horizon)
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.train_loss = []
+        self.net.train()
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(inputs), generator=generator)
+            for start in range(0, len(inputs), cfg.batch_size):
+                batch = order[start:start + cfg.batch_size]
+                prediction = self.net.rollout(inputs[batch], cfg.train_horizon)
+                loss = ((prediction - targets[batch]) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():  # the book reports the loss over the whole training set
+                prediction = self.net.rollout(inputs, cfg.train_horizon)[:, 0]
+                self.train_loss.append(float(((prediction - targets[:, 0]) ** 2).mean()) * self.std ** 2)
+        self.net.eval()
+        return self
+
+    # ---- forecasting -------------------------------------------------------------
+    @torch.no_grad()
+    def predict_paths(self, series: np.ndarray, origins, steps: int) -> np.ndarray:
+        """``(len(origins), steps)``: the forecast of ``series[o:o+steps]`` from each origin ``o``,
+        made from ``series[o - window:o]`` only."""
+        origins = np.asarray(origins, dtype=np.int64)
+        width = self.config.window
+        if len(origins) and origins.min() < width:
+            raise UsageError(f"a forecast needs {width} values before its origin; the earliest origin is "
+                             f"{int(origins.min())}")
+        if steps < 1:
+            raise UsageError(f"steps must be >= 1, got {steps}")
+        values = (np.asarray(series, dtype=np.float64) - self.mean) / self.std
+        histories = np.stack([values[o - width:o] for o in origins]) if len(origins) else np.zeros((0, width))
+        paths = self.net.rollout(torch.from_numpy(histories), steps).numpy()
+        return paths * self.std + self.mean
+
+    def predict(self, series: np.ndarray, steps: int = 1, origin: int | None = None) -> np.ndarray:
+        """``(steps,)`` recursive forecast after ``series[:origin]`` (default: its end)."""
+        origin = len(series) if origin is None else origin
+        return self.predict_paths(series[:origin], [origin], steps)[0]
+
+    # ---- persistence -------------------------------------------------------------
+    def save(self, folder) -> None:
+        from rnnlab.checkpoint import save_checkpoint
+        save_checkpoint(folder, {"config": asdict(self.config), "mean": self.mean, "std": self.std,
+                                 "train_loss": self.train_loss}, self.net.state_dict(), kind="forecaster")
+
+    @classmethod
+    def load(cls, folder) -> "Forecaster":
+        from rnnlab.checkpoint import load_config, load_tensors
+        saved = load_config(folder, kind="forecaster")
+        forecaster = cls(ForecastConfig(**saved["config"]), mean=saved["mean"], std=saved["std"],
+                         train_loss=saved["train_loss"])
+        forecaster.net.load_state_dict(load_tensors(folder, "model", saved))
+        forecaster.net.eval()
+        return forecaster
