@@ -358,7 +358,7 @@ def cmd_forecast(args) -> int:
     if not args.json:
         losses = ", ".join(f"{v:.4f}" for v in result["train_loss"])
         print(f"series {result['series']} ({result['length']} values); {result['model']} with tau={result['tau']}, "
-              f"trained on {result['n_train']} windows (t <= {result['train_end']}), train horizon "
+              f"trained on t <= {result['train_end']} ({result['n_train']} AR windows), train horizon "
               f"{result['train_horizon']}")
         print(f"training loss (MSE) by epoch: {losses}")
         print(f"backtest: {result['origins']} origins after t = {result['train_end']}, h = 1..{result['horizon']}; "
@@ -532,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--tau", type=int, default=4, help="values an AR model reads (default 4)")
     fc.add_argument("--horizon", type=int, default=64, help="forecast steps H to evaluate (default 64)")
     fc.add_argument("--train-horizon", type=int, default=1, help="unroll training for this many steps (default 1)")
-    fc.add_argument("--n-train", type=int, default=None, help="training windows (default 600 for sine, else 70%%)")
+    fc.add_argument("--n-train", type=int, default=None, help="training AR windows: the first n-train + tau values train (default 600 for sine, else 75%% of the series)")
     fc.add_argument("--hidden", type=int, default=None, help="hidden units (default 10 for mlp, 32 for RNNs)")
     fc.add_argument("--context", type=int, default=None, help="RNN warm-up values (default max(16, 4 tau))")
     fc.add_argument("--epochs", type=int, default=5)

@@ -13,6 +13,7 @@ statsmodels' AutoReg when it is installed).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,9 @@ def _ar_coefficients(train: np.ndarray, lags: int) -> tuple[np.ndarray, str]:
     """(intercept, a_1..a_p) with ``x_t = c + sum_i a_i x_{t-i}``; and which fitter was used."""
     try:
         from statsmodels.tsa.ar_model import AutoReg
-        params = np.asarray(AutoReg(train, lags=lags, trend="c").fit().params, dtype=np.float64)
+        with warnings.catch_warnings():  # small-sample warnings about the covariance, not the coefficients
+            warnings.simplefilter("ignore")
+            params = np.asarray(AutoReg(train, lags=lags, trend="c").fit().params, dtype=np.float64)
         return params, "statsmodels AutoReg"
     except ImportError:
         index = np.arange(lags, len(train))

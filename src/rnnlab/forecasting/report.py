@@ -11,21 +11,25 @@ from rnnlab.forecasting.series import Series
 BOOK_K = (1, 4, 16, 64)
 
 
-def default_n_train(series: Series, window: int) -> int:
-    """The book's 600 windows for the sine; 70% of the windows otherwise."""
-    return 600 if series.name == "sine" and len(series) == 1000 else max(1, int(0.7 * (len(series) - window)))
+def default_n_train(series: Series, tau: int) -> int:
+    """The book's 600 windows for its sine; otherwise the first 75% of the series is training."""
+    return 600 if series.name == "sine" and len(series) == 1000 else max(1, int(0.75 * len(series)) - tau)
 
 
 def run_forecast(series: Series, config: ForecastConfig, horizon: int = 64, n_train: int | None = None,
                  stride: int = 1, season: int | None = None, plot: str | None = None, out: str | None = None) -> dict:
-    """Fit on the first ``n_train`` windows, backtest on the rest; returns the ``--json`` dict."""
+    """Fit on ``series[:n_train + tau]`` (the first ``n_train`` AR windows), backtest on the rest.
+
+    The split depends on ``tau`` only, so every model with the same ``tau`` is scored on
+    the same origins. Returns the ``--json`` dict.
+    """
     config.validate()
     x = series.values
     window = config.window
-    n_train = default_n_train(series, window) if n_train is None else n_train
+    n_train = default_n_train(series, config.tau) if n_train is None else n_train
     if n_train < 1:
         raise UsageError(f"n-train must be >= 1, got {n_train}")
-    train_end = n_train + window
+    train_end = n_train + config.tau
     if len(x) < window + horizon + 1 or train_end + horizon > len(x):
         raise DataError(f"series '{series.name}' has {len(x)} values: too short for a window of {window}, "
                         f"{n_train} training windows and a horizon of {horizon} (needs at least "

@@ -46,7 +46,7 @@ def _fill(values: np.ndarray, rows: list, fill: str | None, source: str) -> np.n
     if fill is None:
         first = int(np.argmax(bad))
         raise DataError(f"{source}: missing or non-numeric value at row {rows[first]} ({int(bad.sum())} in all); "
-                        "pass --fill interpolate or --fill drop")
+                        "fix the data or pass --fill interpolate or --fill drop")
     if fill not in FILLS:
         raise UsageError(f"unknown --fill '{fill}'; choose one of {', '.join(FILLS)}")
     if fill == "drop":
@@ -88,10 +88,7 @@ def _read_csv(path: Path, column: str | None, fill: str | None) -> Series:
         try:
             values.append(float(cell) if cell else math.nan)
         except ValueError:
-            if fill is None:
-                raise DataError(f"{path}: row {number} has the non-numeric value {cell!r} in column "
-                                f"{header[index] if has_header else index}; fix it or pass --fill") from None
-            values.append(math.nan)
+            values.append(math.nan)  # reported (with its row) by _fill unless --fill is given
         row_numbers.append(number)
     array = _fill(np.asarray(values, dtype=np.float64), row_numbers, fill, str(path))
     return Series(f"{path.name}:{header[index] if has_header else index}", array)
