@@ -17,8 +17,11 @@ setup() {
     local want
     want=$(sha1sum pyproject.toml | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        # Pin torch first: the CPU wheel; a loose requirement could pull a multi-GB CUDA build.
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
+        # Pin torch first: a loose requirement could pull a multi-GB CUDA build. Where pip is
+        # not already pointed at a CPU wheel, set RNNLAB_TORCH_INDEX, for example to
+        # https://download.pytorch.org/whl/cpu, to take PyTorch's CPU-only build.
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+            ${RNNLAB_TORCH_INDEX:+--index-url "$RNNLAB_TORCH_INDEX"} "torch==2.13.0"
         "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[test]"
         echo "$want" > "$stamp"
     fi
