@@ -146,6 +146,29 @@ def test_early_stopping_and_lr_decay():
     assert trainer.progress["lr"] == 0.125
 
 
+def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path):
+    config = small(epochs=30, early_stop=2, lr_decay=0.5, dropout=0.0)
+    trainer = Trainer(config, dataset(config), out_dir=tmp_path)
+    vals = iter([5.0, 4.9999, 4.9998, 4.9997])
+
+    import rnnlab.training.loop as loop
+    real = loop.evaluate
+
+    def fake(model, ids, **kw):
+        result = real(model, ids, **kw)
+        result["perplexity"] = next(vals)
+        return result
+
+    loop.evaluate = fake
+    try:
+        summary = trainer.fit()
+    finally:
+        loop.evaluate = real
+    assert summary["stopped"] == "early_stop" and summary["epochs"] == 3
+    assert summary["best_val_perplexity"] == 4.9998
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["progress"]["best_val_perplexity"] == 4.9998
+
+
 def test_full_bptt_refuses_beyond_the_memory_bound():
     config = small(sampling="sequential", bptt="full", full_bptt_max_mb=0.001)
     with pytest.raises(TrainingError, match=r"full BPTT over .*--full-bptt-max-mb"):

@@ -36,6 +36,10 @@ from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
 from rnnlab.training.config import TrainConfig
 
 Callback = Callable[[dict], object]
+# A validation perplexity counts as an improvement (for lr decay and early stopping)
+# only when it beats the best by this fraction; tiny gains should not keep a
+# plateaued run going with an ever smaller learning rate.
+MIN_IMPROVEMENT = 1e-3
 
 
 class StopTraining(Exception):
@@ -280,21 +284,20 @@ class Trainer:
         p["epoch_nll"], p["epoch_tokens"] = 0.0, 0
         p["grad_norm_sum"], p["grad_norm_max"], p["grad_norm_count"] = 0.0, 0.0, 0
         stop = improved = False
-        if val is not None and check_plateau:
+        if val is not None:
             best = p["best_val_perplexity"]
-            if best is None or val["perplexity"] < best:
+            improved = best is None or val["perplexity"] < best
+            if improved:
                 p["best_val_perplexity"] = val["perplexity"]
-                p["evals_without_improvement"] = 0
-                improved = True
-            else:
-                p["evals_without_improvement"] += 1
-                if config.lr_decay and p["evals_without_improvement"] % config.lr_patience == 0:
-                    self._set_lr(p["lr"] * config.lr_decay)
-                if config.early_stop and p["evals_without_improvement"] >= config.early_stop:
-                    stop = True
-        elif val is not None and (p["best_val_perplexity"] is None or val["perplexity"] < p["best_val_perplexity"]):
-            p["best_val_perplexity"] = val["perplexity"]
-            improved = True
+            if check_plateau:
+                if best is None or val["perplexity"] < best * (1 - MIN_IMPROVEMENT):
+                    p["evals_without_improvement"] = 0
+                else:
+                    p["evals_without_improvement"] += 1
+                    if config.lr_decay and p["evals_without_improvement"] % config.lr_patience == 0:
+                        self._set_lr(p["lr"] * config.lr_decay)
+                    if config.early_stop and p["evals_without_improvement"] >= config.early_stop:
+                        stop = True
         logger.info(_format_record(record))
         self.save()
         if improved:
