@@ -123,7 +123,7 @@ def test_callback_can_stop_training():
 
 
 def test_early_stopping_and_lr_decay():
-    config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, dropout=0.0)
+    config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, lr_patience=1, dropout=0.0)
     trainer = Trainer(config, dataset(config))
     vals = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])  # improvement, then a plateau
 

@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--bptt-keep-prob", type=float, default=None, help="randomized BPTT: P(gradient crosses a step) (0.9)")
     opt.add_argument("--full-bptt-max-mb", type=float, default=None, help="full BPTT memory bound (2048 MB)")
     opt.add_argument("--lr-decay", type=float, default=None, help="multiply lr by this on a validation plateau (default 0.5; 0 = off)")
-    opt.add_argument("--lr-patience", type=int, default=None, help="evaluations without improvement before decay (1)")
+    opt.add_argument("--lr-patience", type=int, default=None, help="evaluations without improvement before decay (default 2)")
     opt.add_argument("--early-stop", type=int, default=None, help="stop after this many evaluations without improvement (default 4; 0 = off)")
     opt.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs (default 1)")
     opt.add_argument("--eval-every-steps", type=int, default=None, help="also evaluate every N steps")

@@ -48,7 +48,7 @@ class TrainConfig:
     bptt_keep_prob: float = 0.9        # randomized: P(gradient crosses a time step), xi in {0, 1/p}
     full_bptt_max_mb: float = 2048.0   # full BPTT: refuse when the estimated activations exceed this
     lr_decay: float | None = 0.5       # multiply lr by this when val perplexity plateaus; None = off
-    lr_patience: int = 1               # evaluations without improvement before decaying
+    lr_patience: int = 2               # evaluations without improvement before decaying
     early_stop: int | None = 4         # stop after this many evaluations without improvement; None = off
     eval_every: int = 1                # evaluate every this many epochs
     eval_every_steps: int | None = None  # also evaluate every this many optimizer steps (large corpora)
