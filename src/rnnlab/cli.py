@@ -525,10 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     ng_import.add_argument("--json", action="store_true")
     ng_import.set_defaults(handler=cmd_ngram_arpa, arpa_command="import")
     # [forecast-parsers]
-    from rnnlab.forecasting.models import FORECASTERS
     fc = commands.add_parser("forecast", help="train a forecaster and backtest it against baselines by horizon")
     fc.add_argument("--series", default="sine", help="sine, sunspots, nile, co2, FILE.csv:COLUMN or a one-column file")
-    fc.add_argument("--model", default="mlp", help=f"{', '.join(FORECASTERS)} (default mlp)")
+    fc.add_argument("--model", default="mlp", help="linear, mlp, rnn, gru, lstm (default mlp)")
     fc.add_argument("--tau", type=int, default=4, help="values an AR model reads (default 4)")
     fc.add_argument("--horizon", type=int, default=64, help="forecast steps H to evaluate (default 64)")
     fc.add_argument("--train-horizon", type=int, default=1, help="unroll training for this many steps (default 1)")

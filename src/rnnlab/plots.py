@@ -87,3 +87,14 @@ def forecast_figure(series, train_end: int, one_step: tuple, multi_step: tuple, 
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
+    _to_palette(path)
+
+
+def _to_palette(path, colors: int = 64) -> None:
+    """Re-save a PNG with a 64-colour palette: the noisy series make the RGBA file
+    ~4x larger (about 230 KB against 60 KB) with no visible difference."""
+    from PIL import Image  # a dependency of matplotlib
+
+    with Image.open(path) as image:
+        palette = image.convert("RGB").quantize(colors=colors)
+    palette.save(path, optimize=True)
