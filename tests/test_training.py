@@ -122,48 +122,32 @@ def test_callback_can_stop_training():
     assert summary["epochs"] == 1 and summary["stopped"] == "early_stop"
 
 
-def test_early_stopping_and_lr_decay():
+def fit_with_val_perplexities(trainer, values, monkeypatch):
+    """Train while the validation perplexity reads ``values`` in turn (the rest is real)."""
+    import rnnlab.training.loop as loop
+    real, values = loop.evaluate, iter(values)
+
+    def scripted(model, ids, **kw):
+        return {**real(model, ids, **kw), "perplexity": next(values)}
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    return trainer.fit()
+
+
+def test_early_stopping_and_lr_decay(monkeypatch):  # improvement, then a plateau
     config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, lr_patience=1, dropout=0.0)
     trainer = Trainer(config, dataset(config))
-    vals = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])  # improvement, then a plateau
-
-    import rnnlab.training.loop as loop
-    real = loop.evaluate
-
-    def fake(model, ids, **kw):
-        result = real(model, ids, **kw)
-        result["perplexity"] = next(vals)
-        return result
-
-    loop.evaluate = fake
-    try:
-        summary = trainer.fit()
-    finally:
-        loop.evaluate = real
+    summary = fit_with_val_perplexities(trainer, [5.0, 4.0, 4.5, 4.6, 4.7, 4.8], monkeypatch)
     lrs = [h["lr"] for h in trainer.progress["history"]]
     assert summary["stopped"] == "early_stop" and summary["epochs"] == 4
     assert lrs == [0.5, 0.5, 0.5, 0.25]  # the lr each epoch trained with; it halves after each plateau
     assert trainer.progress["lr"] == 0.125
 
 
-def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path):
+def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path, monkeypatch):
     config = small(epochs=30, early_stop=2, lr_decay=0.5, dropout=0.0)
     trainer = Trainer(config, dataset(config), out_dir=tmp_path)
-    vals = iter([5.0, 4.9999, 4.9998, 4.9997])
-
-    import rnnlab.training.loop as loop
-    real = loop.evaluate
-
-    def fake(model, ids, **kw):
-        result = real(model, ids, **kw)
-        result["perplexity"] = next(vals)
-        return result
-
-    loop.evaluate = fake
-    try:
-        summary = trainer.fit()
-    finally:
-        loop.evaluate = real
+    summary = fit_with_val_perplexities(trainer, [5.0, 4.9999, 4.9998, 4.9997], monkeypatch)
     assert summary["stopped"] == "early_stop" and summary["epochs"] == 3
     assert summary["best_val_perplexity"] == 4.9998
     assert json.loads((tmp_path / "best" / "config.json").read_text())["progress"]["best_val_perplexity"] == 4.9998
