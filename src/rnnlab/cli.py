@@ -395,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for PyTorch (default: PyTorch's choice, one per core)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    corpus = commands.add_parser("corpus", help="corpus statistics").add_subparsers(dest="corpus_command", metavar="SUBCOMMAND")
+    corpus_parser = commands.add_parser("corpus", help="corpus statistics")
+    corpus_parser.set_defaults(handler=lambda args: (corpus_parser.print_help(sys.stderr), 2)[1])  # no subcommand
+    corpus = corpus_parser.add_subparsers(dest="corpus_command", metavar="SUBCOMMAND")
     stats = corpus.add_parser("stats", help="token counts, top n-grams and Zipf exponents")
     add_corpus_options(stats, mode_default="d2l")
     stats.add_argument("--top", type=int, default=10, help="how many top n-grams to list (default 10)")
