@@ -1,7 +1,6 @@
 """Held-out evaluation of recurrent language models: perplexity and bits per token."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -78,7 +77,3 @@ def unigram_result(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int)
     if len(targets) == 0:
         return lm_result(0.0, 0, 0)
     return lm_result(float(-logp[targets].sum()), len(targets), int((targets == 0).sum()))
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, float) and math.isfinite(value)

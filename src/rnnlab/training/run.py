@@ -11,7 +11,7 @@ from pathlib import Path
 from rnnlab.data.corpus import reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import CheckpointError, DataError, UsageError
+from rnnlab.errors import DataError, UsageError
 from rnnlab.progress import logger
 from rnnlab.training.checkpoint import load_training_config
 from rnnlab.training.config import TrainConfig
@@ -110,9 +110,4 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     return {**result, "source": source}
 
 
-def check_checkpoint(folder) -> None:
-    """Raise :class:`CheckpointError` unless ``folder`` is a language-model checkpoint."""
-    load_training_config(folder)
-
-
-__all__ = ["train", "resume", "evaluate_checkpoint", "dataset_for", "check_checkpoint", "CheckpointError"]
+__all__ = ["train", "resume", "evaluate_checkpoint", "dataset_for"]
