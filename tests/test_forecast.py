@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
+from rnnlab.errors import DataError
 from rnnlab.forecasting.evaluate import Backtest, backtest, baseline_forecasts, naive_scale
 from rnnlab.forecasting.models import ForecastConfig, Forecaster
 from rnnlab.forecasting.report import run_forecast
