@@ -211,3 +211,20 @@ def test_checkpoint_folder_contents(tmp_path):
     assert saved["progress"]["epoch"] == 2
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_resume_is_exact_with_step_evaluations_and_lr_decay(tmp_path):
+    """The extra evaluation at a max_steps stop must not change the resumed lr schedule."""
+    options = dict(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every_steps=3,
+                   lr_decay=0.5, lr_patience=1, early_stop=0)
+    data = dataset(small(**options))
+    straight = Trainer(small(**options), data)
+    straight.fit()
+    first = Trainer(small(**options, max_steps=7), data, out_dir=tmp_path / "run")
+    first.fit()
+    second = Trainer(small(**options), data, out_dir=tmp_path / "run")
+    second.restore(tmp_path / "run")
+    second.fit()
+    assert second.progress["lr"] == straight.progress["lr"]
+    a, b = params(straight.model), params(second.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)

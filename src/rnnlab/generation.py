@@ -41,6 +41,8 @@ class Sampling:
     def choose(self, logits: torch.Tensor, generator: torch.Generator | None) -> int:
         logits = logits.float().clone()
         logits[0] = -float("inf")  # never emit <unk>
+        if not torch.isfinite(logits).any():
+            raise UsageError("the model gives no token but <unk> a finite score; nothing can be generated")
         if self.greedy:
             return int(logits.argmax())
         logits = logits / self.temperature

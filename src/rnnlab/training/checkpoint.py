@@ -61,6 +61,8 @@ def save_training(folder: str | os.PathLike, model: RecurrentLM, vocab: Vocab, p
     """Write a complete, resumable training checkpoint into ``folder``."""
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     state = {"torch_rng": torch.get_rng_state(), **_state_tensors(carried_state)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from these
+        state.update({f"cuda_rng.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())})
     config = {"model": model.config(), "vocab": vocab.to_dict(), "preprocessing": preprocessing,
               "data": data, "train_config": train_config, "progress": progress,
               "optimizer": {"name": train_config.get("optimizer"), **opt_meta},
@@ -98,13 +100,19 @@ def load_language_model(folder, device: str | torch.device = "cpu"):
 
 def load_resume_state(folder, config: dict, optimizer: torch.optim.Optimizer, device) -> tuple:
     """Restore the optimizer and RNG; return the carried hidden state (or None)."""
-    tensors = load_tensors(folder, "optimizer", config, device=device)
+    # On the CPU: load_state_dict moves each tensor next to its parameter, except Adam's
+    # step counter, which must stay on the CPU.
+    tensors = load_tensors(folder, "optimizer", config)
     try:
         optimizer.load_state_dict(optimizer_from_tensors(tensors, config["optimizer"]))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{folder}: optimizer state does not match the model ({exc})") from None
     state = load_tensors(folder, "state", config)
     torch.set_rng_state(state["torch_rng"])
+    cuda_states = [state[k] for k in sorted((k for k in state if k.startswith("cuda_rng.")),
+                                            key=lambda k: int(k.split(".")[1]))]
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
     parts = [state[f"carried.{i}"].to(device) for i in range(config.get("carried_state_parts", 0))]
     if not parts:
         return None

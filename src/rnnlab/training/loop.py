@@ -60,7 +60,7 @@ def make_optimizer(model: RecurrentLM, config: TrainConfig) -> torch.optim.Optim
 def fresh_progress() -> dict:
     """Counters saved in checkpoints (all JSON)."""
     return {"epoch": 0, "step": 0, "batch_in_epoch": 0, "epoch_nll": 0.0, "epoch_tokens": 0,
-            "best_val_perplexity": None, "evals_without_improvement": 0, "lr": None,
+            "best_val_perplexity": None, "plateau_best": None, "evals_without_improvement": 0, "lr": None,
             "train_seconds": 0.0, "train_tokens": 0, "history": [], "stopped": None}
 
 
@@ -290,7 +290,11 @@ class Trainer:
             if improved:
                 p["best_val_perplexity"] = val["perplexity"]
             if check_plateau:
-                if best is None or val["perplexity"] < best * (1 - MIN_IMPROVEMENT):
+                # Scheduled evaluations only: the extra one when a run stops early (max_time,
+                # max_steps) must not shift the schedule of a resumed run.
+                reference = p.get("plateau_best")
+                if reference is None or val["perplexity"] < reference * (1 - MIN_IMPROVEMENT):
+                    p["plateau_best"] = val["perplexity"]
                     p["evals_without_improvement"] = 0
                 else:
                     p["evals_without_improvement"] += 1
