@@ -111,7 +111,7 @@ class ScratchRNN(RecurrentLM):
 
     def forward(self, X: torch.Tensor, state: torch.Tensor, grad_scale: torch.Tensor | None = None):
         """``X`` (batch, steps) int64, ``state`` (1, batch, hidden) -> logits (batch, steps, vocab), state."""
-        xi = grad_scale.to(self.W_hh.dtype) if grad_scale is not None else None
+        xi = grad_scale.to(self.W_hh.device, self.W_hh.dtype) if grad_scale is not None else None
         logits, last = _RNNFunction.apply(X.t().contiguous(), state[0], self.W_xh, self.W_hh, self.b_h,
                                           self.W_hq, self.b_q, xi)
         return logits.transpose(0, 1), last.unsqueeze(0)
