@@ -58,12 +58,14 @@ def test_gradient_norm_is_logged_before_clipping():
 
 @pytest.mark.parametrize("stop_at", [5, 8])  # mid-epoch and (near) an epoch boundary
 def test_resume_gives_identical_parameters(tmp_path, stop_at):
-    config = small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every=1)
+    # plateau: --max-steps is a stop here, not a schedule horizon (it is one for cosine)
+    config = small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every=1, lr_schedule="plateau")
     data = dataset(config)
     straight = Trainer(config, data)
     straight.fit()
 
-    first = Trainer(small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, max_steps=stop_at),
+    first = Trainer(small(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, max_steps=stop_at,
+                          lr_schedule="plateau"),
                     data, out_dir=tmp_path / "run")
     first.fit()
     assert first.progress["step"] == stop_at
@@ -134,7 +136,8 @@ def fit_with_val_perplexities(trainer, values, monkeypatch):
 
 
 def test_early_stopping_and_lr_decay(monkeypatch):  # improvement, then a plateau
-    config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_decay=0.5, lr_patience=1, dropout=0.0)
+    config = small(epochs=30, lr=0.5, optimizer="sgd", early_stop=2, lr_schedule="plateau", lr_decay=0.5,
+                   lr_patience=1, dropout=0.0)
     trainer = Trainer(config, dataset(config))
     summary = fit_with_val_perplexities(trainer, [5.0, 4.0, 4.5, 4.6, 4.7, 4.8], monkeypatch)
     lrs = [h["lr"] for h in trainer.progress["history"]]
@@ -216,12 +219,59 @@ def test_checkpoint_folder_contents(tmp_path):
 def test_resume_is_exact_with_step_evaluations_and_lr_decay(tmp_path):
     """The extra evaluation at a max_steps stop must not change the resumed lr schedule."""
     options = dict(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every_steps=3,
-                   lr_decay=0.5, lr_patience=1, early_stop=0)
+                   lr_schedule="plateau", lr_decay=0.5, lr_patience=1, early_stop=0)
     data = dataset(small(**options))
     straight = Trainer(small(**options), data)
     straight.fit()
     first = Trainer(small(**options, max_steps=7), data, out_dir=tmp_path / "run")
     first.fit()
+    second = Trainer(small(**options), data, out_dir=tmp_path / "run")
+    second.restore(tmp_path / "run")
+    second.fit()
+    assert second.progress["lr"] == straight.progress["lr"]
+    a, b = params(straight.model), params(second.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cosine_schedule_factor():
+    from rnnlab.training.loop import FINAL_LR_RATIO, WARMUP_FRACTION, cosine_lr_factor
+    assert cosine_lr_factor(0.0) == pytest.approx(0.0, abs=1e-9)
+    assert cosine_lr_factor(WARMUP_FRACTION / 2) == pytest.approx(0.5 * (FINAL_LR_RATIO + (1 - FINAL_LR_RATIO) * 0.5
+                                                                         * (1 + math.cos(math.pi * WARMUP_FRACTION / 2))))
+    assert cosine_lr_factor(0.5) == pytest.approx(FINAL_LR_RATIO + (1 - FINAL_LR_RATIO) / 2)
+    assert cosine_lr_factor(1.0) == pytest.approx(FINAL_LR_RATIO)
+    assert cosine_lr_factor(3.0) == pytest.approx(FINAL_LR_RATIO)  # past the budget: stays at the floor
+    values = [cosine_lr_factor(f / 100) for f in range(int(WARMUP_FRACTION * 100) + 1, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # decreasing after the warm-up
+
+
+def test_cosine_schedule_spans_the_epochs():
+    config = small(epochs=2, lr=0.01, lr_schedule="cosine", early_stop=0)
+    trainer = Trainer(config, dataset(config))
+    steps_per_epoch = len(trainer.loader)
+    seen = []
+    trainer.callbacks.append(lambda record: seen.append(record["lr"]))
+    trainer.fit()
+    last_fraction = (2 * steps_per_epoch - 1) / (2 * steps_per_epoch)  # lr is set before each update
+    from rnnlab.training.loop import cosine_lr_factor
+    assert seen[-1] == pytest.approx(0.01 * cosine_lr_factor(last_fraction))
+    assert seen[0] > seen[-1]
+
+
+def test_resume_is_exact_with_the_cosine_schedule(tmp_path):
+    """Stopped at a step evaluation by a callback, resumed from the files: the same weights."""
+    options = dict(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every_steps=4,
+                   lr_schedule="cosine", early_stop=0)
+    data = dataset(small(**options))
+    straight = Trainer(small(**options), data)
+    straight.fit()
+
+    def stop_at_step_8(record):
+        if record["step"] == 8:
+            raise StopTraining
+    first = Trainer(small(**options), data, out_dir=tmp_path / "run", callbacks=[stop_at_step_8])
+    first.fit()
+    assert first.progress["step"] == 8
     second = Trainer(small(**options), data, out_dir=tmp_path / "run")
     second.restore(tmp_path / "run")
     second.fit()

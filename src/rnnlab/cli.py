@@ -37,11 +37,17 @@ def _finite(value: float):
 
 
 def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None = "raw",
-                       token_default: str | None = "char") -> None:
+                       token_default: str | None = "char", held_out: bool = False) -> None:
     from rnnlab.data.corpus import DEFAULT_CORPUS
     group = parser.add_argument_group("corpus")
     group.add_argument("--corpus", default=None, metavar="NAME_OR_PATH",
-                       help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob")
+                       help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob; "
+                            "a folder with train/valid/test files gives those three splits")
+    if held_out:
+        group.add_argument("--val", dest="val_corpus", default=None, metavar="FILE",
+                           help="validation text file; the whole --corpus then trains (no --split)")
+        group.add_argument("--test", dest="test_corpus", default=None, metavar="FILE",
+                           help="test text file (default with --val: no test split)")
     group.add_argument("--data-dir", default=None, help="folder holding downloaded corpora (default: $RNNLAB_DATA, then the user cache)")
     group.add_argument("--encoding-errors", default="strict" if mode_default else None,
                        help="strict (default), replace or ignore undecodable bytes")
@@ -51,7 +57,8 @@ def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None
 
 def load_corpus_from_args(args):
     from rnnlab.data.corpus import load_corpus
-    return load_corpus(args.corpus, data_dir=args.data_dir, encoding_errors=args.encoding_errors)
+    return load_corpus(args.corpus, data_dir=args.data_dir, encoding_errors=args.encoding_errors,
+                       val=getattr(args, "val_corpus", None), test=getattr(args, "test_corpus", None))
 
 
 # ----------------------------------------------------------------------------------
@@ -131,13 +138,15 @@ def cmd_demo(args) -> int:
 # rnnlab train / eval / generate  (language models; see rnnlab.training, rnnlab.generation)
 # [lm-commands]
 
-TRAIN_OPTIONS = ("corpus", "mode", "token", "split", "max_tokens", "min_freq", "encoding_errors", "model",
+TRAIN_OPTIONS = ("corpus", "val_corpus", "test_corpus", "mode", "token", "split", "max_tokens", "min_freq", "encoding_errors", "model",
                  "hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity",
                  "batch_size", "num_steps", "epochs", "max_time", "max_steps", "lr", "optimizer", "weight_decay", "clip",
-                 "sampling", "bptt", "bptt_keep_prob", "full_bptt_max_mb", "lr_decay", "lr_patience",
-                 "early_stop", "eval_every", "eval_every_steps", "sample_prefix", "sample_length", "seed", "device")
-RESUMABLE = {"epochs", "max_time", "max_steps", "device"}
-FLAGS = {"hidden_size": "hidden", "num_layers": "layers", "embed_size": "embed"}
+                 "sampling", "bptt", "bptt_keep_prob", "full_bptt_max_mb", "lr_schedule", "lr_decay", "lr_patience",
+                 "early_stop", "eval_every", "eval_every_steps", "sample_prefix", "sample_length", "seed", "device",
+                 "precision")
+RESUMABLE = {"epochs", "max_time", "max_steps", "device", "precision"}
+FLAGS = {"hidden_size": "hidden", "num_layers": "layers", "embed_size": "embed", "val_corpus": "val",
+         "test_corpus": "test"}
 
 
 def cmd_train(args) -> int:
@@ -151,11 +160,12 @@ def cmd_train(args) -> int:
     if args.resume:
         fixed = sorted(set(given) - RESUMABLE - {"corpus"} | ({"preset"} if args.preset else set()))
         if fixed:
-            raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device "
-                             f"and --out may be given (got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
+            raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
+                             f"--precision and --out may be given (got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
         _, summary = run.resume(args.resume, epochs=given.get("epochs"), max_time=given.get("max_time"),
                                 max_steps=given.get("max_steps"),
-                                out_dir=args.out, device=given.get("device"), data_dir=args.data_dir)
+                                out_dir=args.out, device=given.get("device"), precision=given.get("precision"),
+                                data_dir=args.data_dir)
     else:
         config = make_config(args.preset, **given)
         if args.no_clip:
@@ -235,13 +245,15 @@ def _ngram_print_result(result: dict, label: str) -> None:
 
 
 def cmd_ngram_train(args) -> int:
-    from rnnlab.data.dataset import prepare_text
+    from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, prepare_text
     from rnnlab.ngram import api, store
 
+    check_held_out_options(args.split, args.val_corpus, args.test_corpus)
     corpus = load_corpus_from_args(args)
-    dataset = prepare_text(corpus, mode=args.mode, token=args.token, split=args.split)
+    dataset = prepare_text(corpus, mode=args.mode, token=args.token,
+                           split=args.split if args.split is not None else DEFAULT_SPLIT)
     source = {"corpus_arg": args.corpus, "data_dir": args.data_dir, "encoding_errors": args.encoding_errors,
-              "sources": corpus.sources}
+              "sources": corpus.sources, "val_corpus": args.val_corpus, "test_corpus": args.test_corpus}
     model = api.train(dataset, args.order, args.smoothing, args.k, source=source)
     val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
     store.save(model, args.out)
@@ -419,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a recurrent language model",
                                 description="Train an RNN/GRU/LSTM (or the from-scratch RNN) language model. "
                                             "Defaults suit your own text: a 2-layer LSTM with Adam.")
-    add_corpus_options(train, mode_default=None, token_default=None)
+    add_corpus_options(train, mode_default=None, token_default=None, held_out=True)
     train.add_argument("--preset", default=None, help=f"the book's experiments: {', '.join(PRESETS)}")
     train.add_argument("--split", default=None, help="train,val,test fractions (default 0.9,0.05,0.05) or 'd2l'")
     train.add_argument("--max-tokens", type=int, default=None, help="use at most this many training tokens")
@@ -447,7 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--bptt", default=None, help="truncated, full or randomized (default truncated)")
     opt.add_argument("--bptt-keep-prob", type=float, default=None, help="randomized BPTT: P(gradient crosses a step) (0.9)")
     opt.add_argument("--full-bptt-max-mb", type=float, default=None, help="full BPTT memory bound (2048 MB)")
-    opt.add_argument("--lr-decay", type=float, default=None, help="multiply lr by this on a validation plateau (default 0.5; 0 = off)")
+    opt.add_argument("--lr-schedule", default=None,
+                     help="cosine (warm-up, then down to 5%% of --lr over the epochs, --max-steps or --max-time "
+                          "budget; default), plateau (multiply by --lr-decay on a validation plateau) or constant")
+    opt.add_argument("--lr-decay", type=float, default=None, help="plateau schedule: multiply lr by this on a validation plateau (default 0.5; 0 = off)")
     opt.add_argument("--lr-patience", type=int, default=None, help="evaluations without improvement before decay (default 2)")
     opt.add_argument("--early-stop", type=int, default=None, help="stop after this many evaluations without improvement (default 4; 0 = off)")
     opt.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs (default 1)")
@@ -456,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--sample-length", type=int, default=None, help="tokens in that sample (default 50)")
     opt.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     opt.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+    opt.add_argument("--precision", default=None,
+                     help="fp32, bf16 (bfloat16 products, float32 weights and loss) or auto: bf16 where the "
+                          "CPU or GPU supports it natively (default auto)")
     train.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (weights, config, metrics, plot)")
     train.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR")
     train.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -488,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     ngram_cmds = ngram.add_subparsers(dest="ngram_command", metavar="SUBCOMMAND")
     ngram.set_defaults(handler=lambda args: (ngram.print_help(sys.stderr), 2)[1])  # no subcommand given
     ng_train = ngram_cmds.add_parser("train", help="count n-grams of a corpus's training split and save the model")
-    add_corpus_options(ng_train, mode_default="d2l", token_default="word")
-    ng_train.add_argument("--split", default="0.9,0.05,0.05", help="train,val,test fractions or 'd2l' (default 0.9,0.05,0.05)")
+    add_corpus_options(ng_train, mode_default="d2l", token_default="word", held_out=True)
+    ng_train.add_argument("--split", default=None, help="train,val,test fractions or 'd2l' (default 0.9,0.05,0.05)")
     ng_train.add_argument("--order", type=int, default=3, help="n (default 3)")
     ng_train.add_argument("--smoothing", default="kn", help="kn (modified Kneser-Ney, default), addk or mle")
     ng_train.add_argument("--k", type=float, default=1.0, help="k of add-k smoothing (default 1: Laplace)")

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from rnnlab.errors import UsageError
+from rnnlab.precision import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_SCHEDULES = ("cosine", "plateau", "constant")
 BPTT_MODES = ("truncated", "full", "randomized")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 UNLIMITED_EPOCHS = 1_000_000
@@ -19,6 +21,8 @@ UNLIMITED_EPOCHS = 1_000_000
 class TrainConfig:
     # data
     corpus: str | None = None          # name or path; None = the built-in corpus
+    val_corpus: str | None = None      # validation text file; then all of `corpus` trains (split "files")
+    test_corpus: str | None = None     # test text file; None with val_corpus = an empty test split
     mode: str = "raw"                  # preprocessing: raw | d2l
     token: str = "char"                # char | word | byte
     split: str = "0.9,0.05,0.05"       # fractions, or "d2l" (first max_tokens for training, rest held out)
@@ -47,7 +51,8 @@ class TrainConfig:
     bptt: str = "truncated"            # truncated | full | randomized
     bptt_keep_prob: float = 0.9        # randomized: P(gradient crosses a time step), xi in {0, 1/p}
     full_bptt_max_mb: float = 2048.0   # full BPTT: refuse when the estimated activations exceed this
-    lr_decay: float | None = 0.5       # multiply lr by this when val perplexity plateaus; None = off
+    lr_schedule: str = "cosine"        # cosine (warm-up, then down to 5% over the budget) | plateau | constant
+    lr_decay: float | None = 0.5       # plateau: multiply lr by this when val perplexity plateaus; None = off
     lr_patience: int = 2               # evaluations without improvement before decaying
     early_stop: int | None = 4         # stop after this many evaluations without improvement; None = off
     eval_every: int = 1                # evaluate every this many epochs
@@ -56,6 +61,7 @@ class TrainConfig:
     sample_length: int = 50
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"            # fp32 | bf16 | auto (bf16 where the hardware has it; see rnnlab.precision)
 
     def validate(self) -> "TrainConfig":
         from rnnlab.models import MODEL_NAMES
@@ -66,10 +72,14 @@ class TrainConfig:
             self.lr_decay = None
         if self.model not in MODEL_NAMES:
             raise UsageError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(f"unknown lr schedule '{self.lr_schedule}'; choose one of {', '.join(LR_SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
         if self.bptt not in BPTT_MODES:
             raise UsageError(f"unknown BPTT strategy '{self.bptt}'; choose one of {', '.join(BPTT_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES:
             raise UsageError(f"unknown device '{self.device}'; choose one of {', '.join(DEVICES)}")
         for key in ("hidden_size", "num_layers", "batch_size", "num_steps", "epochs", "eval_every"):
@@ -94,6 +104,13 @@ class TrainConfig:
             raise UsageError("--bptt full carries gradients along the text, which needs --sampling sequential")
         if self.sample_length < 0:
             raise UsageError(f"sample-length must be >= 0, got {self.sample_length}")
+        if self.val_corpus is not None or self.test_corpus is not None:
+            from rnnlab.data.dataset import DEFAULT_SPLIT, parse_split
+            if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
+                preset = " (the d2l presets set it)" if self.split == "d2l" else ""
+                raise UsageError(f"--val/--test make the whole corpus the training split; they cannot be combined "
+                                 f"with --split {self.split}{preset}")
+            self.split = "files"  # so the checkpoint says which split was used
         return self
 
     def model_options(self) -> dict:
@@ -118,7 +135,7 @@ _D2L_COMMON = dict(corpus="timemachine", mode="d2l", token="char", split="d2l", 
                    batch_size=32, num_steps=35, lr=1.0, optimizer="sgd", clip=1.0, epochs=500,
                    sampling="sequential", bptt="truncated", dropout=0.0, embed_size=0, num_layers=1,
                    eval_every=25, sample_prefix="time traveller", sample_length=50,
-                   lr_decay=None, early_stop=None)
+                   lr_schedule="constant", lr_decay=None, early_stop=None)
 PRESETS: dict[str, dict] = {
     "d2l-scratch": dict(_D2L_COMMON, model="rnn-scratch", hidden_size=512),
     "d2l-concise": dict(_D2L_COMMON, model="rnn", hidden_size=256),
@@ -133,6 +150,8 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
             raise UsageError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     given = {k: v for k, v in overrides.items() if v is not None}
+    from rnnlab.data.dataset import check_held_out_options
+    check_held_out_options(given.get("split"), given.get("val_corpus"), given.get("test_corpus"))
     if "max_time" in given and "epochs" not in given:
         values["epochs"] = UNLIMITED_EPOCHS  # a time budget alone means: train until it is spent
     values.update(given)

@@ -30,20 +30,61 @@ from rnnlab.data.dataset import TextDataset
 from rnnlab.errors import TrainingError, UsageError
 from rnnlab.evaluation import evaluate, unigram_result
 from rnnlab.lm import LanguageModel, resolve_device
-from rnnlab.models import RecurrentLM, build_model, detach_state
+from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
+from rnnlab.precision import autocast, resolve_precision
 from rnnlab.progress import logger, progress
 from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
-from rnnlab.training.config import TrainConfig
+from rnnlab.training.config import UNLIMITED_EPOCHS, TrainConfig
 
 Callback = Callable[[dict], object]
 # A validation perplexity counts as an improvement (for lr decay and early stopping)
 # only when it beats the best by this fraction; tiny gains should not keep a
 # plateaued run going with an ever smaller learning rate.
 MIN_IMPROVEMENT = 1e-3
+# On a GPU reading the loss back is a sync; check for NaN/inf only this often there.
+CHECK_EVERY_ACCELERATED = 50
+# The cosine schedule: linear warm-up over this fraction of the budget, then down to
+# this fraction of the base learning rate at the end of the budget.
+WARMUP_FRACTION = 0.02
+FINAL_LR_RATIO = 0.05
+
+
+def cosine_lr_factor(fraction: float) -> float:
+    """Multiplier of the base learning rate when ``fraction`` (0..1) of the budget is spent."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    warmup = min(1.0, (fraction + 1e-12) / WARMUP_FRACTION)
+    return warmup * (FINAL_LR_RATIO + (1 - FINAL_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * fraction)))
 
 
 class StopTraining(Exception):
     """Raise from a callback to end training after the current evaluation."""
+
+
+class _RunningTotals:
+    """Sums of the loss (nats x tokens) and gradient norms, kept on the training device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._reset()
+
+    def _reset(self) -> None:
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.nll, self.grad_sum, self.grad_max = zero, zero.clone(), zero.clone()
+        self.tokens = self.count = 0
+
+    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, tokens: int) -> None:
+        self.nll = self.nll + loss.double() * tokens
+        self.grad_sum = self.grad_sum + grad_norm.double()
+        self.grad_max = torch.maximum(self.grad_max, grad_norm.double())
+        self.tokens += tokens
+        self.count += 1
+
+    def drain(self) -> tuple[float, float, float, int, int]:
+        """(nll, grad_sum, grad_max, tokens, steps) since the last drain, as Python numbers."""
+        values = torch.stack([self.nll, self.grad_sum, self.grad_max]).tolist()  # one sync
+        out = (*values, self.tokens, self.count)
+        self._reset()
+        return out
 
 
 def make_optimizer(model: RecurrentLM, config: TrainConfig) -> torch.optim.Optimizer:
@@ -61,7 +102,7 @@ def fresh_progress() -> dict:
     """Counters saved in checkpoints (all JSON)."""
     return {"epoch": 0, "step": 0, "batch_in_epoch": 0, "epoch_nll": 0.0, "epoch_tokens": 0,
             "best_val_perplexity": None, "plateau_best": None, "evals_without_improvement": 0, "lr": None,
-            "train_seconds": 0.0, "train_tokens": 0, "history": [], "stopped": None}
+            "train_seconds": 0.0, "wall_seconds": 0.0, "train_tokens": 0, "history": [], "stopped": None}
 
 
 class Trainer:
@@ -82,6 +123,8 @@ class Trainer:
         if model is None:
             model = build_model(config.model, len(dataset.vocab), seed=config.seed, **config.model_options())
         self.model = model.to(self.device)
+        self.precision = resolve_precision(config.precision, self.device)  # fp32 | bf16, decided once
+        self.totals = _RunningTotals(self.device)
         self.optimizer = make_optimizer(self.model, config)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
@@ -135,7 +178,9 @@ class Trainer:
         config = self.config
         total_epochs = epochs if epochs is not None else config.epochs
         budget = max_time if max_time is not None else config.max_time
-        deadline = time.perf_counter() + budget if budget else None
+        fit_started = time.perf_counter()
+        deadline = fit_started + budget if budget else None
+        self._budget = (total_epochs, budget, fit_started)
         if not self._rng_seeded:
             torch.manual_seed(config.seed)  # dropout noise; its state is checkpointed from here on
             self._rng_seeded = True
@@ -163,9 +208,11 @@ class Trainer:
                         break
         except KeyboardInterrupt:
             p["stopped"] = "interrupted"
+            self.totals.drain()  # a step cut short leaves nothing worth counting
             self.save()
             raise
         p["stopped"] = reason
+        p["wall_seconds"] = p.get("wall_seconds", 0.0) + time.perf_counter() - fit_started
         if not p["history"] or p["history"][-1]["step"] != p["step"]:
             self._evaluate_and_log(check_plateau=False)
         else:
@@ -194,16 +241,19 @@ class Trainer:
             scales = None
             if config.bptt == "randomized":
                 scales = randomized_scales(X.shape[1], config.bptt_keep_prob, config.seed, p["step"]).to(self.device)
-            logits, state = self.model(X, state, scales) if scales is not None else self.model(X, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+            with autocast(self.device, self.precision):
+                logits, state = self.model(X, state, scales) if scales is not None else self.model(X, state)
+            state = map_state(lambda s: s.float(), state)  # carried and checkpointed in float32
+            # The softmax and the loss stay in float32 whatever the precision of the products.
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1))
             self._update(loss, Y.numel())
             p["batch_in_epoch"] = index + 1
             self.carried = detach_state(state) if config.sampling == "sequential" else None
             p["train_seconds"] += time.perf_counter() - started
-            started = time.perf_counter()
             if config.eval_every_steps and p["step"] % config.eval_every_steps == 0:
                 if self._evaluate_and_log():
                     return "early_stop"
+            started = time.perf_counter()  # evaluation, checkpoints and figures are not training time
             last = index + 1 >= total
             if config.max_steps is not None and p["step"] >= config.max_steps and not last:
                 return "max_steps"
@@ -223,8 +273,10 @@ class Trainer:
         for X, Y in progress(self.loader, total=len(self.loader), desc=f"epoch {p['epoch'] + 1}"):
             X, Y = X.to(self.device), Y.to(self.device)
             state = self.model.begin_state(X.shape[0], self.device) if state is None else state
-            logits, state = self.model(X, state)  # no detach: gradients reach the first batch
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum")
+            with autocast(self.device, self.precision):
+                logits, state = self.model(X, state)  # no detach: gradients reach the first batch
+            state = map_state(lambda s: s.float(), state)
+            nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum")
             total_nll = total_nll + nll
             tokens += Y.numel()
         self._update(total_nll / tokens, tokens)
@@ -232,37 +284,71 @@ class Trainer:
         return "done"
 
     def _update(self, loss: torch.Tensor, tokens: int) -> None:
-        """Backward, clip, step; record the gradient norm before clipping."""
+        """Backward, clip, step; record the loss and the gradient norm before clipping.
+
+        The loss and norm stay on the device (a Python float per step would be a device
+        sync per step on a GPU); :meth:`_check_totals` reads them back and stops on
+        NaN/inf every step on the CPU, where reading costs nothing, and every
+        ``CHECK_EVERY_ACCELERATED`` steps elsewhere. A non-finite loss or norm is caught
+        before the update it would poison only where it is checked every step.
+        """
         p = self.progress
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingError(self._diverged("loss", value))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [q for q in self.model.parameters() if q.grad is not None]
         max_norm = self.config.clip if self.config.clip is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-        if not math.isfinite(grad_norm):
-            raise TrainingError(self._diverged("gradient norm", grad_norm))
-        self.optimizer.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        self.totals.add(loss.detach(), grad_norm.detach(), tokens)
         p["step"] += 1
-        p["epoch_nll"] += value * tokens
-        p["epoch_tokens"] += tokens
         p["train_tokens"] += tokens
-        p["grad_norm_sum"] = p.get("grad_norm_sum", 0.0) + grad_norm
-        p["grad_norm_max"] = max(p.get("grad_norm_max", 0.0), grad_norm)
-        p["grad_norm_count"] = p.get("grad_norm_count", 0) + 1
+        if self.device.type == "cpu" or p["step"] % CHECK_EVERY_ACCELERATED == 0:
+            self._check_totals()
+        if self.config.lr_schedule == "cosine":
+            self._set_lr(self.config.lr * cosine_lr_factor(self._budget_fraction()))
+        self.optimizer.step()
 
-    def _diverged(self, what: str, value: float) -> str:
+    def _budget_fraction(self) -> float:
+        """How much of the run's budget is spent (0..1): the tightest of epochs, steps and time.
+
+        Epochs and steps count from the start of the run (so a resumed run continues the
+        same schedule exactly); a time budget is per invocation, as ``--max-time`` is.
+        """
+        p, config = self.progress, self.config
+        total_epochs, budget, fit_started = getattr(self, "_budget", (config.epochs, None, time.perf_counter()))
+        fractions = [0.0]
+        if total_epochs < UNLIMITED_EPOCHS:
+            fractions.append((p["epoch"] + p["batch_in_epoch"] / max(len(self.loader), 1)) / total_epochs)
+        if config.max_steps:
+            fractions.append(p["step"] / config.max_steps)
+        if budget:
+            fractions.append((time.perf_counter() - fit_started) / budget)
+        return min(1.0, max(fractions))
+
+    def _check_totals(self) -> None:
+        """Move the device totals into the (JSON) progress counters; stop on NaN/inf."""
+        p = self.progress
+        nll, grad_sum, grad_max, tokens, count = self.totals.drain()
+        if not (math.isfinite(nll) and math.isfinite(grad_sum)):
+            what = "loss" if not math.isfinite(nll) else "gradient norm"
+            p["step"] -= 1  # the update was not (CPU) or should not have been applied
+            raise TrainingError(self._diverged(what, nll if what == "loss" else grad_sum, count))
+        p["epoch_nll"] += nll
+        p["epoch_tokens"] += tokens
+        p["grad_norm_sum"] = p.get("grad_norm_sum", 0.0) + grad_sum
+        p["grad_norm_max"] = max(p.get("grad_norm_max", 0.0), grad_max)
+        p["grad_norm_count"] = p.get("grad_norm_count", 0) + count
+
+    def _diverged(self, what: str, value: float, steps: int = 1) -> str:
         p = self.progress
         kept = f"; the last good checkpoint in {self.out_dir} is kept" if self.out_dir else ""
-        return (f"{what} became {value} at step {p['step'] + 1} (epoch {p['epoch'] + 1}){kept}; "
-                "lower --lr or set --clip")
+        when = f"at step {p['step'] + 1}" if steps <= 1 else f"within steps {p['step'] + 2 - steps}-{p['step'] + 1}"
+        return f"{what} became {value} {when} (epoch {p['epoch'] + 1}){kept}; lower --lr or set --clip"
 
     # ------------------------------------------------------------------------------
     def _evaluate_and_log(self, check_plateau: bool = True) -> bool:
         """Evaluate, log a record, checkpoint, adjust lr; True when early stopping triggers."""
         config, p = self.config, self.progress
+        self._check_totals()
         val = evaluate(self.model, self.dataset.val) if len(self.dataset.val) > 1 else None
         train_ppl = math.exp(p["epoch_nll"] / p["epoch_tokens"]) if p["epoch_tokens"] else float("nan")
         grad_count = p.get("grad_norm_count", 0)
@@ -298,7 +384,8 @@ class Trainer:
                     p["evals_without_improvement"] = 0
                 else:
                     p["evals_without_improvement"] += 1
-                    if config.lr_decay and p["evals_without_improvement"] % config.lr_patience == 0:
+                    if config.lr_schedule == "plateau" and config.lr_decay \
+                            and p["evals_without_improvement"] % config.lr_patience == 0:
                         self._set_lr(p["lr"] * config.lr_decay)
                     if config.early_stop and p["evals_without_improvement"] >= config.early_stop:
                         stop = True
@@ -352,7 +439,8 @@ class Trainer:
             "ngram_order": ngram["order"] if ngram else None,
             "tokens_per_second": last.get("tokens_per_second"),
             "epochs": p["epoch"] + (p["batch_in_epoch"] / max(len(self.loader), 1)),
-            "steps": p["step"], "seconds": round(p["train_seconds"], 3), "stopped": p["stopped"],
+            "steps": p["step"], "seconds": round(p["train_seconds"], 3),
+            "wall_seconds": round(p.get("wall_seconds", 0.0), 3), "precision": self.precision, "stopped": p["stopped"],
             "sample": last.get("sample"), "device": str(self.device), "threads": torch.get_num_threads(),
             "train_tokens": len(self.dataset.train), "val_tokens": len(self.dataset.val),
             "vocab_size": len(self.dataset.vocab), "out": str(self.out_dir) if self.out_dir else None,

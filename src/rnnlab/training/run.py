@@ -23,13 +23,35 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
     """Load and encode the corpus that ``config`` names; also return its provenance.
 
     ``saved_sources`` (from a checkpoint) lets a named download such as
-    ``timemachine`` be found again where training found it.
+    ``timemachine`` be found again where training found it. Validation and test files
+    (``config.val_corpus``/``test_corpus``, or those of a split folder) add
+    ``val_source``/``val_sha1`` and ``test_source``/``test_sha1`` to the provenance.
     """
-    corpus = reload_corpus(config.corpus, saved_sources, data_dir=data_dir, encoding_errors=config.encoding_errors)
+    corpus = reload_corpus(config.corpus, saved_sources, data_dir=data_dir, encoding_errors=config.encoding_errors,
+                           val=config.val_corpus, test=config.test_corpus)
     dataset = prepare_text(corpus, mode=config.mode, token=config.token, split=config.split,
                            min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
-    info = {"corpus": corpus.name, "sources": corpus.sources, "sha1": corpus.sha1, **dataset.info}
-    return dataset, info
+    info = {"corpus": corpus.name, "sources": corpus.sources, "sha1": corpus.sha1}
+    for role in ("val", "test"):
+        part = getattr(corpus, role)
+        if part is not None:
+            info.update({f"{role}_source": part.sources[0], f"{role}_sha1": part.sha1})
+    return dataset, {**info, **dataset.info}
+
+
+def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing: str = "resuming") -> None:
+    """Refuse data files whose SHA-1 differs from the one the checkpoint recorded.
+
+    ``roles``: key prefixes to compare, ``""`` for the training corpus (``sha1``,
+    ``sources``), ``"val_"``/``"test_"`` for the held-out files.
+    """
+    for prefix in roles:
+        old, new = saved.get(f"{prefix}sha1"), info.get(f"{prefix}sha1")
+        if old and new and old != new:
+            source = info["sources"][0] if not prefix else info[f"{prefix}source"]
+            what = {"": "corpus", "val_": "validation file", "test_": "test file"}[prefix]
+            raise DataError(f"the {what} {source} changed since the "
+                            f"checkpoint was written (SHA-1 {new} != {old}); {doing} would not use the same data")
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_dir=None,
@@ -47,8 +69,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
 
 def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float | None = None,
            max_steps: int | None = None,
-           out_dir: str | os.PathLike | None = None, device: str | None = None, data_dir=None,
-           callbacks: list[Callback] | tuple = ()) -> tuple[Trainer, dict]:
+           out_dir: str | os.PathLike | None = None, device: str | None = None, precision: str | None = None,
+           data_dir=None, callbacks: list[Callback] | tuple = ()) -> tuple[Trainer, dict]:
     """Continue the training run saved in ``folder`` exactly where it stopped."""
     saved = load_training_config(folder)
     config = TrainConfig.from_dict(saved["train_config"])
@@ -59,13 +81,12 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     config.max_steps = max_steps  # a step cap applies to one invocation, never inherited
     if device is not None:
         config.device = device
+    if precision is not None:  # bf16 and fp32 compute the same function: a run may switch
+        config.precision = precision
     config.validate()
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
                                 saved_sources=saved.get("data", {}).get("sources"))
-    old_sha = saved.get("data", {}).get("sha1")
-    if old_sha and info.get("sha1") and old_sha != info["sha1"]:
-        raise DataError(f"the corpus {info['sources'][0]} changed since the checkpoint was written "
-                        f"(SHA-1 {info['sha1']} != {old_sha}); resuming would not continue the same run")
+    _check_unchanged(saved.get("data", {}), info)
     trainer = Trainer(config, dataset, out_dir=out_dir if out_dir is not None else folder,
                       callbacks=callbacks, data_info=info)
     trainer.restore(folder)
@@ -100,9 +121,16 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     else:
         saved = load_training_config(folder)
         config = TrainConfig.from_dict(saved["train_config"])
-        dataset, _ = dataset_for(config, data_dir, vocab=lm.vocab, saved_sources=saved.get("data", {}).get("sources"))
+        dataset, info = dataset_for(config, data_dir, vocab=lm.vocab,
+                                    saved_sources=saved.get("data", {}).get("sources"))
         ids = dataset.part(split)
+        if dataset.split == "files":
+            _check_unchanged(saved.get("data", {}), info, roles=(f"{split}_",) if split != "train" else ("",),
+                             doing="scoring it")
         if len(ids) < 2:
+            if dataset.split == "files" and split != "train":
+                raise DataError(f"{folder} was trained without a {split} file (--{split}), so there is nothing to "
+                                "score; use --text FILE or another --split")
             raise DataError(f"the '{split}' split of {config.corpus or 'the built-in corpus'} has no tokens to score "
                             f"(split {config.split}); use --text FILE or another --split")
         result = lm.score(ids)

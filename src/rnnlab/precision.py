@@ -1,0 +1,85 @@
+"""Numerical precision of training: float32, or bfloat16 matrix products.
+
+``bf16`` keeps float32 master weights, optimizer state and loss (the softmax and
+cross-entropy run in float32); only the matrix products run in bfloat16, with
+float32 accumulation inside the kernels. On a CPU this pays off where the cores
+have bfloat16 instructions (AVX-512 BF16 or AMX): there oneDNN's products run
+2-8x faster than in float32 (``rnnlab bench`` measures it). On CUDA it needs a GPU
+that supports bfloat16 (Ampere or newer).
+
+``auto`` means bf16 where it is supported and float32 elsewhere. An explicit
+``bf16`` where it is not supported falls back to float32 with one log message,
+so a command written on one machine runs on another.
+
+Set-up happens in one place: :func:`resolve_precision` decides once per run and
+:func:`autocast` is the context every training forward runs in. Models with a
+hand-written backward (``rnn-scratch``) read the decision from
+:func:`compute_dtype` and run their own bfloat16 products; everything else
+(``torch.nn`` layers) follows ``torch.autocast``.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from rnnlab.errors import UsageError
+
+if TYPE_CHECKING:  # torch is imported lazily: option parsing and config validation need only the names
+    import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_supported(device: torch.device | str = "cpu") -> bool:
+    """True when bfloat16 matrix products are fast (native) on ``device``."""
+    import torch
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``fp32`` or ``bf16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
+    import torch
+
+    from rnnlab.progress import logger
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return "fp32"
+    if bf16_supported(device):
+        return "bf16"
+    if precision == "bf16":
+        logger.warning("bfloat16 is not supported natively on %s; training in float32", torch.device(device))
+    return "fp32"
+
+
+def autocast(device: torch.device | str, precision: str):
+    """The context a training forward runs in (``precision`` already resolved)."""
+    import torch
+    device = torch.device(device)
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def compute_dtype(device: torch.device | str) -> torch.dtype | None:
+    """bfloat16 inside a bf16 :func:`autocast` context on ``device``, else None.
+
+    For models that do their own products (and so must not be cast op by op).
+    """
+    import torch
+    kind = torch.device(device).type
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind) \
+            and torch.get_autocast_dtype(kind) == torch.bfloat16:
+        return torch.bfloat16
+    return None
+
+
+__all__ = ["PRECISIONS", "bf16_supported", "resolve_precision", "autocast", "compute_dtype"]
