@@ -9,6 +9,13 @@ Sources, in the order :func:`load_corpus` tries them:
   always verified.
 * a UTF-8 file, a folder of text files (``*.txt``, ``*.md``, ``*.rst``, recursively),
   or a glob pattern.
+
+Held-out text can come from files of its own (corpora such as PTB and WikiText ship
+that way): ``val``/``test`` paths given to :func:`load_corpus`, or a *split folder*
+whose top-level files are named ``train``/``valid`` (or ``val``)/``test`` as one of
+their dot-separated parts (``train.txt``, ``ptb.valid.txt``, ``wiki.test.tokens``).
+They ride along as :attr:`Corpus.val` and :attr:`Corpus.test`; the main text is then
+the whole training split.
 """
 from __future__ import annotations
 
@@ -52,13 +59,17 @@ class Corpus:
     """Raw text of a corpus and where it came from.
 
     ``text`` is exactly the decoded file content (or the concatenation of several
-    files, each followed by a newline when it does not end with one).
+    files, each followed by a newline when it does not end with one). ``val`` and
+    ``test``, when set, are the validation and test text read from files of their own
+    (each a :class:`Corpus` of one file, with its SHA-1); ``text`` is then all training text.
     """
 
     name: str
     text: str
     sources: list[str] = field(default_factory=list)
     sha1: str | None = None
+    val: "Corpus | None" = None
+    test: "Corpus | None" = None
 
     def __len__(self) -> int:
         return len(self.text)
@@ -174,13 +185,77 @@ def _resolve_files(spec: str) -> list[Path]:
         f"({', '.join(CORPUS_NAMES)})")
 
 
+# Split-folder file roles: a name matches when one of its dot-separated parts (case
+# ignored) is one of these words, so train.txt, ptb.train.txt and wiki.train.tokens all do.
+SPLIT_ROLES = {"train": ("train",), "val": ("valid", "val"), "test": ("test",)}
+
+
+def split_folder_files(folder: str | os.PathLike) -> dict[str, Path] | None:
+    """``{"train": path, "val": path, "test": path}`` (val/test may be absent) when
+    ``folder``'s top-level files name the splits, else ``None``.
+
+    A folder is a split folder when it holds a train file and a valid or test file
+    (hidden files are skipped; subfolders are not searched). Two files for one role, or
+    one file naming two roles, raise :class:`DataError` naming them.
+    """
+    folder = Path(folder)
+    found: dict[str, list[Path]] = {role: [] for role in SPLIT_ROLES}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        parts = {part.lower() for part in path.name.split(".")}
+        roles = [role for role, words in SPLIT_ROLES.items() if parts & set(words)]
+        if len(roles) > 1:
+            raise DataError(f"{path} names more than one split ({', '.join(roles)}); rename it or pass "
+                            "--corpus TRAIN_FILE --val FILE --test FILE")
+        if roles:
+            found[roles[0]].append(path)
+    if not found["train"] or not (found["val"] or found["test"]):
+        return None
+    for role, paths in found.items():
+        if len(paths) > 1:
+            raise DataError(f"folder {folder} has {len(paths)} {role} files ({', '.join(p.name for p in paths)}); "
+                            f"keep one, or pass --corpus TRAIN_FILE --val FILE --test FILE")
+    return {role: paths[0] for role, paths in found.items() if paths}
+
+
+def read_held_out(path: str | os.PathLike, role: str, encoding_errors: str = "strict",
+                  from_option: bool = True) -> Corpus:
+    """One validation or test file (``role``: ``val`` or ``test``) as a :class:`Corpus`.
+
+    ``from_option``: the path came from ``--val``/``--test``, so errors name the option.
+    """
+    label = f"--{role} {path}" if from_option else str(path)
+    file = Path(os.path.expanduser(str(path)))
+    if not file.is_file():
+        what = "is a folder, not a file" if file.is_dir() else "no such file"
+        raise CorpusNotFoundError(f"{label}: {what}")
+    text = read_text_file(file, encoding_errors)
+    if not text.strip():
+        raise DataError(f"{label} is empty (no text to read)")
+    return Corpus(name=file.stem, text=text, sources=[str(file)], sha1=sha1_of(file))
+
+
 def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
-                encoding_errors: str = "strict", download: bool = True) -> Corpus:
+                encoding_errors: str = "strict", download: bool = True, val: str | os.PathLike | None = None,
+                test: str | os.PathLike | None = None) -> Corpus:
     """Load a corpus by name (``pydoc``, ``timemachine``) or path (file, folder, glob).
+
+    ``val`` / ``test``: files holding the validation / test text (see the module
+    docstring); a split folder supplies them itself, so it refuses them.
 
     Raises :class:`CorpusNotFoundError` for missing sources and :class:`DataError` for
     empty or undecodable text.
     """
+    corpus = _load_main(name_or_path, data_dir, encoding_errors, download, held_out_given=bool(val or test))
+    if val:
+        corpus.val = read_held_out(val, "val", encoding_errors)
+    if test:
+        corpus.test = read_held_out(test, "test", encoding_errors)
+    return corpus
+
+
+def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, held_out_given: bool) -> Corpus:
     spec = DEFAULT_CORPUS if name_or_path is None else str(name_or_path)
     if spec in BUILTIN_NAMES:
         return Corpus(name=spec, text=builtin_text(spec), sources=[f"builtin:{spec}"])
@@ -188,6 +263,25 @@ def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | o
         path = fetch_remote(spec, data_dir=data_dir, download=download)
         text = read_text_file(path, encoding_errors)
         return Corpus(name=spec, text=text, sources=[str(path)], sha1=REMOTE[spec].sha1)
+    folder = Path(os.path.expanduser(spec))
+    split_files = split_folder_files(folder) if not _is_glob(spec) and folder.is_dir() else None
+    if split_files:
+        if held_out_given:
+            names = ", ".join(p.name for p in split_files.values())
+            raise UsageError(f"{spec} holds its own train/valid/test files ({names}); drop --val/--test, "
+                             f"or pass --corpus {split_files['train']} with them")
+        logger.info("%s holds split files: training on %s%s%s", spec, split_files["train"].name,
+                    f", validation on {split_files['val'].name}" if "val" in split_files else "",
+                    f", test on {split_files['test'].name}" if "test" in split_files else "")
+        train = split_files["train"]
+        text = read_text_file(train, encoding_errors)
+        if not text.strip():
+            raise DataError(f"{train} is empty (no text to read)")
+        corpus = Corpus(name=folder.resolve().name, text=text, sources=[str(train)], sha1=sha1_of(train))
+        for role in ("val", "test"):
+            if role in split_files:
+                setattr(corpus, role, read_held_out(split_files[role], role, encoding_errors, from_option=False))
+        return corpus
     files = _resolve_files(spec)
     parts = []
     for path in files:
@@ -205,9 +299,11 @@ def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | o
 
 
 def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,
-                  data_dir: str | os.PathLike | None = None, encoding_errors: str = "strict") -> Corpus:
+                  data_dir: str | os.PathLike | None = None, encoding_errors: str = "strict",
+                  val: str | None = None, test: str | None = None) -> Corpus:
     """Load a corpus again for a saved model: a named download (``timemachine``) is
-    looked for first where it was found at training time (``sources``)."""
+    looked for first where it was found at training time (``sources``); ``val`` /
+    ``test`` are the held-out files it was trained with, if any."""
     if data_dir is None and name_or_path in REMOTE and sources and Path(sources[0]).is_file():
         data_dir = Path(sources[0]).parent
-    return load_corpus(name_or_path, data_dir=data_dir, encoding_errors=encoding_errors)
+    return load_corpus(name_or_path, data_dir=data_dir, encoding_errors=encoding_errors, val=val, test=test)

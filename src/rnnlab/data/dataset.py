@@ -11,6 +11,13 @@ Splits are contiguous (no shuffling of text):
 * ``"d2l"``: as the book, the vocabulary comes from the whole text and training
   uses its first ``max_tokens`` tokens (all when ``None``); whatever follows is the
   validation split, so the book's setting also gets a held-out perplexity.
+* ``"files"``: the corpus carries validation and/or test text read from files of
+  their own (:attr:`Corpus.val`, :attr:`Corpus.test`): the whole text (or its first
+  ``max_tokens`` tokens) trains, and the vocabulary comes from that training part only;
+  each held-out file is preprocessed and tokenized on its own the same way and
+  encoded with that vocabulary (unseen tokens become ``<unk>``). A missing file gives
+  an empty split. A corpus with held-out files always uses this split; the default
+  fractions are taken to mean "not given", anything else is refused.
 """
 from __future__ import annotations
 
@@ -53,9 +60,9 @@ class TextDataset:
 
 
 def parse_split(split) -> tuple[float, float, float] | str:
-    """Accept ``"d2l"``, ``"0.9,0.05,0.05"`` or a 3-tuple of fractions."""
-    if split == "d2l":
-        return "d2l"
+    """Accept ``"d2l"``, ``"files"``, ``"0.9,0.05,0.05"`` or a 3-tuple of fractions."""
+    if split in ("d2l", "files"):
+        return split
     if isinstance(split, str):
         try:
             split = tuple(float(x) for x in split.split(","))
@@ -99,10 +106,14 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
     text = corpus.text if isinstance(corpus, Corpus) else corpus
     name = corpus.name if isinstance(corpus, Corpus) else ""
+    held_out = {role: getattr(corpus, role, None) for role in ("val", "test")}
+    split = _files_split(split, held_out, name)
     stream = _token_stream(text, mode, token)
     n = len(stream)
     if n == 0:
         raise DataError(f"corpus '{name}' has no {token} tokens after {mode} preprocessing")
+    if split == "files":
+        return _prepare_files(stream, held_out, mode, token, name, min_freq, max_tokens, vocab)
     if split == "d2l":
         n_train = n if max_tokens is None else min(max_tokens, n)
         bounds = (n_train, n, n)
@@ -122,6 +133,48 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     info = {"num_tokens": n, "train_tokens": len(train), "val_tokens": len(val), "test_tokens": len(test)}
     return TextDataset(vocab=vocab, train=train, val=val, test=test, mode=mode, token=token,
                        corpus_name=name, split=split, info=info)
+
+
+def check_held_out_options(split: str | None, val: str | None, test: str | None) -> None:
+    """Refuse an explicit ``split`` (None = not given) together with held-out files."""
+    if (val or test) and split is not None and split != "files":
+        raise UsageError(f"--val/--test make the whole corpus the training split; they cannot be combined with "
+                         f"--split {split}")
+
+
+def _files_split(split, held_out: dict, name: str):
+    """The split to use when the corpus may carry held-out files (see the module docstring)."""
+    if any(part is not None for part in held_out.values()):
+        if split not in ("files", DEFAULT_SPLIT):
+            shown = split if isinstance(split, str) else ",".join(f"{f:g}" for f in split)
+            raise UsageError(f"corpus '{name}' has separate validation/test files, which make the whole corpus the "
+                             f"training split; they cannot be combined with --split {shown}")
+        return "files"
+    if split == "files":
+        raise UsageError("split 'files' needs validation or test files: --val FILE / --test FILE, or a folder "
+                         "holding train/valid/test files")
+    return split
+
+
+def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min_freq: int,
+                   max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
+    """The ``"files"`` split: ``stream`` (the training tokens) plus held-out Corpus objects."""
+    train_stream = stream if max_tokens is None else stream[:max_tokens]
+    if vocab is None:
+        vocab = Vocab(counts=_count(train_stream), min_freq=min_freq)
+    parts = {"train": _encode(train_stream, vocab)}
+    for role, part in held_out.items():
+        if part is None:
+            parts[role] = parts["train"][:0]  # empty, same dtype
+            continue
+        part_stream = _token_stream(part.text, mode, token)
+        if len(part_stream) == 0:
+            raise DataError(f"the {'validation' if role == 'val' else 'test'} file {part.sources[0]} has no {token} "
+                            f"tokens after {mode} preprocessing")
+        parts[role] = _encode(part_stream, vocab)
+    info = {"num_tokens": len(stream) + len(parts["val"]) + len(parts["test"]),
+            **{f"{key}_tokens": len(ids) for key, ids in parts.items()}}
+    return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split="files", info=info, **parts)
 
 
 def encode_text(text: str, vocab: Vocab, mode: str, token: str) -> np.ndarray:

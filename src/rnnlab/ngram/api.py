@@ -14,8 +14,9 @@ def train(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: float 
           source: dict | None = None) -> NGramLM:
     """Fit an :class:`NGramLM` on ``dataset.train``; it keeps the vocabulary and preprocessing.
 
-    ``source`` (``{"corpus_arg", "data_dir", "encoding_errors"}``) records how to
-    load the corpus again, so ``rnnlab ngram eval DIR --split test`` can rebuild it.
+    ``source`` (``{"corpus_arg", "data_dir", "encoding_errors"}``, optionally
+    ``"val_corpus"``/``"test_corpus"`` files) records how to load the corpus again, so
+    ``rnnlab ngram eval DIR --split test`` can rebuild it.
     """
     if len(dataset.train) == 0:
         raise DataError("the training split is empty; use a larger corpus or a larger train fraction")
@@ -69,7 +70,8 @@ def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = 
         raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
     corpus = reload_corpus(pre["corpus_arg"], pre.get("sources"),
                            data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
-                           encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict")
+                           encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict",
+                           val=pre.get("val_corpus"), test=pre.get("test_corpus"))
     return prepare_text(corpus, mode=pre["mode"], token=pre["token"], split=pre["split"], vocab=model.vocab)
 
 
