@@ -444,11 +444,12 @@ def _bench_report(result: dict) -> list[str]:
             "not numbers to quote)" if h["quick"] else f"full run, {plan['repeats']} repetitions")
     load = h["load_average"] and f"load {h['load_average'][0]} -> {h['load_average_after'][0]}"
     lines = [f"rnnlab bench: {kind}",
-             f"torch {h['torch']}, {h['threads']} threads (interop {h['interop_threads']}, OMP_NUM_THREADS "
+             f"torch {h['torch']}, threads {h['threads']} (interop {h['interop_threads']}, OMP_NUM_THREADS "
              f"{h['omp_num_threads'] or 'unset'}, {h['cpus']} cpus), CPU capability {h['cpu_capability']}, "
              f"bf16 supported: {'yes' if h['bf16_supported'] else 'no'}, default precision {h['default_precision']}; "
              f"{load or 'load unknown'}; {h['seconds']:.0f} s",
              "medians of interleaved repetitions; spread = (slowest - fastest) / median"]
+    lines += [f"warning: {w}" for w in h["warnings"]]
     sections = result["sections"]
     if "rnn" in sections:
         rows = [[e["group"], e["candidate"], e["precision"], _rate(e), _times(e["vs_book"]),
@@ -676,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--json", action="store_true")
     fc.set_defaults(handler=cmd_forecast)
     # [bench-parsers]
-    from rnnlab.bench.suite import SECTIONS
+    from rnnlab.bench import SECTIONS
     bench = commands.add_parser("bench", help="performance: training steps, roofline, generation, memory, data",
                                 description="Every performance measurement side by side in one process: medians "
                                             "of interleaved repetitions (see rnnlab.bench.suite).")

@@ -26,6 +26,8 @@ import tracemalloc
 
 import numpy as np
 
+from rnnlab.bench.data import synthetic_ids  # shared with rnnlab bench's data section
+
 
 def median_time(fn, repeats: int):
     times, result = [], None
@@ -124,25 +126,6 @@ def compare_tm(args) -> None:
                         f"{ours_rate / nrate:,.0f}x (same {sample} n-grams alone: {sample / same_s / nrate:,.0f}x)",
                         f"{result['perplexity']:.2f}", f"{nppl:.2f}"]
             print("| " + " | ".join(row) + " |", flush=True)
-
-
-def synthetic_ids(megabytes: float, vocab: int, seed: int = 0) -> tuple[np.ndarray, int]:
-    """Word ids whose text ("w<id>" words, one space between) is ``megabytes`` MB.
-
-    Zipfian unigrams plus a Markov flavour (half the time the next word is a
-    fixed function of the previous one) so that long n-grams repeat.
-    """
-    rng = np.random.default_rng(seed)
-    target = int(megabytes * 1e6)
-    width = np.array([len(f"w{i} ") for i in range(vocab)])
-    estimate = int(target / float(width[np.minimum(rng.zipf(1.15, 10000), vocab - 1)].mean()) * 1.1)
-    ids = np.minimum(rng.zipf(1.15, estimate), vocab - 1)
-    follow = rng.random(estimate) < 0.5
-    successor = rng.permutation(vocab)
-    ids[1:][follow[1:]] = successor[ids[:-1][follow[1:]]]  # one vectorised pass: partial chains
-    cut = int(np.searchsorted(np.cumsum(width[ids]), target))
-    ids = ids[:cut]
-    return ids.astype(np.int64), int(width[ids].sum())
 
 
 def big(args) -> None:

@@ -1,0 +1,83 @@
+"""`rnnlab bench`: a smoke test of the structure, never of speed.
+
+Runs the quick bench in-process with one repetition and checks that every section
+asked for is there and that every rate (every key ending in ``_per_second``) is a
+positive finite number, except on rows the bench says it skipped.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from rnnlab.cli import main
+
+
+def rates(node, skipped=False):
+    """Yield (path, value) of every ``*_per_second`` entry of ``node`` outside skipped rows."""
+    if isinstance(node, dict):
+        skipped = skipped or "skipped" in node
+        for key, value in node.items():
+            if key.endswith("_per_second") and not skipped:
+                yield key, value
+            yield from rates(value, skipped)
+    elif isinstance(node, list):
+        for item in node:
+            yield from rates(item, skipped)
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(["bench", "--quick", "--json", "--repeats", "1", *args]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_bench_quick_json_structure(capsys):
+    result = run_json(capsys, "--only", "rnn,roofline,memory")
+    header = result["header"]
+    for key in ("torch", "threads", "cpu_capability", "bf16_supported", "plan"):
+        assert key in header
+    assert header["quick"] is True
+    assert set(result["sections"]) == {"rnn", "roofline", "memory"}
+
+    rnn = result["sections"]["rnn"]["rows"]
+    assert len(rnn) == 10  # (a)-(e) at batch 32 and 256
+    assert {row["shape"]["batch"] for row in rnn} == {32, 256}
+    for row in rnn:
+        if "skipped" not in row:
+            assert row["seconds_per_step"] > 0
+        if row["candidate"].startswith("(a)"):
+            assert row["vs_book"] == pytest.approx(1.0)
+
+    roofline = result["sections"]["roofline"]
+    assert roofline["matmul"] and all(m["flops_per_second"] > 0 for m in roofline["matmul"])
+    measured = [row for row in roofline["rows"] if row["section"] == "rnn"]
+    assert measured and all(row["percent_of_roofline"] > 0 for row in measured)
+
+    memory = result["sections"]["memory"]["rows"]
+    assert {row["model"] for row in memory} == {"book RNN", "default config"}
+    for row in memory:
+        assert row["saved_bytes"] > 0 and row["formula_bytes"] > 0
+        assert row["peak_bytes"] is None or row["peak_bytes"] > 0
+
+    found = list(rates(result))
+    assert found
+    for key, value in found:
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+
+
+def test_bench_generate_falls_back_to_timing_generate_ids(capsys, monkeypatch):
+    from rnnlab.bench import suite
+    monkeypatch.setattr(suite, "generation_tokens_per_second", None)
+    monkeypatch.setattr(suite, "QUICK", suite.Plan(**{**suite.asdict(suite.QUICK), "generate_length": 4}))
+    result = run_json(capsys, "--only", "generate")
+    rows = result["sections"]["generate"]["rows"]
+    assert [row["streams"] for row in rows] == [1, 64, 1, 64]
+    assert all("timed by the bench" in row["method"] or "rnnlab.bench" in row["method"] for row in rows)
+    for key, value in rates(result):
+        assert math.isfinite(value) and value > 0, (key, value)
+
+
+def test_bench_rejects_unknown_section(capsys):
+    assert main(["bench", "--quick", "--only", "rnn,nope"]) == 2
+    assert "nope" in capsys.readouterr().err
