@@ -27,6 +27,14 @@ def rates(node, skipped=False):
             yield from rates(item, skipped)
 
 
+@pytest.fixture(autouse=True)
+def small_quick_plan(monkeypatch):
+    """The quick plan with even shorter sequences: the structure is the same, the test faster."""
+    from rnnlab.bench import suite
+    monkeypatch.setattr(suite, "QUICK", suite.Plan(**{**suite.asdict(suite.QUICK), "max_steps": 4,
+                                                      "generate_length": 4}))
+
+
 def run_json(capsys, *args) -> dict:
     assert main(["bench", "--quick", "--json", "--repeats", "1", *args]) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -69,7 +77,6 @@ def test_bench_quick_json_structure(capsys):
 def test_bench_generate_falls_back_to_timing_generate_ids(capsys, monkeypatch):
     from rnnlab.bench import suite
     monkeypatch.setattr(suite, "generation_tokens_per_second", None)
-    monkeypatch.setattr(suite, "QUICK", suite.Plan(**{**suite.asdict(suite.QUICK), "generate_length": 4}))
     result = run_json(capsys, "--only", "generate")
     rows = result["sections"]["generate"]["rows"]
     assert [row["streams"] for row in rows] == [1, 64, 1, 64]
@@ -81,3 +88,17 @@ def test_bench_generate_falls_back_to_timing_generate_ids(capsys, monkeypatch):
 def test_bench_rejects_unknown_section(capsys):
     assert main(["bench", "--quick", "--only", "rnn,nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_bench_skips_bf16_rows_where_unsupported(capsys, monkeypatch):
+    import rnnlab.precision
+    monkeypatch.setattr(rnnlab.precision, "bf16_supported", lambda device="cpu": False)
+    result = run_json(capsys, "--only", "rnn,roofline")
+    assert result["header"]["bf16_supported"] is False
+    rows = result["sections"]["rnn"]["rows"]
+    skipped = [row for row in rows if "skipped" in row]
+    assert {row["precision"] for row in skipped} == {"bf16"} and len(skipped) == 2
+    assert all("tokens_per_second" not in row and row["vs_book"] is None for row in skipped)
+    assert {m["precision"] for m in result["sections"]["roofline"]["matmul"]} == {"fp32"}
+    for key, value in rates(result):
+        assert math.isfinite(value) and value > 0, (key, value)
