@@ -123,8 +123,9 @@ def cmd_demo(args) -> int:
     sample = lm.generate("The ", 300, temperature=0.7, seed=args.seed)
     summary["sample"] = sample
     if not args.json:
-        print(f"trained {summary['model']} ({summary['parameters']:,} parameters) for {summary['seconds']:.0f} s on the "
-              f"built-in corpus: {summary['steps']:,} steps, {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s")
+        print(f"trained {summary['model']} ({summary['parameters']:,} parameters, {summary['precision']}) for "
+              f"{summary['wall_seconds']:.0f} s on the built-in corpus: {summary['steps']:,} steps, "
+              f"{_fmt(summary['tokens_per_second'], ',.0f')} tokens/s over {summary['seconds']:.0f} s of training steps")
         print(f"validation perplexity {_fmt(summary['val_perplexity'], '.3f')} "
               f"({_fmt(summary['val_bits_per_token'], '.3f')} bits/char); baselines on the same text: "
               f"{summary['ngram_order']}-gram Kneser-Ney {_fmt(summary['ngram_val_perplexity'], '.3f')}, "
@@ -176,8 +177,9 @@ def cmd_train(args) -> int:
     if not args.json:
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
               f"{summary['threads']} threads)")
-        print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['seconds']:.1f} s "
-              f"({_fmt(summary['tokens_per_second'], ',.0f')} tokens/s); stopped by {summary['stopped']}")
+        print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['wall_seconds']:.1f} s "
+              f"({summary['seconds']:.1f} s of training steps at {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s, "
+              f"{summary['precision']}); stopped by {summary['stopped']}")
         print(f"train perplexity {_fmt(summary['train_perplexity'], '.3f')}")
         print(f"val perplexity   {_fmt(summary['val_perplexity'], '.3f')} ({_fmt(summary['val_bits_per_token'], '.3f')} "
               f"bits/token; best {_fmt(summary['best_val_perplexity'], '.3f')})")
@@ -216,22 +218,28 @@ def cmd_generate(args) -> int:
 
     lm = LanguageModel.load(args.checkpoint, device=args.device)
     options = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    samples = []
-    shown = lm.prefix_text(args.prefix)
-    for index in range(args.num_samples):
-        seed = None if args.seed is None else args.seed + index
-        pieces = []
+    if args.num_samples > 1:
+        # Side by side in one batch; with --seed, sample i is still the text of --seed SEED+i.
+        samples = lm.generate_batch(args.prefix, args.length, args.num_samples, seed=args.seed, **options)
         if not args.json:
-            sys.stdout.write(shown)
-            sys.stdout.flush()
-        for piece in lm.stream(args.prefix, args.length, seed=seed, **options):
-            pieces.append(piece)
+            for sample in samples:
+                print(sample)
+    else:  # one sample (or none): stream it as it is generated
+        samples = []
+        shown = lm.prefix_text(args.prefix)
+        for _ in range(args.num_samples):
+            pieces = []
             if not args.json:
-                sys.stdout.write(piece)
+                sys.stdout.write(shown)
                 sys.stdout.flush()
-        if not args.json:
-            sys.stdout.write("\n")
-        samples.append(shown + "".join(pieces))
+            for piece in lm.stream(args.prefix, args.length, seed=args.seed, **options):
+                pieces.append(piece)
+                if not args.json:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            if not args.json:
+                sys.stdout.write("\n")
+            samples.append(shown + "".join(pieces))
     emit({"samples": samples, "prefix": args.prefix, "length": args.length, **options}, args.json)
     return 0
 
@@ -607,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = all)")
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-    gen.add_argument("--num-samples", type=int, default=1)
+    gen.add_argument("--num-samples", type=int, default=1,
+                     help="samples to generate (default 1); several are generated side by side in one batch")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--json", action="store_true")

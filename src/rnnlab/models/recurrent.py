@@ -5,6 +5,12 @@ the book's choice; implemented as a fixed identity embedding, which is the same
 computation as ``one_hot(X) @ W`` without materialising the one-hot tensor).
 The output projection can share the embedding matrix (``tie_weights``) when
 ``embed_size == hidden_size``.
+
+Speed on a CPU: ``nn.LSTM`` runs in oneDNN's fused kernel (and in bfloat16 under
+:func:`rnnlab.precision.autocast`); ``nn.GRU`` has no such kernel, so a GRU runs on
+the hand-written layer of :mod:`rnnlab.models.fused` (same parameters, same
+function; ``model.fused = False`` selects ``nn.GRU`` itself). Randomized BPTT is
+built into that layer; the other cells unroll step by step for it.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from torch import nn
 
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM, State, check_positive, scale_grad
+from rnnlab.models.fused import gru_forward, supports_fused_gru
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -49,6 +56,9 @@ class TorchRecurrentLM(RecurrentLM):
                                dropout=dropout if num_layers > 1 else 0.0, **extra)
         self.drop = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size, vocab_size)
+        # The hand-written GRU layer (rnnlab.models.fused) replaces nn.GRU's CPU loop; it
+        # uses nn.GRU's own parameters, so this switch never changes a checkpoint.
+        self.fused = True
         self.tie_weights = bool(tie_weights)
         if self.tie_weights:
             if embed_size != hidden_size:
@@ -62,7 +72,9 @@ class TorchRecurrentLM(RecurrentLM):
 
     def forward(self, X: torch.Tensor, state: State, grad_scale: torch.Tensor | None = None):
         embedded = self.drop(self.embedding(X)) if self.embed_size else self.embedding(X)  # (batch, steps, input)
-        if grad_scale is None:
+        if self.cell == "gru" and self.fused and supports_fused_gru(self.rnn, embedded.device):
+            hidden, state = gru_forward(self.rnn, embedded, state, grad_scale)  # same function, faster on a CPU
+        elif grad_scale is None:
             hidden, state = self.rnn(embedded, state)  # (batch, steps, hidden)
         else:
             # Randomized truncation needs a hook between every two steps, so unroll.
