@@ -4,16 +4,50 @@ The prefix is fed through the model first (the *warm-up period*: it only updates
 the state, nothing is predicted); then each new token is chosen from the
 distribution at the last position and fed back in. ``<unk>`` (index 0) is never
 emitted.
+
+Warm-up runs the model's own ``forward`` over ``prefix[:-1]`` once (batch 1); the
+state is then copied to every stream of a :class:`~rnnlab.models.stepping.Stepper`,
+which feeds the last prefix token and every generated token one step at a time
+without allocating (see :mod:`rnnlab.models.stepping`). The stepper's output bias
+has ``-inf`` at ``<unk>``, so its logits ``z`` ``(B, V)`` already exclude it.
+
+Choosing the next token of every row at once (:class:`Sampling`):
+
+* greedy: ``argmax_v z_v``;
+* otherwise ``z / temperature``; keep the ``top_k`` largest (the others become
+  ``-inf``); then, with ``p = softmax(z)``, drop (``-inf``) the tokens outside the
+  nucleus, those whose strictly more likely tokens already reach ``top_p``; then
+  draw with the exponential race::
+
+      token = argmax_v  p_v / q_v  =  argmax_v  z_v - log q_v,      q_v ~ Exp(1)
+
+  which picks ``v`` with probability ``p_v`` (``-log q`` is Gumbel noise). It is
+  the draw ``torch.multinomial`` makes for one sample, from the same random
+  numbers in the same order, so a seed gives the tokens it gave before this module
+  stepped (up to float rounding), and no softmax is needed without top-k/top-p.
+
+Reproducibility: one ``torch.Generator`` draws the noise of all rows; a list of
+``B`` generators draws row ``i`` from generator ``i``, so row ``i`` of a batch is
+the single-stream run with that generator (up to float rounding of the batched
+products).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence, Union
 
 import torch
 
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM
+from rnnlab.models.stepping import Stepper, make_stepper
+
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+MAX_CHUNK = 64  # tokens generated between two hand-overs to Python in generate_ids
+
+NO_TOKEN_MESSAGE = "the model gives no token but <unk> a finite score; nothing can be generated"
 
 
 @dataclass
@@ -39,44 +73,204 @@ class Sampling:
             raise UsageError(f"top_p must be in (0, 1], got {self.top_p}")
 
     def choose(self, logits: torch.Tensor, generator: torch.Generator | None) -> int:
-        logits = logits.float().clone()
-        logits[0] = -float("inf")  # never emit <unk>
+        """One token from ``logits`` ``(vocab,)``, never ``<unk>``."""
+        logits = logits.float().clone().unsqueeze(0)
+        logits[0, 0] = -float("inf")  # never emit <unk>
         if not torch.isfinite(logits).any():
-            raise UsageError("the model gives no token but <unk> a finite score; nothing can be generated")
-        if self.greedy:
-            return int(logits.argmax())
-        logits = logits / self.temperature
-        if self.top_k and self.top_k < logits.numel():
-            kth = torch.topk(logits, self.top_k).values[-1]
-            logits[logits < kth] = -float("inf")
-        probs = torch.softmax(logits, dim=-1)
-        if self.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            before = torch.cumsum(sorted_probs, 0) - sorted_probs  # mass of strictly more likely tokens
-            sorted_probs[before >= self.top_p] = 0.0
-            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-        return int(torch.multinomial(probs.cpu(), 1, generator=generator))
+            raise UsageError(NO_TOKEN_MESSAGE)
+        chooser = TokenChooser(self, 1, logits.shape[1], logits.device, generator, block=1)
+        return int(chooser.choose(logits)[0])
 
 
-@torch.no_grad()
-def generate_ids(model: RecurrentLM, prefix_ids: list[int], length: int, sampling: Sampling | None = None,
-                 generator: torch.Generator | None = None) -> Iterator[int]:
-    """Yield ``length`` new token ids after warming up on ``prefix_ids`` (at least one id)."""
-    if not prefix_ids:
+class TokenChooser:
+    """Chooses one token per row of ``(B, V)`` logits whose ``<unk>`` column is already ``-inf``.
+
+    Sampling draws the race noise ``-log q`` for ``block`` steps at once (one
+    generator call instead of one per step) and moves it to the logits' device in
+    the same go, so a sampling step is an ``add`` and an ``argmax`` on the device.
+    """
+
+    NOISE_BUDGET = 1 << 20  # numbers per noise block: caps the memory of wide vocabularies x batches
+
+    def __init__(self, sampling: Sampling, batch_size: int, vocab_size: int, device: torch.device,
+                 generator: Generators = None, dtype: torch.dtype = torch.float32, block: int = 64) -> None:
+        self.sampling = sampling
+        if isinstance(generator, torch.Generator) or generator is None:
+            self.generators = [generator]
+        else:
+            self.generators = list(generator)
+            if len(self.generators) != batch_size:
+                raise UsageError(f"{len(self.generators)} generators were given for {batch_size} rows; "
+                                 "give one generator, or one per row")
+        self.tokens = torch.empty(batch_size, dtype=torch.long, device=device)
+        if sampling.greedy:
+            return
+        self.block = max(1, min(block, self.NOISE_BUDGET // (batch_size * vocab_size)))
+        # q is drawn where its generator lives (a CPU generator may serve a GPU model), in
+        # float32 and row by row, (B, block, V): row i's numbers come from its own generator
+        # in step order, the same stream a batch-of-one run with that generator draws.
+        first = self.generators[0]
+        draw_device = first.device if first is not None else torch.device(device)
+        self.q = torch.empty(batch_size, self.block, vocab_size, dtype=torch.float32, device=draw_device)
+        self.gumbel = torch.empty(batch_size, self.block, vocab_size, dtype=dtype, device=device)
+        self.steps = list(self.gumbel.unbind(1))  # (B, V) views, one per step of the block
+        self.work = torch.empty(batch_size, vocab_size, dtype=dtype, device=device)
+        self.used = self.block  # nothing drawn yet
+
+    def _draw(self) -> None:
+        if len(self.generators) == 1:
+            self.q.exponential_(generator=self.generators[0])
+        else:
+            for rows, generator in zip(self.q, self.generators):
+                rows.exponential_(generator=generator)
+        # q == 0 has probability ~2^-24 but would make -log q infinite: keep it finite.
+        self.q.clamp_min_(torch.finfo(torch.float32).tiny)
+        self.gumbel.copy_(self.q.log_().neg_())
+        self.used = 0
+
+    def choose(self, logits: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens ``(B,)`` int64 for ``logits`` ``(B, V)``, written to ``out`` (default: an internal buffer)."""
+        out = self.tokens if out is None else out
+        s = self.sampling
+        if s.greedy:
+            return torch.argmax(logits, dim=1, out=out)
+        if self.used == self.block:
+            self._draw()
+        gumbel = self.steps[self.used]
+        self.used += 1
+        if not s.top_k and s.top_p >= 1.0:
+            torch.add(gumbel, logits, alpha=1.0 / s.temperature, out=self.work)  # z / T - log q
+            return torch.argmax(self.work, dim=1, out=out)
+        z = logits / s.temperature  # a new tensor: the stepper's logits stay as they are
+        vocab = z.shape[1]
+        if s.top_k and s.top_k < vocab:
+            kth = torch.topk(z, s.top_k, dim=1).values[:, -1:]
+            z.masked_fill_(z < kth, -float("inf"))
+        if s.top_p < 1.0:
+            sorted_probs, order = torch.sort(torch.softmax(z, dim=1), dim=1, descending=True)
+            before = torch.cumsum(sorted_probs, dim=1) - sorted_probs  # mass of strictly more likely tokens
+            outside = before >= s.top_p
+            z.masked_fill_(torch.empty_like(outside).scatter_(1, order, outside), -float("inf"))
+        return torch.argmax(z.add_(gumbel), dim=1, out=out)
+
+
+def _check_request(prefix_ids: Sequence[int], length: int) -> None:
+    if len(prefix_ids) == 0:
         raise UsageError("generation needs a prefix of at least one token")
     if length < 0:
         raise UsageError(f"length must be >= 0, got {length}")
+
+
+def warm_up(model: RecurrentLM, prefix_ids: Sequence[int], batch_size: int) -> tuple[Stepper, torch.Tensor]:
+    """A stepper whose ``batch_size`` streams have all read ``prefix_ids``, and its logits ``(B, V)``.
+
+    The model's forward reads ``prefix[:-1]`` once; the stepper then feeds the last
+    prefix token, so every logit generation chooses from comes from the stepper (with
+    ``<unk>`` masked). ``model`` must be in eval mode.
+    """
+    device = model.device
+    stepper = make_stepper(model, batch_size, mask_unk=True)
+    if len(prefix_ids) > 1:
+        prefix = torch.tensor([list(prefix_ids[:-1])], dtype=torch.long, device=device)
+        _, state = model(prefix, model.begin_state(1, device))
+        stepper.load_state(state)
+    last = torch.full((batch_size,), int(prefix_ids[-1]), dtype=torch.long, device=device)
+    return stepper, stepper.step(last)
+
+
+def generate_ids(model: RecurrentLM, prefix_ids: list[int], length: int, sampling: Sampling | None = None,
+                 generator: torch.Generator | None = None) -> Iterator[int]:
+    """Yield ``length`` new token ids after warming up on ``prefix_ids`` (at least one id).
+
+    Tokens are made in chunks of 1, 2, 4, ... up to :data:`MAX_CHUNK` and then
+    yielded: the first token comes at once, and a long run pays the per-token
+    Python costs (a device-to-host read, a generator resumption, the inference-mode
+    switch) once per chunk instead of once per token.
+    """
+    _check_request(prefix_ids, length)
     sampling = sampling or Sampling()
     was_training = model.training
     model.eval()
     try:
-        device = model.device
-        state = model.begin_state(1, device)
-        prefix = torch.tensor([prefix_ids], dtype=torch.long, device=device)
-        logits, state = model(prefix, state)  # warm-up: the state absorbs the prefix
-        for _ in range(length):
-            token = sampling.choose(logits[0, -1], generator)
-            yield token
-            logits, state = model(torch.tensor([[token]], dtype=torch.long, device=device), state)
+        with torch.no_grad():
+            stepper, logits = warm_up(model, prefix_ids, 1)
+        choose = TokenChooser(sampling, 1, model.vocab_size, stepper.device, generator, stepper.dtype).choose
+        chunk = torch.empty(MAX_CHUNK, 1, dtype=torch.long, device=stepper.device)
+        rows = list(chunk)  # (1,) views made once; each receives one token and feeds it back
+        produced, size = 0, 1
+        while produced < length:
+            count = min(size, length - produced)
+            last = produced + count == length
+            with torch.inference_mode():  # skips autograd dispatch: ~1 us per token on a CPU
+                for t in range(count):
+                    tokens = choose(logits, out=rows[t])
+                    if not (last and t == count - 1):  # the very last token needs no step
+                        logits = stepper.step(tokens)
+            for token in chunk[:count, 0].tolist():
+                if token == 0:  # the argmax only lands on the masked <unk> when nothing else is finite
+                    raise UsageError(NO_TOKEN_MESSAGE)
+                yield token
+            produced += count
+            size = min(2 * size, MAX_CHUNK)
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def generate_batch_ids(model: RecurrentLM, prefix_ids: list[int], length: int, num_samples: int,
+                       sampling: Sampling | None = None, generator: Generators = None) -> list[list[int]]:
+    """``num_samples`` continuations of ``length`` ids each, generated side by side after one warm-up.
+
+    ``generator`` is one generator for the whole batch or one per sample (then sample
+    ``i`` equals ``generate_ids`` with generator ``i``, up to float rounding).
+    """
+    _check_request(prefix_ids, length)
+    if num_samples < 1:
+        raise UsageError(f"num_samples must be a positive integer, got {num_samples}")
+    sampling = sampling or Sampling()
+    was_training = model.training
+    model.eval()
+    try:
+        stepper, logits = warm_up(model, prefix_ids, num_samples)
+        chooser = TokenChooser(sampling, num_samples, model.vocab_size, stepper.device, generator, stepper.dtype)
+        chosen = torch.empty(length, num_samples, dtype=torch.long, device=stepper.device)
+        with torch.inference_mode():
+            for t in range(length):
+                tokens = chooser.choose(logits, out=chosen[t])
+                if t + 1 < length:
+                    logits = stepper.step(tokens)
+        # One check at the end rather than a device sync per step: a row that found
+        # nothing but <unk> kept going on garbage, but the call fails as a whole.
+        if length and bool((chosen == 0).any()):
+            raise UsageError(NO_TOKEN_MESSAGE)
+        return chosen.t().tolist()
+    finally:
+        model.train(was_training)
+
+
+def generation_tokens_per_second(model: RecurrentLM, length: int, batch_size: int = 1,
+                                 greedy: bool = True) -> float:
+    """Generated tokens per second (all rows together) for ``length`` tokens per row.
+
+    ``batch_size == 1`` times :func:`generate_ids` (the streaming path), larger batches
+    :func:`generate_batch_ids`; ``greedy=False`` samples at temperature 1 with a
+    seeded generator. A short untimed run first takes one-off costs out of the
+    measurement. Threads are the caller's choice (``torch.set_num_threads``).
+    """
+    if length < 1:
+        raise UsageError(f"length must be a positive integer, got {length}")
+    sampling = Sampling(greedy=greedy)
+    prefix = [1 % model.vocab_size]
+
+    def run(steps: int) -> None:
+        generator = torch.Generator(device=model.device).manual_seed(0)
+        if batch_size == 1:
+            for _ in generate_ids(model, prefix, steps, sampling, generator):
+                pass
+        else:
+            generate_batch_ids(model, prefix, steps, batch_size, sampling, generator)
+
+    run(min(length, 32))
+    start = time.perf_counter()
+    run(length)
+    return length * batch_size / (time.perf_counter() - start)

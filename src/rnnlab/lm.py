@@ -5,13 +5,14 @@
 
     lm = rnnlab.load("runs/tm")
     lm.generate("time traveller", length=50, greedy=True)
+    lm.generate_batch("time traveller", length=50, num_samples=8, seed=0)
     lm.score(open("other.txt").read())["perplexity"]
 """
 from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from rnnlab.data.dataset import encode_text
 from rnnlab.data.text import preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import UsageError
-from rnnlab.generation import Sampling, generate_ids
+from rnnlab.generation import Sampling, generate_batch_ids, generate_ids
 from rnnlab.models.base import RecurrentLM
 from rnnlab.progress import logger
 
@@ -80,9 +81,28 @@ class LanguageModel:
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         ids = self.prefix_ids(prefix)
-        previous = self.vocab.to_tokens(ids[-1])
+        yield from self._pieces(ids[-1], generate_ids(self.model, ids, length, sampling, generator))
+
+    def generate_batch(self, prefix: str, length: int = 100, num_samples: int = 2, greedy: bool = False,
+                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                       seed: int | None = None) -> list[str]:
+        """``num_samples`` texts like :meth:`generate`, generated side by side (one warm-up, batched steps).
+
+        With a ``seed``, sample ``i`` is the text ``generate(..., seed=seed + i)`` gives
+        (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
+        """
+        sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        generators = None if seed is None else [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
+        ids = self.prefix_ids(prefix)
+        rows = generate_batch_ids(self.model, ids, length, num_samples, sampling, generators)
+        shown = self.prefix_text(prefix)
+        return [shown + "".join(self._pieces(ids[-1], row)) for row in rows]
+
+    def _pieces(self, previous_id: int, ids: Iterable[int]) -> Iterator[str]:
+        """The text of generated ``ids`` piece by piece; ``previous_id`` (the prefix's last) decides word spacing."""
+        previous = self.vocab.to_tokens(previous_id)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if self.token == "byte" else None
-        for index in generate_ids(self.model, ids, length, sampling, generator):
+        for index in ids:
             tok = self.vocab.to_tokens(index)
             if self.token == "char":
                 yield tok
