@@ -6,26 +6,57 @@
     DIR/model.safetensors     named tensors (weights, counts, ...)
     DIR/<other>.safetensors   optional extra tensor files (optimizer state, ...)
 
-Nothing is ever pickled. Each file is written to a temporary name, flushed to
-disk and renamed into place; ``config.json`` is renamed last and records the
-SHA-256 of every tensor file, so a reader detects a folder whose write was cut
-short instead of loading a mix of two versions.
+Nothing is ever pickled. ``config.json`` records the SHA-256 of every tensor file, so
+a reader detects a folder that was modified.
+
+Crash safety: a checkpoint is replaced as a whole. A save writes the complete new set
+of files into a temporary folder inside ``DIR`` (``.rnnlab-tmp-...``), flushes them to
+disk and renames that folder to ``DIR/.rnnlab-commit``: that rename is the commit
+point. The files are then moved into ``DIR`` one by one and the empty commit folder is
+removed. A reader takes each file from ``DIR/.rnnlab-commit`` when it is there and
+from ``DIR`` otherwise, so it always sees either the old complete checkpoint (before
+the commit point) or the new complete one (after it), whatever moment a crash or
+SIGKILL hit; the next save (or :func:`recover_checkpoint`) finishes an interrupted
+move and deletes abandoned temporary folders. Other files in ``DIR`` (a training run's
+``metrics.jsonl``, ``perplexity.png``, ``best/``) are never touched by a save. A
+checkpoint folder that does not exist yet is created by renaming a complete temporary
+sibling folder into place, so it never exists half-written.
+
+Output folders: :func:`prepare_output_folder` is the one check every command runs on
+its output folder before any work starts (see its docstring for the rules).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
 
-from rnnlab.errors import CheckpointError
-from rnnlab.fileio import atomic_write, file_digest
+from rnnlab.errors import CheckpointError, UsageError
+from rnnlab.fileio import TEMP_PREFIX, file_digest, fsync_dir, probe_writable, temporary_name, write_synced
 
 CONFIG = "config.json"
 FORMAT = "rnnlab.checkpoint/1"
+COMMIT = f"{TEMP_PREFIX}commit"
+# Temporary files of the atomic_write of rnnlab 0.1 (".model.safetensors.tmp-1234"): ours too.
+_LEGACY_TEMPORARY = re.compile(r"^\.[\w.\-]+\.tmp-\d+$")
+
+# What each kind of output folder holds: rnnlab's own files and subfolders. Only these
+# are ever removed by --overwrite; anything else in a folder belongs to the user.
+OUTPUT_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "language-model": {"files": (CONFIG, "model.safetensors", "optimizer.safetensors", "state.safetensors",
+                                 "metrics.jsonl", "perplexity.png"),
+                       "folders": ("best",)},
+    "ngram": {"files": (CONFIG, "model.safetensors"), "folders": ()},
+    "forecaster": {"files": (CONFIG, "model.safetensors"), "folders": ()},
+}
+KIND_NAMES = {"language-model": "language-model run", "ngram": "n-gram model", "forecaster": "forecaster"}
 
 
 def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -36,9 +67,26 @@ def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
     return out
 
 
+def is_temporary(name: str) -> bool:
+    """True for the names of rnnlab's own temporary files and folders."""
+    return name.startswith(TEMP_PREFIX) or bool(_LEGACY_TEMPORARY.match(name))
+
+
+def checkpoint_file(folder: str | os.PathLike, name: str) -> Path:
+    """Where the current version of checkpoint file ``name`` is (see the module docstring)."""
+    folder = Path(folder)
+    committed = folder / COMMIT / name
+    return committed if committed.is_file() else folder / name
+
+
+# ----------------------------------------------------------------------------------
+# writing
+
+
 def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[str, object],
                     extra: Mapping[str, Mapping[str, object]] | None = None, kind: str = "") -> Path:
-    """Write ``config`` and tensor files into ``folder`` (created if needed).
+    """Write ``config`` and tensor files into ``folder`` (created if needed), replacing
+    the checkpoint there as a whole.
 
     ``tensors`` go to ``model.safetensors``; ``extra={"optimizer": {...}}`` adds
     ``optimizer.safetensors``. Values are torch tensors or NumPy arrays.
@@ -46,24 +94,181 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
     from safetensors.torch import save
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     files = {"model": tensors, **(extra or {})}
+    contents: dict[str, bytes] = {}
     checksums = {}
     for stem, group in files.items():
-        path = folder / f"{stem}.safetensors"
-        atomic_write(path, save(_to_torch(group)))
-        checksums[path.name] = file_digest(path)
+        name = f"{stem}.safetensors"
+        contents[name] = save(_to_torch(group))
+        checksums[name] = hashlib.sha256(contents[name]).hexdigest()
     document = {"format": FORMAT, "kind": kind, "files": checksums, **config}
-    atomic_write(folder / CONFIG, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))
+    contents[CONFIG] = json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8")
+    _replace_files(folder, contents)
     return folder
+
+
+def _write_folder(staging: Path, contents: Mapping[str, bytes]) -> None:
+    staging.mkdir()
+    for name, data in contents.items():
+        write_synced(staging / name, data)
+    fsync_dir(staging)
+
+
+def _replace_files(folder: Path, contents: Mapping[str, bytes]) -> None:
+    """Replace the files ``contents`` names in ``folder`` as one unit (the commit protocol)."""
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():
+        staging = parent / temporary_name(folder.name)
+        try:
+            _write_folder(staging, contents)
+            os.rename(staging, folder)  # the folder appears complete or not at all
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fsync_dir(parent)
+        return
+    recover_checkpoint(folder)
+    staging = folder / temporary_name("checkpoint")
+    try:
+        _write_folder(staging, contents)
+        os.rename(staging, folder / COMMIT)  # the commit point
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(folder)
+    _finish_commit(folder)
+
+
+def _finish_commit(folder: Path) -> None:
+    """Move the files of a committed checkpoint into place, then drop the commit folder."""
+    commit = folder / COMMIT
+    # config.json last: until then a reader still finds it, and every file it lists, in the commit folder.
+    for name in sorted(os.listdir(commit), key=lambda n: n == CONFIG):
+        os.replace(commit / name, folder / name)
+    fsync_dir(folder)
+    commit.rmdir()
+    fsync_dir(folder)
+
+
+def recover_checkpoint(folder: str | os.PathLike) -> None:
+    """Finish a save that was cut short after its commit point and delete abandoned
+    temporary files and folders (safe when no other process writes into ``folder``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    if (folder / COMMIT).is_dir():
+        _finish_commit(folder)
+    for entry in folder.iterdir():
+        if is_temporary(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------
+# output folders
+
+
+def _describe(config: dict) -> str:
+    kind = config.get("kind")
+    return f"an rnnlab {KIND_NAMES.get(kind, repr(kind) + ' checkpoint')}"
+
+
+def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool = False, resume: bool = False,
+                          option: str = "--out") -> Path:
+    """Check and create an output folder before any work starts; return it as a Path.
+
+    The rules, shared by every command that writes a folder:
+
+    * a path that is a file, or where no folder can be created or written, is refused;
+    * an empty or missing folder is used (created here);
+    * a non-empty folder that is not an rnnlab output of ``kind`` is refused, naming one
+      of its files: rnnlab never writes into a folder of someone else's files;
+    * an rnnlab output of ``kind`` is refused unless ``resume`` (the run continues in
+      place) or ``overwrite``, which removes rnnlab's own files there
+      (:data:`OUTPUT_KINDS`) and nothing else.
+
+    Also finishes or cleans up an interrupted save (:func:`recover_checkpoint`).
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    what = f"{option} {path}"
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} is a file, not a folder; give a folder path")
+    if path.is_dir():
+        try:
+            entries = sorted(entry.name for entry in path.iterdir())
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot read the folder ({exc.strerror or exc})") from None
+        if any(not is_temporary(name) for name in entries) or COMMIT in entries:
+            _check_existing(path, kind, entries, overwrite, resume, what)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot create the folder ({exc.strerror or exc})") from None
+    probe_writable(path, what)
+    recover_checkpoint(path)
+    return path
+
+
+def _check_existing(path: Path, kind: str, entries: list[str], overwrite: bool, resume: bool, what: str) -> None:
+    try:
+        config = load_config(path)
+    except CheckpointError:
+        config = None
+    if config is None:
+        visible = [name for name in entries if not is_temporary(name)] or [COMMIT]
+        raise UsageError(f"{what} is not empty and is not an rnnlab output folder (it holds {visible[0]!r}"
+                         f"{f' and {len(visible) - 1} more' if len(visible) > 1 else ''}); rnnlab never writes "
+                         "into a folder of other files: choose a new or empty folder")
+    if config.get("kind") != kind:
+        raise UsageError(f"{what} holds {_describe(config)}, not {_describe({'kind': kind})}; choose another folder")
+    if resume:
+        return
+    if not overwrite:
+        again = f"pass --resume {path} to continue it, " if kind == "language-model" else "pass "
+        raise UsageError(f"{what} already holds {_describe(config)}; {again}--overwrite to replace it, "
+                         "or choose another folder")
+    remove_owned(path, kind)
+
+
+def remove_owned(folder: str | os.PathLike, kind: str) -> None:
+    """Delete rnnlab's own files of ``kind`` from ``folder`` (config.json last), and
+    nothing else; an owned subfolder goes only when nothing else is left in it."""
+    folder = Path(folder)
+    spec = OUTPUT_KINDS[kind]
+    try:
+        for sub in spec["folders"]:
+            if (folder / sub).is_dir() and not (folder / sub).is_symlink():
+                remove_owned(folder / sub, kind)
+                try:
+                    (folder / sub).rmdir()
+                except OSError:  # the user's files are still in it
+                    pass
+        for name in [n for n in os.listdir(folder) if is_temporary(n)]:
+            target = folder / name
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        # config.json last: a removal cut short still leaves a folder recognisable as ours.
+        for name in sorted(spec["files"], key=lambda n: n == CONFIG):
+            if (folder / name).is_file() or (folder / name).is_symlink():
+                (folder / name).unlink()
+    except OSError as exc:
+        raise UsageError(f"--overwrite: cannot remove the old files of {folder} ({exc.strerror or exc})") from None
+
+
+# ----------------------------------------------------------------------------------
+# reading
 
 
 def load_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
     """Read and check ``config.json``; raise :class:`CheckpointError` if it is not ours."""
     folder = Path(folder)
-    path = folder / CONFIG
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder; expected an rnnlab checkpoint folder")
+    path = checkpoint_file(folder, CONFIG)
     if not path.is_file():
         raise CheckpointError(f"{folder} is not an rnnlab checkpoint (no {CONFIG})")
     try:
@@ -85,8 +290,9 @@ def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | 
     folder = Path(folder)
     config = config if config is not None else load_config(folder)
     name = f"{stem}.safetensors"
-    path = folder / name
-    expected = config.get("files", {}).get(name)
+    path = checkpoint_file(folder, name)
+    files = config.get("files")
+    expected = files.get(name) if isinstance(files, dict) else None
     if expected is None or not path.is_file():
         raise CheckpointError(f"{folder} has no {name}")
     if file_digest(path) != expected:

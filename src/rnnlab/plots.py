@@ -14,12 +14,36 @@ def _pyplot():
     return plt
 
 
+def check_figure_format(path: str | os.PathLike, option: str = "--plot") -> None:
+    """Refuse, before any work, a figure path whose extension matplotlib cannot write."""
+    from rnnlab.errors import UsageError
+
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    formats = _pyplot().figure().canvas.get_supported_filetypes()
+    _pyplot().close("all")
+    if suffix not in formats:
+        raise UsageError(f"{option} {path}: unknown figure format '.{suffix}'; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+
+
 def _save(fig, path: str | os.PathLike) -> None:
-    folder = os.path.dirname(os.fspath(path))
+    """Write the figure under a temporary name and rename it into place, so a crash never
+    leaves a truncated image (a training run redraws its curves at every evaluation)."""
+    from rnnlab.fileio import temporary_name
+
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    tmp = os.path.join(folder, temporary_name("figure"))
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        _pyplot().close(fig)
 
 
 def zipf_plot(counts_by_order: Mapping[int, Sequence[int]], path: str | os.PathLike, title: str = "") -> None:

@@ -35,6 +35,7 @@ import numpy as np
 
 from rnnlab.data.vocab import UNK, Vocab
 from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import atomic_open
 from rnnlab.ngram.counts import NGramCounts
 from rnnlab.ngram.model import NGramLM
 
@@ -79,7 +80,7 @@ def write_arpa(model: NGramLM, path: str | os.PathLike, vocab: Vocab | None = No
         raise DataError("two vocabulary entries escape to the same ARPA word; cannot export")
     markers = [m for m in ("<s>", "</s>") if m not in set(words)]
     ngc = model.counts
-    with open(path, "w", encoding="utf-8", newline="\n") as out:
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as out:  # never a truncated file
         out.write("\n\\data\\\n")
         for n in range(1, model.order + 1):
             extra = len(markers) if n == 1 else 0
