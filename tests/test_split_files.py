@@ -164,7 +164,8 @@ def test_cli_train_with_val_and_test_files_then_eval_and_resume(fox, capsys, mon
 
     (fox / "v.txt").write_text("something else\n")
     assert main(["eval", "ck"]) == 1
-    assert "validation file v.txt changed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"validation file {fox / 'v.txt'} changed" in err  # the absolute path the checkpoint recorded
 
 
 def test_cli_split_folder_and_missing_test_split(fox, capsys):

@@ -20,6 +20,7 @@ the whole training split.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass, field
@@ -62,6 +63,11 @@ class Corpus:
     files, each followed by a newline when it does not end with one). ``val`` and
     ``test``, when set, are the validation and test text read from files of their own
     (each a :class:`Corpus` of one file, with its SHA-1); ``text`` is then all training text.
+
+    ``sha1`` identifies the content: of the file for one file, of the sorted relative
+    file names and contents for a folder or glob (:func:`files_sha1`), of the text for
+    the built-in corpus. ``location`` is the absolute path (or pattern) it was read
+    from, ``None`` for a named corpus.
     """
 
     name: str
@@ -70,6 +76,7 @@ class Corpus:
     sha1: str | None = None
     val: "Corpus | None" = None
     test: "Corpus | None" = None
+    location: str | None = None
 
     def __len__(self) -> int:
         return len(self.text)
@@ -77,6 +84,30 @@ class Corpus:
 
 def sha1_of(path: Path) -> str:
     return file_digest(path, "sha1")
+
+
+def files_sha1(files: list[Path], root: Path) -> str:
+    """SHA-1 over the sorted names (relative to ``root``) and contents of several files.
+
+    Relative names make a moved copy of a folder hash the same; a renamed, added,
+    removed or edited file changes the hash.
+    """
+    digest = hashlib.sha1()
+    for name, path in sorted((p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix(), p)
+                             for p in files):
+        digest.update(name.encode("utf-8") + b"\0" + sha1_of(path).encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob pattern starts from: its path up to the first part with a wildcard."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if _is_glob(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def cache_dir() -> Path:
@@ -233,7 +264,8 @@ def read_held_out(path: str | os.PathLike, role: str, encoding_errors: str = "st
     text = read_text_file(file, encoding_errors)
     if not text.strip():
         raise DataError(f"{label} is empty (no text to read)")
-    return Corpus(name=file.stem, text=text, sources=[str(file)], sha1=sha1_of(file))
+    return Corpus(name=file.stem, text=text, sources=[str(file)], sha1=sha1_of(file),
+                  location=os.path.abspath(file))
 
 
 def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
@@ -258,7 +290,12 @@ def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | o
 def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, held_out_given: bool) -> Corpus:
     spec = DEFAULT_CORPUS if name_or_path is None else str(name_or_path)
     if spec in BUILTIN_NAMES:
-        return Corpus(name=spec, text=builtin_text(spec), sources=[f"builtin:{spec}"])
+        text = builtin_text(spec)
+        # Its text depends on the Python version: the hash tells a later eval when it changed.
+        return Corpus(name=spec, text=text, sources=[f"builtin:{spec}"],
+                      sha1=hashlib.sha1(text.encode("utf-8")).hexdigest())
+    if not spec.strip():
+        raise UsageError("--corpus is empty; give a name, a file, a folder or a glob")
     if spec in REMOTE:
         path = fetch_remote(spec, data_dir=data_dir, download=download)
         text = read_text_file(path, encoding_errors)
@@ -277,7 +314,8 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
         text = read_text_file(train, encoding_errors)
         if not text.strip():
             raise DataError(f"{train} is empty (no text to read)")
-        corpus = Corpus(name=folder.resolve().name, text=text, sources=[str(train)], sha1=sha1_of(train))
+        corpus = Corpus(name=folder.resolve().name, text=text, sources=[str(train)], sha1=sha1_of(train),
+                        location=os.path.abspath(folder))
         for role in ("val", "test"):
             if role in split_files:
                 setattr(corpus, role, read_held_out(split_files[role], role, encoding_errors, from_option=False))
@@ -293,9 +331,26 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
     if not text.strip():
         what = str(files[0]) if len(files) == 1 else f"the {len(files)} files of '{spec}'"
         raise DataError(f"{what} is empty (no text to read)")
-    sha1 = sha1_of(files[0]) if len(files) == 1 else None
+    expanded = os.path.expanduser(spec)
+    if len(files) == 1:  # a glob matching one file hashes like that file (as rnnlab 0.1 did)
+        sha1 = sha1_of(files[0])
+    else:
+        root = _glob_root(expanded) if _is_glob(spec) else Path(expanded)
+        sha1 = files_sha1(files, root)
     return Corpus(name=Path(spec).stem if len(files) == 1 else spec, text=text,
-                  sources=[str(p) for p in files], sha1=sha1)
+                  sources=[str(p) for p in files], sha1=sha1, location=os.path.abspath(expanded))
+
+
+def recorded_location(location: str | None, as_given: str | None) -> str | None:
+    """Where to read a saved model's corpus again: the absolute ``location`` recorded at
+    training time while it still exists (so the current folder does not matter), else
+    the path ``as_given`` (older checkpoints; a project moved together with its corpus).
+    Nothing given (the built-in corpus; held-out text of a split folder) stays ``None``."""
+    if as_given is None:
+        return None
+    if location and (os.path.exists(location) or (_is_glob(location) and globlib.glob(location, recursive=True))):
+        return location
+    return as_given
 
 
 def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,

@@ -62,17 +62,26 @@ def baseline(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: flo
 
 def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = None) -> TextDataset:
     """Rebuild the dataset the model was trained on (same corpus, split, vocabulary)."""
-    from rnnlab.data.corpus import reload_corpus
+    from rnnlab.data.corpus import recorded_location, reload_corpus
     from rnnlab.data.dataset import prepare_text
 
     pre = getattr(model, "preprocessing", {}) or {}
     if getattr(model, "vocab", None) is None or "corpus_arg" not in pre:
         raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
-    corpus = reload_corpus(pre["corpus_arg"], pre.get("sources"),
+    corpus = reload_corpus(recorded_location(pre.get("location"), pre["corpus_arg"]), pre.get("sources"),
                            data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
                            encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict",
-                           val=pre.get("val_corpus"), test=pre.get("test_corpus"))
+                           val=recorded_location(pre.get("val_location"), pre.get("val_corpus")),
+                           test=recorded_location(pre.get("test_location"), pre.get("test_corpus")))
+    # Scoring other text than the model was trained on would report a meaningless number.
+    for role, part in (("", corpus), ("val_", corpus.val), ("test_", corpus.test)):
+        old = pre.get(f"{role}sha1")
+        if part is not None and old and part.sha1 != old:
+            raise DataError(f"the {'corpus' if not role else role[:-1] + ' file'} {part.location or part.sources[0]} "
+                            f"changed since the model was trained (SHA-1 {part.sha1} != {old}); score a file "
+                            "with --text instead")
     return prepare_text(corpus, mode=pre["mode"], token=pre["token"], split=pre["split"], vocab=model.vocab)
+
 
 
 def decode(model: NGramLM, ids) -> str:

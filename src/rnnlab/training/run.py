@@ -8,56 +8,97 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnlab.data.corpus import reload_corpus
+from rnnlab.data.corpus import recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
 from rnnlab.progress import logger
-from rnnlab.training.checkpoint import load_training_config
+from rnnlab.checkpoint import prepare_output_folder
+from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.loop import Callback, Trainer
 
 
 def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
-                saved_sources: list[str] | None = None) -> tuple[TextDataset, dict]:
+                saved_sources: list[str] | None = None, saved_data: dict | None = None,
+                corpus: str | None = None, roles=("", "val_", "test_"), doing: str = "resuming"
+                ) -> tuple[TextDataset, dict]:
     """Load and encode the corpus that ``config`` names; also return its provenance.
 
     ``saved_sources`` (from a checkpoint) lets a named download such as
     ``timemachine`` be found again where training found it. Validation and test files
     (``config.val_corpus``/``test_corpus``, or those of a split folder) add
-    ``val_source``/``val_sha1`` and ``test_source``/``test_sha1`` to the provenance.
+    ``val_source``/``val_sha1``/``val_location`` and ``test_...`` to the provenance.
+
+    ``saved_data`` (a checkpoint's ``data`` record) means: read the data the checkpoint
+    was trained on, from the absolute location recorded then (else the path as given,
+    for older checkpoints or a run folder moved together with its corpus), and refuse
+    it unless its SHA-1 for each of ``roles`` matches the record (see
+    :func:`_check_unchanged`). ``corpus`` replaces the training corpus's location: a
+    moved copy, which must have the recorded SHA-1.
     """
-    corpus = reload_corpus(config.corpus, saved_sources, data_dir=data_dir, encoding_errors=config.encoding_errors,
-                           val=config.val_corpus, test=config.test_corpus)
-    dataset = prepare_text(corpus, mode=config.mode, token=config.token, split=config.split,
-                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
-    info = {"corpus": corpus.name, "sources": corpus.sources, "sha1": corpus.sha1}
+    if saved_data is None:
+        spec, val, test = config.corpus, config.val_corpus, config.test_corpus
+    else:
+        spec = corpus if corpus is not None else recorded_location(saved_data.get("location"), config.corpus)
+        val = recorded_location(saved_data.get("val_location"), config.val_corpus)
+        test = recorded_location(saved_data.get("test_location"), config.test_corpus)
+        if corpus is not None and not saved_data.get("sha1"):
+            raise DataError("the checkpoint records no checksum of its training corpus, so --corpus "
+                            f"{corpus} cannot be checked against it; leave out --corpus")
+    loaded = reload_corpus(spec, saved_sources, data_dir=data_dir, encoding_errors=config.encoding_errors,
+                           val=val, test=test)
+    info = {"corpus": loaded.name, "sources": loaded.sources, "sha1": loaded.sha1, "location": loaded.location}
     for role in ("val", "test"):
-        part = getattr(corpus, role)
+        part = getattr(loaded, role)
         if part is not None:
-            info.update({f"{role}_source": part.sources[0], f"{role}_sha1": part.sha1})
+            info.update({f"{role}_source": part.sources[0], f"{role}_sha1": part.sha1,
+                         f"{role}_location": part.location})
+    if saved_data is not None:
+        _check_unchanged(saved_data, info, roles=roles, doing=doing, override=corpus)
+    dataset = prepare_text(loaded, mode=config.mode, token=config.token, split=config.split,
+                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
     return dataset, {**info, **dataset.info}
 
 
-def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing: str = "resuming") -> None:
-    """Refuse data files whose SHA-1 differs from the one the checkpoint recorded.
+
+def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing: str = "resuming",
+                     override: str | None = None) -> None:
+    """Refuse data whose SHA-1 differs from the one the checkpoint recorded.
 
     ``roles``: key prefixes to compare, ``""`` for the training corpus (``sha1``,
-    ``sources``), ``"val_"``/``"test_"`` for the held-out files.
+    ``sources``), ``"val_"``/``"test_"`` for the held-out files. Checkpoints that
+    recorded no SHA-1 (folder corpora before rnnlab 0.2) cannot be checked: a warning.
     """
     for prefix in roles:
         old, new = saved.get(f"{prefix}sha1"), info.get(f"{prefix}sha1")
-        if old and new and old != new:
-            source = info["sources"][0] if not prefix else info[f"{prefix}source"]
-            what = {"": "corpus", "val_": "validation file", "test_": "test file"}[prefix]
-            raise DataError(f"the {what} {source} changed since the "
-                            f"checkpoint was written (SHA-1 {new} != {old}); {doing} would not use the same data")
+        what = {"": "corpus", "val_": "validation file", "test_": "test file"}[prefix]
+        if not old:
+            if new and (prefix == "" or saved.get(f"{prefix}source")):
+                logger.warning("the checkpoint records no checksum of its %s: cannot check that it is unchanged", what)
+            continue
+        if new == old:
+            continue
+        if prefix == "" and override is not None:
+            raise DataError(f"--corpus {override} is not a copy of the training corpus (SHA-1 {new} != {old}, "
+                            "the one the checkpoint recorded)")
+        source = info.get(f"{prefix}location") or (info["sources"][0] if not prefix else info[f"{prefix}source"])
+        hint = " (--corpus PATH names a copy of the original)" if prefix == "" else ""
+        raise DataError(f"the {what} {source} changed since the checkpoint was written "
+                        f"(SHA-1 {new} != {old}); {doing} would not use the same data{hint}")
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_dir=None,
-          callbacks: list[Callback] | tuple = ()) -> tuple[Trainer, dict]:
-    """Train a new model as ``config`` says; return the trainer and its summary."""
+          callbacks: list[Callback] | tuple = (), overwrite: bool = False) -> tuple[Trainer, dict]:
+    """Train a new model as ``config`` says; return the trainer and its summary.
+
+    ``out_dir`` is checked and created before anything else
+    (:func:`rnnlab.checkpoint.prepare_output_folder`): a folder of other files is refused,
+    an existing run only replaced with ``overwrite``.
+    """
     config.validate()
+    if out_dir is not None:
+        out_dir = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
     dataset, info = dataset_for(config, data_dir)
     _check_batch(config, dataset)
     trainer = Trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info)
@@ -70,8 +111,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
 def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float | None = None,
            max_steps: int | None = None,
            out_dir: str | os.PathLike | None = None, device: str | None = None, precision: str | None = None,
-           data_dir=None, callbacks: list[Callback] | tuple = ()) -> tuple[Trainer, dict]:
-    """Continue the training run saved in ``folder`` exactly where it stopped."""
+           data_dir=None, callbacks: list[Callback] | tuple = (), corpus: str | None = None,
+           overwrite: bool = False) -> tuple[Trainer, dict]:
+    """Continue the training run saved in ``folder`` exactly where it stopped.
+
+    The training data is read again from where the checkpoint says and must be unchanged
+    (same SHA-1); ``corpus`` points at a moved copy of it. ``out_dir`` (default: ``folder``
+    itself) is checked like a new run's unless it is ``folder``.
+    """
     saved = load_training_config(folder)
     config = TrainConfig.from_dict(saved["train_config"])
     if epochs is not None:
@@ -84,11 +131,17 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     if precision is not None:  # bf16 and fp32 compute the same function: a run may switch
         config.precision = precision
     config.validate()
+    done_steps = saved.get("progress", {}).get("step", 0)
+    if max_steps is not None and isinstance(done_steps, int) and max_steps <= done_steps:
+        raise UsageError(f"--max-steps {max_steps} is not above the {done_steps} steps {folder} already trained; "
+                         "it counts all steps of the run")
+    target = Path(out_dir) if out_dir is not None else Path(folder)
+    in_place = target.exists() and Path(folder).exists() and os.path.samefile(target, folder)
+    target = prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place)
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
-                                saved_sources=saved.get("data", {}).get("sources"))
-    _check_unchanged(saved.get("data", {}), info)
-    trainer = Trainer(config, dataset, out_dir=out_dir if out_dir is not None else folder,
-                      callbacks=callbacks, data_info=info)
+                                saved_sources=saved.get("data", {}).get("sources"),
+                                saved_data=saved.get("data", {}), corpus=corpus)
+    trainer = Trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info)
     trainer.restore(folder)
     done = trainer.progress["epoch"]
     if done >= config.epochs and not trainer.progress["batch_in_epoch"]:
@@ -106,8 +159,12 @@ def _check_batch(config: TrainConfig, dataset: TextDataset) -> None:
 
 
 def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None, data_dir=None,
-                        encoding_errors: str = "strict") -> dict:
-    """Perplexity of a saved model on a split of its training corpus or on a text file."""
+                        encoding_errors: str = "strict", corpus: str | None = None) -> dict:
+    """Perplexity of a saved model on a split of its training corpus or on a text file.
+
+    The corpus is read from where the checkpoint recorded it and refused when its SHA-1
+    differs from the recorded one; ``corpus`` points at a moved copy.
+    """
     from rnnlab.data.corpus import read_text_file
     from rnnlab.lm import LanguageModel
     lm = LanguageModel.load(folder)
@@ -121,12 +178,15 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     else:
         saved = load_training_config(folder)
         config = TrainConfig.from_dict(saved["train_config"])
+        # The fractions of one text split all of it; held-out files stand alone.
+        data = saved.get("data", {})
+        held_out_files = config.split == "files" or bool(data.get("val_source") or data.get("test_source"))
+        roles = (f"{split}_",) if held_out_files and split in ("val", "test") else ("",)
         dataset, info = dataset_for(config, data_dir, vocab=lm.vocab,
-                                    saved_sources=saved.get("data", {}).get("sources"))
+                                    saved_sources=saved.get("data", {}).get("sources"),
+                                    saved_data=saved.get("data", {}), corpus=corpus, roles=roles,
+                                    doing="scoring it (--text FILE scores other text)")
         ids = dataset.part(split)
-        if dataset.split == "files":
-            _check_unchanged(saved.get("data", {}), info, roles=(f"{split}_",) if split != "train" else ("",),
-                             doing="scoring it")
         if len(ids) < 2:
             if dataset.split == "files" and split != "train":
                 raise DataError(f"{folder} was trained without a {split} file (--{split}), so there is nothing to "
