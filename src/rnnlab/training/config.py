@@ -45,7 +45,7 @@ class TrainConfig:
     max_steps: int | None = None       # stop after this many optimizer steps in total
     lr: float = 2e-3
     optimizer: str = "adam"
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # None: 0.01 for adamw, 0 for sgd and adam; 0 means 0
     clip: float | None = 1.0           # global gradient-norm threshold theta; None = off
     sampling: str = "sequential"       # random | sequential
     bptt: str = "truncated"            # truncated | full | randomized

@@ -15,7 +15,6 @@ the same parameters as ``N`` steps in one go.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,6 +28,7 @@ from rnnlab.data.batches import BatchIterator
 from rnnlab.data.dataset import TextDataset
 from rnnlab.errors import TrainingError, UsageError
 from rnnlab.evaluation import evaluate, unigram_result
+from rnnlab.jsonout import dumps
 from rnnlab.lm import LanguageModel, resolve_device
 from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
 from rnnlab.precision import autocast, resolve_precision
@@ -89,12 +89,16 @@ class _RunningTotals:
 
 def make_optimizer(model: RecurrentLM, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    # Not given (None): AdamW's customary 0.01, 0 for the others; an explicit 0 is 0 for all.
+    decay = config.weight_decay if config.weight_decay is not None else (0.01 if config.optimizer == "adamw" else 0.0)
+    if not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
+        raise UsageError(f"weight-decay must be a finite number >= 0, got {decay}")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, weight_decay=decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay or 0.01)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=decay)
     raise UsageError(f"unknown optimizer '{config.optimizer}'")
 
 
@@ -157,6 +161,15 @@ class Trainer:
         self.progress = {**fresh_progress(), **config["progress"]}
         self._set_lr(self.progress["lr"] or self.config.lr)
         self._rng_seeded = True  # the checkpoint's RNG state was restored
+        if self.out_dir is not None:
+            # The checkpoint's history is the record of what was trained; the log is rebuilt
+            # from it, so a run killed between a checkpoint and its log line (or in the middle
+            # of the line) goes on with metrics.jsonl and config.json agreeing.
+            from rnnlab.fileio import atomic_write
+            from rnnlab.jsonout import dumps
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            lines = "".join(dumps(record) + "\n" for record in self.progress["history"])
+            atomic_write(self.out_dir / "metrics.jsonl", lines.encode("utf-8"))
 
     def save(self, best: bool = False) -> None:
         """Checkpoint into ``out_dir`` (``out_dir/best`` for the best validation perplexity so far)."""
@@ -412,7 +425,7 @@ class Trainer:
         if self.out_dir is None:
             return
         with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(dumps(record) + "\n")  # NaN/inf as null: every line is standard JSON
         history = self.progress["history"]
         if len(history) >= 2:
             from rnnlab.plots import curves_plot
