@@ -9,7 +9,6 @@ Conventions for every command:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -20,15 +19,28 @@ from rnnlab.errors import RnnlabError, UsageError
 
 
 def emit(result: dict, as_json: bool) -> None:
-    """Print ``result`` as the last stdout line when ``--json`` was given."""
+    """Print ``result`` as the last stdout line when ``--json`` was given (standard JSON:
+    NaN and infinities become null at any depth, see :mod:`rnnlab.jsonout`)."""
     if as_json:
-        print(json.dumps(result, ensure_ascii=False, default=_json_default))
+        from rnnlab.jsonout import dumps
+        print(dumps(result))
 
 
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def add_overwrite_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} left by an earlier run (only rnnlab's own files are removed; "
+                             "a folder holding other files is always refused)")
+
+
+def output_file(path: str | None, option: str, overwrite: bool, figure: bool = False):
+    """Check an output file before the work starts (see rnnlab.fileio.prepare_output_file)."""
+    if path is None:
+        return None
+    from rnnlab.fileio import prepare_output_file
+    if figure:
+        from rnnlab.plots import check_figure_format
+        check_figure_format(path, option)
+    return str(prepare_output_file(path, option, overwrite))
 
 
 def _finite(value: float):
@@ -69,6 +81,9 @@ def cmd_corpus_stats(args) -> int:
     from rnnlab.data.dataset import prepare_text
     from rnnlab.data.stats import corpus_stats
 
+    if args.top < 0:
+        raise UsageError(f"--top must be >= 0, got {args.top}")
+    output_file(args.plot, "--plot", args.overwrite, figure=True)
     corpus = load_corpus_from_args(args)
     # Both splits put the whole (training) text in data.train; a split folder needs "files".
     split = "files" if corpus.val is not None or corpus.test is not None else "d2l"
@@ -118,7 +133,8 @@ def cmd_demo(args) -> int:
     config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds, epochs=1000,
                          eval_every_steps=args.eval_every_steps, eval_every=1000, seed=args.seed,
                          sample_length=0)
-    _, summary = run.train(config, out_dir=args.out)
+    args.interrupt_checkpoint = args.out
+    _, summary = run.train(config, out_dir=args.out, overwrite=args.overwrite)
     lm = LanguageModel.load(args.out)
     sample = lm.generate("The ", 300, temperature=0.7, seed=args.seed)
     summary["sample"] = sample
@@ -133,7 +149,7 @@ def cmd_demo(args) -> int:
         print(f"checkpoint {args.out}  (try: rnnlab generate {args.out} --prefix 'The ')")
         print("sample (temperature 0.7):")
         print(sample)
-    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in summary.items()}, args.json)
+    emit(summary, args.json)
     return 0
 
 
@@ -164,16 +180,19 @@ def cmd_train(args) -> int:
         fixed = sorted(set(given) - RESUMABLE - {"corpus"} | ({"preset"} if args.preset else set()))
         if fixed:
             raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
-                             f"--precision and --out may be given (got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
+                             "--precision, --out and --corpus (a moved copy of the same data) may be given "
+                             f"(got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
+        args.interrupt_checkpoint = args.out if args.out is not None else args.resume
         _, summary = run.resume(args.resume, epochs=given.get("epochs"), max_time=given.get("max_time"),
                                 max_steps=given.get("max_steps"),
                                 out_dir=args.out, device=given.get("device"), precision=given.get("precision"),
-                                data_dir=args.data_dir)
+                                data_dir=args.data_dir, corpus=given.get("corpus"), overwrite=args.overwrite)
     else:
         config = make_config(args.preset, **given)
         if args.no_clip:
             config.clip = None
-        _, summary = run.train(config, out_dir=args.out, data_dir=args.data_dir)
+        args.interrupt_checkpoint = args.out
+        _, summary = run.train(config, out_dir=args.out, data_dir=args.data_dir, overwrite=args.overwrite)
     if not args.json:
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
               f"{summary['threads']} threads)")
@@ -191,7 +210,7 @@ def cmd_train(args) -> int:
             print(f"sample           {summary['sample']!r}")
         if summary["out"]:
             print(f"checkpoint       {summary['out']}")
-    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in summary.items()}, args.json)
+    emit(summary, args.json)
     return 0
 
 
@@ -203,13 +222,13 @@ def cmd_eval(args) -> int:
     from rnnlab.training.run import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, split=args.split, text_path=args.text, data_dir=args.data_dir,
-                                 encoding_errors=args.encoding_errors)
+                                 encoding_errors=args.encoding_errors, corpus=args.corpus)
     if not args.json:
         print(f"source          {result['source']}")
         print(f"perplexity      {_fmt(result['perplexity'], '.4f')}")
         print(f"bits per token  {_fmt(result['bits_per_token'], '.4f')}")
         print(f"tokens          {result['tokens']:,} scored, {result['unknown_tokens']:,} unknown (<unk>)")
-    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
+    emit(result, args.json)
     return 0
 
 
@@ -258,12 +277,19 @@ def cmd_ngram_train(args) -> int:
     from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, prepare_text
     from rnnlab.ngram import api, store
 
+    from rnnlab.checkpoint import prepare_output_folder
+
     check_held_out_options(args.split, args.val_corpus, args.test_corpus)
+    prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
+    output_file(args.arpa, "--arpa", args.overwrite)
     corpus = load_corpus_from_args(args)
     dataset = prepare_text(corpus, mode=args.mode, token=args.token,
                            split=args.split if args.split is not None else DEFAULT_SPLIT)
     source = {"corpus_arg": args.corpus, "data_dir": args.data_dir, "encoding_errors": args.encoding_errors,
-              "sources": corpus.sources, "val_corpus": args.val_corpus, "test_corpus": args.test_corpus}
+              "sources": corpus.sources, "val_corpus": args.val_corpus, "test_corpus": args.test_corpus,
+              "sha1": corpus.sha1, "location": corpus.location,
+              **{f"{role}_{key}": getattr(getattr(corpus, role), key)
+                 for role in ("val", "test") if getattr(corpus, role) is not None for key in ("sha1", "location")}}
     model = api.train(dataset, args.order, args.smoothing, args.k, source=source)
     val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
     store.save(model, args.out)
@@ -348,9 +374,13 @@ def cmd_ngram_arpa(args) -> int:
     from rnnlab.ngram.arpa import read_arpa, write_arpa
 
     if args.arpa_command == "export":
-        write_arpa(_ngram_load(args.checkpoint), args.file)
+        model = _ngram_load(args.checkpoint)
+        output_file(args.file, "export file", args.overwrite)
+        write_arpa(model, args.file)
         result = {"arpa": args.file, "checkpoint": args.checkpoint}
     else:
+        from rnnlab.checkpoint import prepare_output_folder
+        prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
         model = read_arpa(args.file, mode=args.mode, token=args.token)
         store.save(model, args.out)
         result = {"arpa": args.file, "checkpoint": args.out, "order": model.order, "ngrams": model.info["ngrams"]}
@@ -371,6 +401,11 @@ def cmd_forecast(args) -> int:
     from rnnlab.forecasting.report import run_forecast
     from rnnlab.forecasting.series import load_series
 
+    if args.plot is not None:
+        output_file(args.plot, "--plot", args.overwrite, figure=True)
+    if args.out is not None:
+        from rnnlab.checkpoint import prepare_output_folder
+        prepare_output_folder(args.out, "forecaster", overwrite=args.overwrite)
     series = load_series(args.series, fill=args.fill, seed=args.seed)
     hidden = args.hidden if args.hidden is not None else (10 if args.model in ("linear", "mlp") else 32)
     config = ForecastConfig(model=args.model, tau=args.tau, hidden=hidden, context=args.context, epochs=args.epochs,
@@ -533,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_options(stats, mode_default="d2l")
     stats.add_argument("--top", type=int, default=10, help="how many top n-grams to list (default 10)")
     stats.add_argument("--plot", default=None, metavar="FILE.png", help="write the log-log frequency plot")
+    add_overwrite_option(stats, "an existing --plot file")
     stats.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     stats.set_defaults(handler=cmd_corpus_stats)
 
@@ -540,6 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=100.0, help="training budget (default 100)")
     demo.add_argument("--eval-every-steps", type=int, default=200, help="validation every N steps (default 200)")
     demo.add_argument("--out", default="runs/demo", help="checkpoint folder (default runs/demo)")
+    add_overwrite_option(demo, "the run in --out")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
@@ -594,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fp32, bf16 (bfloat16 products, float32 weights and loss) or auto: bf16 where the "
                           "CPU or GPU supports it natively (default auto)")
     train.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (weights, config, metrics, plot)")
-    train.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in DIR")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run saved in DIR (with --corpus: a moved copy of its corpus, same SHA-1)")
+    add_overwrite_option(train, "the run in --out")
     train.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     train.set_defaults(handler=cmd_train)
 
@@ -602,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", metavar="DIR")
     ev.add_argument("--split", default="val", help="val or test of the training corpus (default val)")
     ev.add_argument("--text", default=None, metavar="FILE", help="score this UTF-8 file instead")
+    ev.add_argument("--corpus", default=None, metavar="PATH",
+                    help="where the training corpus is now (a moved copy; it must have the recorded SHA-1)")
     ev.add_argument("--data-dir", default=None)
     ev.add_argument("--encoding-errors", default="strict")
     ev.add_argument("--json", action="store_true")
@@ -633,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     ng_train.add_argument("--k", type=float, default=1.0, help="k of add-k smoothing (default 1: Laplace)")
     ng_train.add_argument("--out", required=True, metavar="DIR")
     ng_train.add_argument("--arpa", default=None, metavar="FILE", help="also write the model as an ARPA file")
+    add_overwrite_option(ng_train, "the model in --out and an existing --arpa file")
     ng_train.add_argument("--json", action="store_true")
     ng_train.set_defaults(handler=cmd_ngram_train)
     ng_eval = ngram_cmds.add_parser("eval", help="perplexity of an n-gram model")
@@ -655,11 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
     ng_export = ngram_cmds.add_parser("export", help="write a kn/mle model as an ARPA file")
     ng_export.add_argument("checkpoint", metavar="DIR")
     ng_export.add_argument("file", metavar="FILE.arpa")
+    add_overwrite_option(ng_export, "an existing FILE")
     ng_export.add_argument("--json", action="store_true")
     ng_export.set_defaults(handler=cmd_ngram_arpa, arpa_command="export")
     ng_import = ngram_cmds.add_parser("import", help="read an ARPA file into a model folder")
     ng_import.add_argument("file", metavar="FILE.arpa")
     ng_import.add_argument("--out", required=True, metavar="DIR")
+    add_overwrite_option(ng_import, "the model in --out")
     ng_import.add_argument("--mode", default=None, help="preprocessing of text to score with it (d2l or raw)")
     ng_import.add_argument("--token", default=None, help="tokenizer of text to score with it (char, word, byte)")
     ng_import.add_argument("--json", action="store_true")
@@ -683,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--seed", type=int, default=0)
     fc.add_argument("--plot", default=None, metavar="FILE.png", help="write the figures")
     fc.add_argument("--out", default=None, metavar="DIR", help="save the forecaster (safetensors + JSON)")
+    add_overwrite_option(fc, "an existing --plot file and the forecaster in --out")
     fc.add_argument("--json", action="store_true")
     fc.set_defaults(handler=cmd_forecast)
     # [bench-parsers]
@@ -709,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from rnnlab.progress import configure_logging
     configure_logging(verbose=not args.quiet)
+    previous = _handle_sigterm_as_interrupt()
     try:
         if args.threads is not None:
             if args.threads < 1:
@@ -719,11 +765,51 @@ def main(argv: list[str] | None = None) -> int:
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}{_resume_note(args)}", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:
         return 1
+    finally:
+        if previous is not None:
+            import signal
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that training saves its checkpoint before exiting."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _handle_sigterm_as_interrupt():
+    """Make SIGTERM (``kill``, a job scheduler's stop) behave like Ctrl-C; return the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be set from the main thread
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _resume_note(args) -> str:
+    """After an interrupted training run: where its checkpoint is and how to continue it."""
+    folder = getattr(args, "interrupt_checkpoint", None)
+    if getattr(args, "handler", None) not in (cmd_train, cmd_demo):
+        return ""
+    if folder is None:
+        return " (no --out: nothing was saved)"
+    from rnnlab.checkpoint import load_config
+    try:
+        step = load_config(folder).get("progress", {}).get("step")
+    except RnnlabError:
+        return f"; stopped before the first checkpoint, nothing to resume in {folder}"
+    import shlex
+    return (f"; the run is saved in {folder} (step {step}): continue it with "
+            f"rnnlab train --resume {shlex.quote(str(folder))}")
 
 
 if __name__ == "__main__":
