@@ -229,7 +229,7 @@ def _check_existing(path: Path, kind: str, entries: list[str], overwrite: bool, 
     if resume:
         return
     if not overwrite:
-        again = f"pass --resume {path} to continue it, " if kind == "language-model" else "pass "
+        again = f"continue it with rnnlab train --resume {path}, pass " if kind == "language-model" else "pass "
         raise UsageError(f"{what} already holds {_describe(config)}; {again}--overwrite to replace it, "
                          "or choose another folder")
     remove_owned(path, kind)

@@ -280,8 +280,8 @@ def cmd_ngram_train(args) -> int:
     from rnnlab.checkpoint import prepare_output_folder
 
     check_held_out_options(args.split, args.val_corpus, args.test_corpus)
-    prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
     output_file(args.arpa, "--arpa", args.overwrite)
+    prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
     corpus = load_corpus_from_args(args)
     dataset = prepare_text(corpus, mode=args.mode, token=args.token,
                            split=args.split if args.split is not None else DEFAULT_SPLIT)
