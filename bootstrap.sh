@@ -33,7 +33,9 @@ case "$cmd" in
     setup) setup ;;
     demo)
         setup
-        exec "$VENV/bin/rnnlab" demo "$@" ;;
+        # The quick start may be run again: it replaces its own earlier demo run in runs/demo
+        # (only rnnlab's files there; a folder of other files is still refused).
+        exec "$VENV/bin/rnnlab" demo --overwrite "$@" ;;
     test)
         setup
         export RNNLAB_DATA=${RNNLAB_DATA:-$(cd .. && pwd)/shared/data}
