@@ -235,6 +235,8 @@ def cmd_eval(args) -> int:
 def cmd_generate(args) -> int:
     from rnnlab.lm import LanguageModel
 
+    if args.num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {args.num_samples}")
     lm = LanguageModel.load(args.checkpoint, device=args.device)
     options = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     if args.num_samples > 1:
@@ -761,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--threads must be a positive integer, got {args.threads}")
             import torch
             torch.set_num_threads(args.threads)
+        seed = getattr(args, "seed", None)  # NumPy and torch refuse negative seeds with a traceback
+        if seed is not None and not 0 <= seed < 2**63:
+            raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
         return int(args.handler(args) or 0)
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)

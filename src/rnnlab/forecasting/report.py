@@ -29,6 +29,10 @@ def run_forecast(series: Series, config: ForecastConfig, horizon: int = 64, n_tr
     n_train = default_n_train(series, config.tau) if n_train is None else n_train
     if n_train < 1:
         raise UsageError(f"n-train must be >= 1, got {n_train}")
+    if stride < 1:
+        raise UsageError(f"stride must be >= 1, got {stride}")
+    if season is not None and season < 1:  # a period of 0 or less would read values after the origin
+        raise UsageError(f"season must be >= 1, got {season}")
     train_end = n_train + config.tau
     if len(x) < window + horizon + 1 or train_end + horizon > len(x):
         raise DataError(f"series '{series.name}' has {len(x)} values: too short for a window of {window}, "

@@ -108,6 +108,8 @@ def _statsmodels(name: str, fill: str | None) -> Series:
 
 def load_series(spec: str, fill: str | None = None, seed: int = 0, length: int = 1000) -> Series:
     """Resolve ``--series``: ``sine``, a dataset name, ``FILE.csv:COLUMN`` or a one-column file."""
+    if fill is not None and fill not in FILLS:  # checked even when no value is missing
+        raise UsageError(f"unknown --fill '{fill}'; choose one of {', '.join(FILLS)}")
     if spec == "sine":
         return sine_series(length, seed)
     if spec in DATASETS:

@@ -112,12 +112,16 @@ def _parse(path):
     """``(header counts, {n: list of (log10 p, words tuple, log10 bow or None)})``."""
     counts, sections, n = {}, {}, None
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")  # decoded line by line, so an error can say which line
     except OSError as exc:
         raise DataError(f"cannot read ARPA file {path}: {exc.strerror}") from None
     with handle:
-        for lineno, line in enumerate(handle, 1):
-            line = line.strip()
+        for lineno, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                                f"{exc.start + 1}); ARPA files are read as UTF-8") from None
             if not line:
                 continue
             if line == "\\data\\":
@@ -146,6 +150,12 @@ def _parse(path):
                 bow = float(fields[n + 1]) if len(fields) == n + 2 else None
             except ValueError:
                 raise DataError(f"{path}:{lineno}: probability or backoff is not a number") from None
+            # log10 p is at most 0 (p <= 1); -inf is written as the floor -99, so NaN and
+            # infinities mean a damaged or foreign file, not a probability.
+            if not math.isfinite(prob) or prob > 0:
+                raise DataError(f"{path}:{lineno}: log10 probability {fields[0]} is not a finite number <= 0")
+            if bow is not None and not math.isfinite(bow):
+                raise DataError(f"{path}:{lineno}: log10 backoff weight {fields[n + 1]} is not a finite number")
             sections[n].append((prob, tuple(unescape(w) for w in fields[1:n + 1]), bow))
     if not counts or 1 not in sections:
         raise DataError(f"{path} is not an ARPA file (no \\data\\ header or no \\1-grams: section)")

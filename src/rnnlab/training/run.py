@@ -11,7 +11,7 @@ from pathlib import Path
 from rnnlab.data.corpus import recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import DataError, UsageError
+from rnnlab.errors import DataError, TrainingError, UsageError
 from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.training.checkpoint import KIND, load_training_config
@@ -97,11 +97,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
     an existing run only replaced with ``overwrite``.
     """
     config.validate()
+    check_options(config)
     if out_dir is not None:
         out_dir = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
     dataset, info = dataset_for(config, data_dir)
     _check_batch(config, dataset)
-    trainer = Trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info)
+    trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info)
     logger.info("training %s (%s parameters) on %s: %s train / %s val %s tokens, vocabulary %s, device %s",
                 config.model, f"{trainer.model.num_parameters():,}", info["corpus"], f"{len(dataset.train):,}",
                 f"{len(dataset.val):,}", config.token, len(dataset.vocab), trainer.device)
@@ -141,7 +142,7 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
                                 saved_sources=saved.get("data", {}).get("sources"),
                                 saved_data=saved.get("data", {}), corpus=corpus)
-    trainer = Trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info)
+    trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info)
     trainer.restore(folder)
     done = trainer.progress["epoch"]
     if done >= config.epochs and not trainer.progress["batch_in_epoch"]:
@@ -150,7 +151,38 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     return trainer, trainer.fit()
 
 
+def check_options(config: TrainConfig) -> None:
+    """Values :meth:`TrainConfig.validate` lets through that would fail (or train nonsense)
+    only after the data is read or training started."""
+    import math
+
+    if not (math.isfinite(config.lr) and config.lr <= 3.4e38):  # the float32 range of the parameters
+        raise UsageError(f"lr must be a finite number > 0, got {config.lr}")
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {config.seed}")
+    if not isinstance(config.lr_patience, int) or config.lr_patience < 1:
+        raise UsageError(f"lr-patience must be a positive integer, got {config.lr_patience}")
+    if not (math.isfinite(config.full_bptt_max_mb) and config.full_bptt_max_mb > 0):
+        raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {config.full_bptt_max_mb}")
+
+
+def _make_trainer(config: TrainConfig, dataset: TextDataset, **options) -> Trainer:
+    """A :class:`Trainer`; a model too large for memory is a clear error, not a traceback."""
+    import torch
+
+    try:
+        return Trainer(config, dataset, **options)
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and "allocate" not in str(exc):
+            raise
+        raise TrainingError(f"the model does not fit in memory ({str(exc).splitlines()[0][:160]}); use a smaller "
+                            "--hidden, --layers or --embed") from None
+
+
 def _check_batch(config: TrainConfig, dataset: TextDataset) -> None:
+    if len(dataset.vocab) < 2:  # only <unk>: every token is the same, there is nothing to learn
+        raise DataError(f"the vocabulary has only <unk> after --min-freq {config.min_freq} (no {config.token} "
+                        "token is that frequent); lower --min-freq or use a larger corpus")
     need = config.batch_size * config.num_steps + 1
     if len(dataset.train) < need:
         raise DataError(f"the training split has {len(dataset.train):,} tokens, fewer than one batch needs "
