@@ -37,10 +37,11 @@ def output_file(path: str | None, option: str, overwrite: bool, figure: bool = F
     if path is None:
         return None
     from rnnlab.fileio import prepare_output_file
+    checked = str(prepare_output_file(path, option, overwrite))
     if figure:
         from rnnlab.plots import check_figure_format
         check_figure_format(path, option)
-    return str(prepare_output_file(path, option, overwrite))
+    return checked
 
 
 def _finite(value: float):

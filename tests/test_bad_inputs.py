@@ -1,0 +1,326 @@
+"""The bad-input matrix: every row is one command line that must fail with one clear line.
+
+Each row: an id, the arguments (``T`` stands for a tiny training setup on ``fox.txt``),
+the exit status (2: usage, 1: data or checkpoint) and a fragment of the ``error:`` line.
+Everything runs before any training step, in a workspace holding the files the rows name
+(see :func:`workspace`). ``docs/bad_inputs.md`` is generated from :data:`ROWS`::
+
+    python tests/test_bad_inputs.py > docs/bad_inputs.md
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 60
+T = ("--corpus fox.txt --model gru --hidden 8 --layers 1 --embed 4 --batch-size 4 --num-steps 8 "
+     "--sample-length 0 --max-steps 1 --device cpu --precision fp32")
+
+# (id, arguments, exit status, fragment of the message)
+ROWS: list[tuple[str, str, int, str]] = [
+    # --- train: options
+    ("train-model", "train T --model transformer", 2, "unknown model 'transformer'"),
+    ("train-preset", "train T --preset d2l-huge", 2, "unknown preset"),
+    ("train-hidden-0", "train T --hidden 0", 2, "hidden-size must be a positive integer"),
+    ("train-layers-0", "train T --layers 0", 2, "num-layers must be a positive integer"),
+    ("train-embed-neg", "train T --embed -1", 2, "embed_size must be >= 0"),
+    ("train-lr-neg", "train T --lr -1", 2, "lr must be > 0"),
+    ("train-lr-nan", "train T --lr nan", 2, "lr must be > 0"),
+    ("train-lr-inf", "train T --lr inf", 2, "lr must be a finite number > 0"),
+    ("train-lr-huge", "train T --lr 1e308", 2, "lr must be a finite number > 0"),
+    ("train-dropout-big", "train T --dropout 1.5", 2, "dropout must be in [0, 1)"),
+    ("train-dropout-neg", "train T --dropout -0.1", 2, "dropout must be in [0, 1)"),
+    ("train-dropout-nan", "train T --dropout nan", 2, "dropout must be in [0, 1)"),
+    ("train-epochs-0", "train T --epochs 0", 2, "epochs must be a positive integer"),
+    ("train-batch-neg", "train T --batch-size -1", 2, "batch-size must be a positive integer"),
+    ("train-num-steps-0", "train T --num-steps 0", 2, "num-steps must be a positive integer"),
+    ("train-max-steps-0", "train T --max-steps 0", 2, "max-steps must be positive"),
+    ("train-max-tokens-0", "train T --max-tokens 0", 2, "max-tokens must be positive"),
+    ("train-max-time-nan", "train T --max-time nan", 2, "max-time must be > 0 seconds"),
+    ("train-max-time-0", "train T --max-time 0", 2, "max-time must be > 0 seconds"),
+    ("train-clip-nan", "train T --clip nan", 2, "clip must be > 0"),
+    ("train-clip-0", "train T --clip 0", 2, "clip must be > 0"),
+    ("train-wd-neg", "train T --weight-decay -1", 2, "weight-decay must be a finite number >= 0"),
+    ("train-wd-nan", "train T --weight-decay nan", 2, "weight-decay must be a finite number >= 0"),
+    ("train-optimizer", "train T --optimizer rmsprop", 2, "unknown optimizer"),
+    ("train-sampling", "train T --sampling shuffled", 2, "unknown sampling"),
+    ("train-bptt", "train T --bptt partial", 2, "unknown BPTT strategy"),
+    ("train-bptt-full-random", "train T --bptt full --sampling random", 2, "needs --sampling sequential"),
+    ("train-keep-prob-0", "train T --bptt-keep-prob 0", 2, "bptt-keep-prob must be in (0, 1]"),
+    ("train-keep-prob-nan", "train T --bptt-keep-prob nan", 2, "bptt-keep-prob must be in (0, 1]"),
+    ("train-full-mb-neg", "train T --full-bptt-max-mb -1", 2, "full-bptt-max-mb must be a finite number > 0"),
+    ("train-full-mb-nan", "train T --full-bptt-max-mb nan", 2, "full-bptt-max-mb must be a finite number > 0"),
+    ("train-lr-schedule", "train T --lr-schedule step", 2, "unknown lr schedule"),
+    ("train-lr-decay-2", "train T --lr-decay 2", 2, "lr-decay must be in (0, 1)"),
+    ("train-lr-decay-nan", "train T --lr-decay nan", 2, "lr-decay must be in (0, 1)"),
+    ("train-lr-patience-0", "train T --lr-patience 0", 2, "lr-patience must be a positive integer"),
+    ("train-early-stop-neg", "train T --early-stop -1", 2, "early-stop must be positive"),
+    ("train-eval-every-0", "train T --eval-every 0", 2, "eval-every must be a positive integer"),
+    ("train-eval-steps-0", "train T --eval-every-steps 0", 2, "eval-every-steps must be positive"),
+    ("train-sample-length-neg", "train T --sample-length -1", 2, "sample-length must be >= 0"),
+    ("train-seed-neg", "train T --seed -1", 2, "--seed must be an integer from 0"),
+    ("train-nonlinearity", "train T --model rnn --nonlinearity sigmoid", 2, "nonlinearity must be tanh or relu"),
+    ("train-nonlinearity-lstm", "train T --model lstm --nonlinearity relu", 2, "applies to --model rnn only"),
+    ("train-tie-weights", "train T --tie-weights --embed 0", 2, "weight tying needs embed_size == hidden_size"),
+    ("train-device", "train T --device tpu", 2, "unknown device 'tpu'"),
+    ("train-precision", "train T --precision fp8", 2, "unknown precision 'fp8'"),
+    ("train-threads-0", "--threads 0 train T", 2, "--threads must be a positive integer"),
+    # --- train: data
+    ("train-split-two", "train T --split 0.5,0.5", 2, "split fractions must be three"),
+    ("train-split-word", "train T --split abc", 2, "--split must be 'd2l' or three fractions"),
+    ("train-split-over-1", "train T --split 0.9,0.2,0.1", 2, "summing to <= 1"),
+    ("train-val-with-split", "train T --val fox.txt --split 0.5,0.25,0.25", 2, "cannot be combined with --split"),
+    ("train-val-missing", "train T --val missing.txt", 1, "--val missing.txt: no such file"),
+    ("train-corpus-empty-arg", "train T --corpus ''", 2, "--corpus is empty"),
+    ("train-corpus-missing", "train T --corpus missing.txt", 1, "is neither a file, a folder, a glob"),
+    ("train-corpus-glob-none", "train T --corpus 'nothing/*.txt'", 1, "no files match the pattern"),
+    ("train-corpus-empty-file", "train T --corpus empty.txt", 1, "is empty"),
+    ("train-corpus-not-utf8", "train T --corpus bad.bin", 1, "is not valid UTF-8: byte 0xff"),
+    ("train-encoding-errors", "train T --encoding-errors lenient", 2, "unknown --encoding-errors"),
+    ("train-token", "train T --token sentence", 2, "unknown tokenizer 'sentence'"),
+    ("train-mode", "train T --mode lower", 2, "unknown mode 'lower'"),
+    ("train-min-freq-neg", "train T --min-freq -1", 2, "min_freq must be >= 0"),
+    ("train-min-freq-all", "train T --min-freq 100000", 1, "the vocabulary has only <unk>"),
+    ("train-corpus-short", "train T --corpus short.txt", 1, "batch_size * num_steps + 1"),
+    # --- train: output folder
+    ("train-out-foreign", "train T --out mine", 2, "is not empty and is not an rnnlab output folder"),
+    ("train-out-foreign-overwrite", "train T --out mine --overwrite", 2, "not an rnnlab output folder"),
+    ("train-out-existing-run", "train T --out lm", 2, "already holds an rnnlab language-model run"),
+    ("train-out-ngram", "train T --out ng --overwrite", 2, "holds an rnnlab n-gram model, not an rnnlab language-model"),
+    ("train-out-file", "train T --out fox.txt", 2, "is a file, not a folder"),
+    ("train-out-under-file", "train T --out fox.txt/run", 2, "cannot create the folder"),
+    # --- train --resume
+    ("resume-fixed-option", "train --resume lm --hidden 8", 2, "--resume continues the saved configuration"),
+    ("resume-preset", "train --resume lm --preset d2l-concise", 2, "(got --preset)"),
+    ("resume-missing", "train --resume missing", 1, "is not a folder"),
+    ("resume-not-checkpoint", "train --resume mine", 1, "not an rnnlab checkpoint"),
+    ("resume-ngram", "train --resume ng", 1, "holds a 'ngram' model"),
+    ("resume-epochs-0", "train --resume lm --epochs 0", 2, "epochs must be a positive integer"),
+    ("resume-max-steps-done", "train --resume lm --max-steps 1", 2, "is not above the 1 steps"),
+    ("resume-other-corpus", "train --resume lm --max-steps 5 --corpus other.txt", 1,
+     "is not a copy of the training corpus"),
+    ("resume-out-existing", "train --resume lm --max-steps 5 --out ng", 2, "holds an rnnlab n-gram model"),
+    ("resume-out-foreign", "train --resume lm --max-steps 5 --out mine", 2, "not an rnnlab output folder"),
+    # --- demo
+    ("demo-seconds-0", "demo --seconds 0 --out d", 2, "max-time must be > 0 seconds"),
+    ("demo-seconds-nan", "demo --seconds nan --out d", 2, "max-time must be > 0 seconds"),
+    ("demo-eval-steps-neg", "demo --eval-every-steps -1 --out d", 2, "eval-every-steps must be positive"),
+    ("demo-seed-neg", "demo --seed -1 --out d", 2, "--seed must be an integer from 0"),
+    ("demo-out-foreign", "demo --seconds 1 --out mine", 2, "not an rnnlab output folder"),
+    ("demo-out-existing", "demo --seconds 1 --out lm", 2, "already holds an rnnlab language-model run"),
+    # --- eval
+    ("eval-missing", "eval missing", 1, "is not a folder"),
+    ("eval-file", "eval fox.txt", 1, "is not a folder"),
+    ("eval-not-checkpoint", "eval mine", 1, "not an rnnlab checkpoint"),
+    ("eval-ngram", "eval ng", 1, "holds a 'ngram' model, not a 'language-model' model"),
+    ("eval-split", "eval lm --split dev", 2, "unknown split 'dev'"),
+    ("eval-text-missing", "eval lm --text missing.txt", 1, "--text missing.txt: no such file"),
+    ("eval-text-not-utf8", "eval lm --text bad.bin", 1, "is not valid UTF-8"),
+    ("eval-other-corpus", "eval lm --corpus other.txt", 1, "is not a copy of the training corpus"),
+    ("eval-tampered", "eval tampered", 1, "does not match the checksum"),
+    # --- generate
+    ("generate-missing", "generate missing", 1, "is not a folder"),
+    ("generate-length-neg", "generate lm --length -1", 2, "length must be >= 0"),
+    ("generate-temperature-0", "generate lm --temperature 0", 2, "temperature must be > 0"),
+    ("generate-temperature-neg", "generate lm --temperature -1", 2, "temperature must be > 0"),
+    ("generate-temperature-nan", "generate lm --temperature nan", 2, "temperature must be > 0"),
+    ("generate-top-k-neg", "generate lm --top-k -1", 2, "top_k must be >= 0"),
+    ("generate-top-p-0", "generate lm --top-p 0", 2, "top_p must be in (0, 1]"),
+    ("generate-top-p-big", "generate lm --top-p 1.5", 2, "top_p must be in (0, 1]"),
+    ("generate-top-p-nan", "generate lm --top-p nan", 2, "top_p must be in (0, 1]"),
+    ("generate-num-samples-0", "generate lm --num-samples 0", 2, "--num-samples must be >= 1"),
+    ("generate-num-samples-neg", "generate lm --num-samples -1", 2, "--num-samples must be >= 1"),
+    ("generate-seed-neg", "generate lm --seed -1", 2, "--seed must be an integer from 0"),
+    ("generate-device", "generate lm --device tpu", 2, "unknown device 'tpu'"),
+    ("generate-empty-prefix", "generate lm --prefix ''", 2, "has no char tokens"),
+    # --- corpus stats
+    ("stats-top-neg", "corpus stats --corpus fox.txt --top -1", 2, "--top must be >= 0"),
+    ("stats-corpus-missing", "corpus stats --corpus missing.txt", 1, "is neither a file, a folder, a glob"),
+    ("stats-not-utf8", "corpus stats --corpus bad.bin", 1, "is not valid UTF-8"),
+    ("stats-token", "corpus stats --corpus fox.txt --token sentence", 2, "unknown tokenizer"),
+    ("stats-plot-exists", "corpus stats --corpus fox.txt --plot exists.png", 2,
+     "--plot exists.png already exists; pass --overwrite"),
+    ("stats-plot-format", "corpus stats --corpus fox.txt --plot zipf.xyz", 2, "unknown figure format '.xyz'"),
+    ("stats-plot-folder", "corpus stats --corpus fox.txt --plot mine", 2, "is a folder; give a file name"),
+    ("stats-plot-under-file", "corpus stats --corpus fox.txt --plot fox.txt/zipf.png", 2, "cannot create the folder"),
+    # --- ngram
+    ("ngram-no-out", "ngram train --corpus fox.txt", 2, "the following arguments are required: --out"),
+    ("ngram-order-0", "ngram train --corpus fox.txt --order 0 --out o", 2, "n-gram order must be an integer >= 1"),
+    ("ngram-smoothing", "ngram train --corpus fox.txt --smoothing wb --out o", 2, "unknown smoothing 'wb'"),
+    ("ngram-k-neg", "ngram train --corpus fox.txt --smoothing addk --k -1 --out o", 2, "add-k needs k > 0"),
+    ("ngram-k-nan", "ngram train --corpus fox.txt --smoothing addk --k nan --out o", 2, "add-k needs k > 0"),
+    ("ngram-k-inf", "ngram train --corpus fox.txt --smoothing addk --k inf --out o", 2, "add-k needs k > 0"),
+    ("ngram-corpus-missing", "ngram train --corpus missing.txt --out o", 1, "is neither a file, a folder, a glob"),
+    ("ngram-out-existing", "ngram train --corpus fox.txt --out ng", 2, "already holds an rnnlab n-gram model"),
+    ("ngram-out-lm", "ngram train --corpus fox.txt --out lm --overwrite", 2, "holds an rnnlab language-model run"),
+    ("ngram-out-foreign", "ngram train --corpus fox.txt --out mine", 2, "not an rnnlab output folder"),
+    ("ngram-arpa-exists", "ngram train --corpus fox.txt --out o --arpa exists.arpa", 2,
+     "--arpa exists.arpa already exists"),
+    ("ngram-eval-missing", "ngram eval missing", 1, "is not a folder"),
+    ("ngram-eval-lm", "ngram eval lm", 1, "holds a 'language-model' model, not a 'ngram' model"),
+    ("ngram-eval-arpa", "ngram eval exists.arpa", 1, "is an ARPA file; import it first"),
+    ("ngram-eval-split", "ngram eval ng --split dev", 2, "unknown split 'dev'"),
+    ("ngram-eval-text-missing", "ngram eval ng --text missing.txt", 1, "--text missing.txt: no such file"),
+    ("ngram-generate-length-neg", "ngram generate ng --length -1", 2, "length must be >= 0"),
+    ("ngram-generate-temperature-0", "ngram generate ng --temperature 0", 2, "temperature must be > 0"),
+    ("ngram-generate-temperature-inf", "ngram generate ng --temperature inf", 2, "temperature must be > 0"),
+    ("ngram-generate-seed-neg", "ngram generate ng --seed -1", 2, "--seed must be an integer from 0"),
+    ("ngram-export-addk", "ngram export ngk k.arpa", 2, "add-k smoothing is not a backoff model"),
+    ("ngram-export-exists", "ngram export ng exists.arpa", 2, "export file exists.arpa already exists"),
+    ("ngram-export-missing", "ngram export missing x.arpa", 1, "is not a folder"),
+    ("ngram-import-missing", "ngram import missing.arpa --out i", 1, "cannot read ARPA file missing.arpa"),
+    ("ngram-import-text", "ngram import fox.txt --out i", 1, "is not an ARPA file"),
+    ("ngram-import-not-utf8", "ngram import bad.bin --out i", 1, "bad.bin:1: not valid UTF-8"),
+    ("ngram-import-positive", "ngram import positive.arpa --out i", 1, "positive.arpa:6: log10 probability 0.5"),
+    ("ngram-import-nan", "ngram import nan.arpa --out i", 1, "nan.arpa:7: log10 probability nan"),
+    ("ngram-import-inf", "ngram import inf.arpa --out i", 1, "inf.arpa:7: log10 probability -inf"),
+    ("ngram-import-bow-nan", "ngram import nanbow.arpa --out i", 1, "log10 backoff weight nan"),
+    ("ngram-import-truncated", "ngram import truncated.arpa --out i", 1, "header says 3 1-grams, found 1"),
+    ("ngram-import-out-existing", "ngram import ok.arpa --out ng", 2, "already holds an rnnlab n-gram model"),
+    # --- forecast
+    ("forecast-tau-0", "forecast --tau 0", 2, "tau must be an integer >= 1"),
+    ("forecast-horizon-0", "forecast --horizon 0", 2, "horizon must be >= 1"),
+    ("forecast-horizon-long", "forecast --horizon 100000", 1, "too short for a window"),
+    ("forecast-epochs-0", "forecast --epochs 0", 2, "epochs must be >= 1"),
+    ("forecast-lr-nan", "forecast --lr nan", 2, "lr must be > 0"),
+    ("forecast-batch-0", "forecast --batch-size 0", 2, "batch-size must be >= 1"),
+    ("forecast-hidden-0", "forecast --hidden 0", 2, "hidden must be >= 1"),
+    ("forecast-model", "forecast --model arima", 2, "unknown forecaster 'arima'"),
+    ("forecast-n-train-0", "forecast --n-train 0", 2, "n-train must be >= 1"),
+    ("forecast-train-horizon-0", "forecast --train-horizon 0", 2, "train-horizon must be >= 1"),
+    ("forecast-context-0", "forecast --model rnn --context 0", 2, "context must be >= 1"),
+    ("forecast-stride-0", "forecast --stride 0", 2, "stride must be >= 1"),
+    ("forecast-stride-neg", "forecast --stride -1", 2, "stride must be >= 1"),
+    ("forecast-season-neg", "forecast --season -1", 2, "season must be >= 1"),
+    ("forecast-season-0", "forecast --season 0", 2, "season must be >= 1"),
+    ("forecast-fill", "forecast --fill zero", 2, "unknown --fill 'zero'"),
+    ("forecast-seed-neg", "forecast --seed -1", 2, "--seed must be an integer from 0"),
+    ("forecast-series-missing", "forecast --series missing.csv", 1, "is neither a file nor a known name"),
+    ("forecast-series-gaps", "forecast --series gaps.txt", 1, "missing or non-numeric value at row 3"),
+    ("forecast-plot-exists", "forecast --plot exists.png", 2, "--plot exists.png already exists"),
+    ("forecast-out-foreign", "forecast --out mine", 2, "not an rnnlab output folder"),
+    ("forecast-out-ngram", "forecast --out ng", 2, "holds an rnnlab n-gram model, not an rnnlab forecaster"),
+]
+
+
+def expand(arguments: str) -> list[str]:
+    """The argv of a row: ``-q`` (no log lines), with the token ``T`` expanded."""
+    argv = ["-q"]
+    for token in shlex.split(arguments):
+        argv += shlex.split(T) if token == "T" else [token]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The files the rows name: a corpus, a trained LM and n-gram models, ARPA files,
+    a folder of someone else's files, and existing output files."""
+    from rnnlab.cli import main
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "fox.txt").write_text(TEXT)
+    (root / "other.txt").write_text(TEXT.upper())
+    (root / "short.txt").write_text("tiny text")
+    (root / "empty.txt").write_text("")
+    (root / "bad.bin").write_bytes(b"\xff\xfe abc\n")
+    (root / "gaps.txt").write_text("1\n2\nn/a\n4\n" * 100)
+    (root / "mine").mkdir()
+    (root / "mine" / "config.json").write_text('{"learning_rate": 3}')
+    (root / "exists.png").write_bytes(b"a figure")
+    unigrams = "\n\\data\\\nngram 1=3\n\n\\1-grams:\n"
+    (root / "positive.arpa").write_text(unigrams + "0.5\t<s>\n-1\ta\n-1\t</s>\n\n\\end\\\n")
+    (root / "nan.arpa").write_text(unigrams + "-0.5\t<s>\nnan\ta\n-1\t</s>\n\n\\end\\\n")
+    (root / "inf.arpa").write_text(unigrams + "-0.5\t<s>\n-inf\ta\n-1\t</s>\n\n\\end\\\n")
+    (root / "truncated.arpa").write_text(unigrams + "-0.5\t<s>\n")
+    (root / "nanbow.arpa").write_text("\n\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-0.5\ta\tnan\n-0.5\tb\t0\n\n"
+                                      "\\2-grams:\n-0.3\ta b\n\n\\end\\\n")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(expand("train T --out lm")) == 0
+            assert main(expand("train T --out tampered")) == 0
+            assert main(expand("ngram train --corpus fox.txt --out ng --arpa ok.arpa")) == 0
+            assert main(expand("ngram train --corpus fox.txt --smoothing addk --out ngk")) == 0
+    finally:
+        os.chdir(cwd)
+    (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
+    weights = root / "tampered" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    return root
+
+
+def snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("arguments,status,fragment", [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
+def test_bad_input(workspace, monkeypatch, capsys, arguments, status, fragment):
+    from rnnlab.cli import main
+    import rnnlab.training.loop as loop
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(loop.Trainer, "fit", no_training)
+    monkeypatch.chdir(workspace)
+    before = snapshot(workspace)
+    try:
+        code = main(expand(arguments))
+        from_argparse = False
+    except SystemExit as exc:  # argparse's own errors (a missing required argument)
+        code, from_argparse = exc.code, True
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == status, err
+    if from_argparse:
+        assert fragment in err[-1]
+    else:
+        assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+        assert fragment in err[0], err[0]
+    changed = {k for k, v in snapshot(workspace).items() if before.get(k) != v}
+    assert not changed, f"a refused command changed {sorted(changed)}"
+
+
+def test_the_table_has_at_least_a_hundred_rows_and_unique_ids():
+    assert len(ROWS) >= 100
+    assert len({row[0] for row in ROWS}) == len(ROWS)
+
+
+def markdown() -> str:
+    lines = [
+        "# Bad inputs: what every command refuses, and how",
+        "",
+        "Each row is a command line that rnnlab refuses with one `error:` line on stderr, before",
+        "any training step and without changing any file. Exit status 2 means a usage mistake",
+        "(an option or argument), 1 a problem with data, a checkpoint or an environment.",
+        f"`T` stands for a tiny training setup: `{T}`.",
+        "",
+        "The table is generated from `ROWS` in `tests/test_bad_inputs.py`, which runs every row",
+        "(`python tests/test_bad_inputs.py > docs/bad_inputs.md` regenerates it; a test checks",
+        "that it is current). See the README for the rules behind the output-folder rows.",
+        "",
+        f"{len(ROWS)} rows.",
+        "",
+        "| id | command | exit | message contains |",
+        "|---|---|---|---|",
+    ]
+    for row_id, arguments, status, fragment in ROWS:
+        shown = fragment.replace("|", "\\|")
+        lines.append(f"| {row_id} | `rnnlab {arguments}` | {status} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_table_is_current():
+    doc = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
+    assert doc.read_text(encoding="utf-8") == markdown(), "regenerate: python tests/test_bad_inputs.py > docs/bad_inputs.md"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
