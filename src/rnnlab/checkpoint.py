@@ -45,7 +45,7 @@ CONFIG = "config.json"
 FORMAT = "rnnlab.checkpoint/1"
 COMMIT = f"{TEMP_PREFIX}commit"
 # Temporary files of the atomic_write of rnnlab 0.1 (".model.safetensors.tmp-1234"): ours too.
-_LEGACY_TEMPORARY = re.compile(r"^\.[\w.\-]+\.tmp-\d+$")
+_LEGACY_TEMPORARY = re.compile(r"^\.(config\.json|[\w\-]+\.safetensors)\.tmp-\d+$")
 
 # What each kind of output folder holds: rnnlab's own files and subfolders. Only these
 # are ever removed by --overwrite; anything else in a folder belongs to the user.
