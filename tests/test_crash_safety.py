@@ -170,3 +170,24 @@ def test_a_save_cut_short_before_its_commit_point_keeps_the_old_checkpoint(tmp_p
     monkeypatch.undo()
     assert load_config(folder)["n"] == 1 and torch.equal(load_tensors(folder)["w"], torch.zeros(3))
     assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors"]
+
+
+def test_checkpoints_of_the_previous_layout_load_and_their_temporaries_are_cleaned(tmp_path):
+    """rnnlab 0.1 wrote each file in place (temporary name + rename): same final layout."""
+    import hashlib
+    from safetensors.torch import save
+
+    from rnnlab.checkpoint import FORMAT, prepare_output_folder
+    folder = tmp_path / "old"
+    folder.mkdir()
+    data = save({"w": torch.arange(4.0)})
+    (folder / "model.safetensors").write_bytes(data)
+    (folder / "config.json").write_text(json.dumps({"format": FORMAT, "kind": "forecaster", "files": {
+        "model.safetensors": hashlib.sha256(data).hexdigest()}}))
+    (folder / ".model.safetensors.tmp-4242").write_bytes(b"half a file")  # a save killed mid-write
+    (folder / ".notes.tmp-1").write_text("the user's")
+    assert torch.equal(load_tensors(folder)["w"], torch.arange(4.0))
+    with pytest.raises(Exception, match="already holds an rnnlab forecaster"):
+        prepare_output_folder(folder, "forecaster")
+    prepare_output_folder(folder, "forecaster", resume=True)  # continuing in place: recovers
+    assert sorted(os.listdir(folder)) == [".notes.tmp-1", "config.json", "model.safetensors"]
