@@ -41,6 +41,23 @@ def _check_loads(folder: Path) -> None:
     rnnlab.load(folder)
 
 
+def _saving(name: str) -> bool:
+    """A temporary of a checkpoint save (not the write probe of the start-up check)."""
+    return is_temporary(name) and "probe" not in name
+
+
+def _wait_for_a_save(out: Path, deadline: float) -> None:
+    """Poll until a save is in progress in ``out`` or ``out/best`` (its temporaries exist)."""
+    while time.monotonic() < deadline:
+        for folder in (out, out / "best"):
+            try:
+                if any(_saving(name) for name in os.listdir(folder)):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.0002)
+
+
 def _train_in_child(out: Path, corpus: Path) -> None:
     """Body of a forked child: start the run, or resume it when a checkpoint exists."""
     from rnnlab.cli import main
@@ -73,14 +90,18 @@ def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
         pid = os.fork()
         if pid == 0:  # the child: never returns into pytest
             _train_in_child(out, corpus)
-        time.sleep(rng.uniform(0.05, 0.9))
+        if kills % 2:
+            time.sleep(rng.uniform(0.05, 0.9))  # any moment
+        else:
+            _wait_for_a_save(out, deadline=time.monotonic() + 2)  # a moment inside a save
+            time.sleep(rng.uniform(0, 0.004))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status), f"the training child exited by itself (status {status})"
         kills += 1
         entries = set(os.listdir(out)) if out.is_dir() else set()
         best_entries = set(os.listdir(out / "best")) if (out / "best").is_dir() else set()
-        mid_save += any(is_temporary(name) for name in entries | best_entries)
+        mid_save += any(_saving(name) for name in entries | best_entries)
         for name, folder in (("latest", out), ("best", out / "best")):
             if name == "best" and not folder.exists():
                 assert not saved_once["best"], "best/ disappeared"
@@ -93,6 +114,7 @@ def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
             saved_once[name] = True
             loaded += 1
     assert kills >= 30, f"only {kills} kills in the time limit"
+    assert mid_save >= 5, f"only {mid_save} kills hit a save in progress"
     assert saved_once["latest"] and saved_once["best"]
     print(f"\n{kills} SIGKILLs, {loaded} checkpoint loads after them, {mid_save} kills left temporary files "
           f"(a save in progress)")
