@@ -365,3 +365,15 @@ def test_cli_num_samples_goes_through_the_batch_and_keeps_per_sample_seeds(tmp_p
     assert main(["generate", str(out), "--prefix", "the ", "--length", "10", "--num-samples", "2"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and all(line.startswith("the ") and len(line) == 14 for line in printed)
+
+
+def test_single_stream_steps_on_one_thread_but_the_caller_keeps_its_threads():
+    model = build_model("rnn-scratch", 9, seed=0, hidden_size=8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = [torch.get_num_threads() for _ in generate_ids(model, [1], 70)]
+        assert seen == [2] * 70  # chunks run on one thread; never while the caller holds a token
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
