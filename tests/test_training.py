@@ -220,13 +220,18 @@ def test_resume_is_exact_with_step_evaluations_and_lr_decay(tmp_path):
     """The extra evaluation at a max_steps stop must not change the resumed lr schedule."""
     options = dict(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every_steps=3,
                    lr_schedule="plateau", lr_decay=0.5, lr_patience=1, early_stop=0)
+    first = Trainer(small(**options, max_steps=7), dataset(small(**options)), out_dir=tmp_path / "run")
+    first.fit()
+    assert_resume_matches_straight_run(options, tmp_path / "run")
+
+
+def assert_resume_matches_straight_run(options, folder):
+    """A fresh Trainer restored from ``folder`` ends with the lr and weights of one uninterrupted run."""
     data = dataset(small(**options))
     straight = Trainer(small(**options), data)
     straight.fit()
-    first = Trainer(small(**options, max_steps=7), data, out_dir=tmp_path / "run")
-    first.fit()
-    second = Trainer(small(**options), data, out_dir=tmp_path / "run")
-    second.restore(tmp_path / "run")
+    second = Trainer(small(**options), data, out_dir=folder)
+    second.restore(folder)
     second.fit()
     assert second.progress["lr"] == straight.progress["lr"]
     a, b = params(straight.model), params(second.model)
@@ -262,19 +267,11 @@ def test_resume_is_exact_with_the_cosine_schedule(tmp_path):
     """Stopped at a step evaluation by a callback, resumed from the files: the same weights."""
     options = dict(sampling="sequential", optimizer="adam", dropout=0.2, epochs=3, eval_every_steps=4,
                    lr_schedule="cosine", early_stop=0)
-    data = dataset(small(**options))
-    straight = Trainer(small(**options), data)
-    straight.fit()
 
     def stop_at_step_8(record):
         if record["step"] == 8:
             raise StopTraining
-    first = Trainer(small(**options), data, out_dir=tmp_path / "run", callbacks=[stop_at_step_8])
+    first = Trainer(small(**options), dataset(small(**options)), out_dir=tmp_path / "run", callbacks=[stop_at_step_8])
     first.fit()
     assert first.progress["step"] == 8
-    second = Trainer(small(**options), data, out_dir=tmp_path / "run")
-    second.restore(tmp_path / "run")
-    second.fit()
-    assert second.progress["lr"] == straight.progress["lr"]
-    a, b = params(straight.model), params(second.model)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_matches_straight_run(options, tmp_path / "run")
