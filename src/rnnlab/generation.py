@@ -155,17 +155,24 @@ class TokenChooser:
         return torch.argmax(z.add_(gumbel), dim=1, out=out)
 
 
+# Up to this many bytes of weights, one stream steps faster on one thread (see below).
+ONE_THREAD_MAX_WEIGHT_BYTES = 2 * 2**20
+
+
 @contextlib.contextmanager
-def _one_thread_on_cpu(device: torch.device):
-    """One intra-op thread while a single stream steps on a CPU.
+def _one_thread_on_cpu(device: torch.device, weight_bytes: int):
+    """One intra-op thread while a single stream of a small model steps on a CPU.
 
     A stream's per-token products (one row times the weights) are too small to
-    split: with 2 threads the hand-off costs more than it saves (greedy, hidden
-    512: about 36,000 tokens/s on 2 threads, 44,000 on 1, on the build machine).
+    split while the weights fit one core's cache: with 2 threads the hand-off
+    costs more than it saves (greedy, the hidden-512 scratch RNN, 1.1 MB of
+    weights: about 36,000 tokens/s on 2 threads, 44,000 on 1, on the build
+    machine). Larger weights are read from memory and two cores read faster
+    (the default 2x256 LSTM, 3.5 MB: 9,300 tokens/s on 2 threads, 6,300 on 1).
     Set only while a chunk is computed, never while the caller holds a token.
     """
     previous = torch.get_num_threads()
-    if device.type != "cpu" or previous == 1:
+    if device.type != "cpu" or previous == 1 or weight_bytes > ONE_THREAD_MAX_WEIGHT_BYTES:
         yield
         return
     torch.set_num_threads(1)
@@ -217,12 +224,13 @@ def generate_ids(model: RecurrentLM, prefix_ids: list[int], length: int, samplin
             stepper, logits = warm_up(model, prefix_ids, 1)
         choose = TokenChooser(sampling, 1, model.vocab_size, stepper.device, generator, stepper.dtype).choose
         chunk = torch.empty(MAX_CHUNK, 1, dtype=torch.long, device=stepper.device)
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         rows = list(chunk)  # (1,) views made once; each receives one token and feeds it back
         produced, size = 0, 1
         while produced < length:
             count = min(size, length - produced)
             last = produced + count == length
-            with torch.inference_mode(), _one_thread_on_cpu(stepper.device):  # inference_mode: ~1 us per token
+            with torch.inference_mode(), _one_thread_on_cpu(stepper.device, weight_bytes):  # inference_mode: ~1 us/token
                 for t in range(count):
                     tokens = choose(logits, out=rows[t])
                     if not (last and t == count - 1):  # the very last token needs no step
