@@ -87,7 +87,7 @@ class Plan:
         return steps if self.max_steps is None else min(steps, self.max_steps)
 
 
-FULL = Plan(repeats=7, min_seconds=0.5, warmup=2, max_steps=None, generate_length=200,
+FULL = Plan(repeats=7, min_seconds=0.5, warmup=2, max_steps=None, generate_length=1000,
             matmul_min_seconds=0.1, encode_megabytes=100.0, word_megabytes=10.0, ngram_megabytes=20.0)
 QUICK = Plan(repeats=3, min_seconds=0.0, warmup=1, max_steps=16, generate_length=32,
              matmul_min_seconds=0.02, encode_megabytes=5.0, word_megabytes=0.5, ngram_megabytes=1.0)
