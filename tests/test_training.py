@@ -168,7 +168,7 @@ def test_full_bptt_refuses_beyond_the_memory_bound():
     (dict(batch_size=-1), "batch-size must be a positive integer"),
     (dict(bptt="sometimes"), "unknown BPTT"),
     (dict(bptt="full", sampling="random"), "needs --sampling sequential"),
-    (dict(lr=0), "lr must be > 0"),
+    (dict(lr=0), "lr must be a finite number > 0"),
 ])
 def test_bad_configurations_raise_usage_errors(overrides, message):
     with pytest.raises(UsageError, match=message):

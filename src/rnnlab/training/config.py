@@ -5,6 +5,7 @@ A :class:`TrainConfig` is plain data: it is stored in every checkpoint's
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from rnnlab.errors import UsageError
@@ -90,8 +91,14 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise UsageError(f"{key.replace('_', '-')} must be positive, got {value}")
-        if not self.lr > 0:
-            raise UsageError(f"lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= 3.4e38):  # the float32 range
+            raise UsageError(f"lr must be a finite number > 0, got {self.lr}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+        if not isinstance(self.lr_patience, int) or self.lr_patience < 1:
+            raise UsageError(f"lr-patience must be a positive integer, got {self.lr_patience}")
+        if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
+            raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {self.full_bptt_max_mb}")
         if self.clip is not None and not self.clip > 0:
             raise UsageError(f"clip must be > 0, got {self.clip}")
         if self.max_time is not None and not self.max_time > 0:

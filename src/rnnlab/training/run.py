@@ -97,7 +97,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
     an existing run only replaced with ``overwrite``.
     """
     config.validate()
-    check_options(config)
     if out_dir is not None:
         out_dir = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
     dataset, info = dataset_for(config, data_dir)
@@ -149,21 +148,6 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
         raise UsageError(f"{folder} already finished {done} epochs; pass a larger --epochs to train further")
     logger.info("resuming %s at epoch %d, step %d", folder, done + 1, trainer.progress["step"])
     return trainer, trainer.fit()
-
-
-def check_options(config: TrainConfig) -> None:
-    """Values :meth:`TrainConfig.validate` lets through that would fail (or train nonsense)
-    only after the data is read or training started."""
-    import math
-
-    if not (math.isfinite(config.lr) and config.lr <= 3.4e38):  # the float32 range of the parameters
-        raise UsageError(f"lr must be a finite number > 0, got {config.lr}")
-    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
-        raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {config.seed}")
-    if not isinstance(config.lr_patience, int) or config.lr_patience < 1:
-        raise UsageError(f"lr-patience must be a positive integer, got {config.lr_patience}")
-    if not (math.isfinite(config.full_bptt_max_mb) and config.full_bptt_max_mb > 0):
-        raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {config.full_bptt_max_mb}")
 
 
 def _make_trainer(config: TrainConfig, dataset: TextDataset, **options) -> Trainer:
