@@ -1,0 +1,239 @@
+"""Readers for labelled data: texts with a class (CSV/TSV) and token sequences with a tag per token (CoNLL).
+
+* :func:`read_table` reads a delimited file with a header row into
+  :class:`LabelledText` records (``text``, ``label``, the file line they start on).
+  The separator is ``sep`` when given, else a tab for ``.tsv``/``.tab`` files, else
+  detected from the header line (tab, comma, semicolon or ``|``). Quoted fields follow
+  the CSV rules (a quoted field may hold the separator, quotes or a newline). Labels
+  are kept as the strings found in the file, whatever they look like (``1``, ``pos``,
+  ``4.0``).
+* :func:`read_conll` reads the CoNLL column format as it is found in the wild:
+  whitespace-separated columns, the token first and the tag last (``tag_col`` picks
+  another), one token per line, blank lines between sentences, ``-DOCSTART-`` lines
+  ignored. Every token line of a file must have the same number of columns. Tags are
+  returned in IOB2 (``B-`` opens every entity) when the file is IOB1 or IOB2, and as
+  they are when the file uses IOBES (``E-``/``S-`` tags).
+
+Every problem is a one-line :class:`~rnnlab.errors.DataError` naming the file and,
+where there is one, the line.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnlab.errors import DataError, UsageError
+
+SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_DETECTABLE = ("\t", ",", ";", "|")
+DOCSTART = "-DOCSTART-"
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    """One row of a classification file: the text, its label (a string) and the line it starts on."""
+
+    text: str
+    label: str
+    line: int
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """One sentence of a tagging file: tokens and tags (same length), and the line of its first token."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    line: int
+
+
+def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
+    path = Path(os.path.expanduser(os.fspath(path)))
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: drop a byte-order mark that spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    return path, text
+
+
+def resolve_separator(sep: str | None, path: Path, header: str) -> str:
+    """The column separator: ``sep`` (a character or a name), else from the suffix, else detected."""
+    if sep:
+        sep = SEPARATORS.get(sep, sep)
+        if len(sep) != 1:
+            raise UsageError(f"--sep must be one character or one of {', '.join(SEPARATORS)}, got {sep!r}")
+        return sep
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    # The header names the columns: the separator is the candidate it contains most often.
+    counts = {candidate: header.count(candidate) for candidate in _DETECTABLE}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0:
+        raise DataError(f"{path}: line 1: cannot detect the column separator (no tab, comma, semicolon or '|' "
+                        "in the header); give --sep")
+    return best
+
+
+def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str | None = "label",
+               sep: str | None = None, max_tokens: int | None = None) -> list[LabelledText]:
+    """Rows of a CSV/TSV file with a header, as :class:`LabelledText` (see the module docstring).
+
+    ``label_col=None`` reads texts only (labels are ``""``: for prediction). ``max_tokens``
+    refuses a text of more whitespace-separated tokens than that.
+    """
+    path, text = _read_text(path)
+    header_line = text.splitlines()[0]
+    separator = resolve_separator(sep, path, header_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: {exc}") from None
+    columns = {}
+    for option, name in (("--text-col", text_col), ("--label-col", label_col)):
+        if name is None:
+            continue
+        if name not in header:
+            raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
+                            f"{', '.join(repr(h) for h in header)}")
+        columns[option] = header.index(name)
+    rows = []
+    line = reader.line_num + 1
+    try:
+        for fields in reader:
+            start, line = line, reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line
+            if len(fields) != len(header):
+                raise DataError(f"{path}: line {start}: {len(fields)} fields, the header has {len(header)} "
+                                f"(separator {separator!r}; quote fields that contain it)")
+            value = fields[columns["--text-col"]].strip()
+            if not value:
+                raise DataError(f"{path}: line {start}: the text is empty")
+            if max_tokens is not None and len(value.split()) > max_tokens:
+                raise DataError(f"{path}: line {start}: a text of {len(value.split()):,} tokens, above the "
+                                f"limit of {max_tokens:,} (--max-len)")
+            label = fields[columns["--label-col"]].strip() if "--label-col" in columns else ""
+            if "--label-col" in columns and not label:
+                raise DataError(f"{path}: line {start}: the label is empty")
+            rows.append(LabelledText(value, label, start))
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {line}: {exc}") from None
+    if not rows:
+        raise DataError(f"{path}: the file has a header but no rows")
+    return rows
+
+
+# ----------------------------------------------------------------------------------
+# tag schemes
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``("B", "PER")`` for ``B-PER``, ``("O", "")`` for ``O``; ``B_PER`` is accepted too."""
+    if tag == "O":
+        return "O", ""
+    if len(tag) > 2 and tag[0] in "BIES" and tag[1] in "-_":
+        return tag[0], tag[2:]
+    return "", tag
+
+
+def is_iobes(tags) -> bool:
+    return any(split_tag(tag)[0] in ("E", "S") for tag in tags)
+
+
+def iob1_to_iob2(tags) -> list[str]:
+    """IOB1 (``B-`` only between two adjacent entities of one type) to IOB2 (``B-`` opens
+    every entity): an ``I-X`` that does not continue an ``X`` entity becomes ``B-X``.
+    IOB2 input comes back unchanged."""
+    out = []
+    previous_type = None  # the type of the entity the previous token is in (None after O)
+    for tag in tags:
+        prefix, kind = split_tag(tag)
+        if prefix == "I" and previous_type != kind:
+            tag = f"B-{kind}"
+        out.append(tag)
+        previous_type = kind if prefix in ("B", "I") else None
+    return out
+
+
+def check_tag(tag: str, path: Path, line: int) -> None:
+    prefix, kind = split_tag(tag)
+    if not prefix:
+        raise DataError(f"{path}: line {line}: tag {tag!r} is not O or B-/I-/E-/S- followed by a type "
+                        "(is --tag-col the tag column?)")
+
+
+# ----------------------------------------------------------------------------------
+# CoNLL
+
+
+def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | None = None,
+               tagged: bool = True) -> list[TaggedSentence]:
+    """Sentences of a CoNLL file (see the module docstring). ``tag_col`` counts from 0
+    (negative from the end). ``max_tokens`` refuses a longer sentence. ``tagged=False``
+    reads tokens only (one or more columns; tags are ``"O"``)."""
+    path, text = _read_text(path)
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    expected_columns = None
+    scheme_iobes = False
+
+    def close() -> None:
+        nonlocal tokens, tags
+        if tokens:
+            sentences.append(TaggedSentence(tuple(tokens), tuple(tags), first_line))
+        tokens, tags = [], []
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        fields = raw.split()
+        if not fields:
+            close()
+            continue
+        if fields[0] == DOCSTART:
+            close()
+            continue
+        if expected_columns is None:
+            expected_columns = len(fields)
+            if tagged and expected_columns < 2:
+                raise DataError(f"{path}: line {number}: one column; a tagged CoNLL file has the token first "
+                                "and the tag last")
+            if tagged and not -expected_columns <= tag_col < expected_columns:
+                raise DataError(f"{path}: line {number}: no column {tag_col} (--tag-col) in a line of "
+                                f"{expected_columns} columns")
+        elif len(fields) != expected_columns:
+            raise DataError(f"{path}: line {number}: {len(fields)} columns, expected {expected_columns} "
+                            "like the lines before")
+        if not tokens:
+            first_line = number
+        if max_tokens is not None and len(tokens) >= max_tokens:
+            raise DataError(f"{path}: line {first_line}: a sentence of more than {max_tokens:,} tokens "
+                            "(--max-len); is a blank line missing between sentences?")
+        tokens.append(fields[0])
+        if tagged:
+            tag = fields[tag_col]
+            check_tag(tag, path, number)
+            scheme_iobes = scheme_iobes or split_tag(tag)[0] in ("E", "S")
+            tags.append(tag)
+        else:
+            tags.append("O")
+    close()
+    if not sentences:
+        raise DataError(f"{path}: no sentences (only blank or -DOCSTART- lines)")
+    if tagged and not scheme_iobes:
+        sentences = [TaggedSentence(s.tokens, tuple(iob1_to_iob2(s.tags)), s.line) for s in sentences]
+    return sentences
+
+
+__all__ = ["LabelledText", "TaggedSentence", "read_table", "read_conll", "iob1_to_iob2", "split_tag",
+           "is_iobes", "resolve_separator"]

@@ -1,0 +1,108 @@
+"""What every sequence task shares: token indices, length-bucketed batches, saving and loading.
+
+A task (:class:`rnnlab.tasks.classify.ClassificationTask`,
+:class:`rnnlab.tasks.tag.TaggingTask`) defines what differs: how examples become
+batches of tensors, the model, the loss, the metrics (with the one the training loop
+maximises, ``task.metric``) and predictions. :mod:`rnnlab.tasks.loop` trains any task.
+
+Checkpoints are :mod:`rnnlab.checkpoint` folders (safetensors + JSON)::
+
+    DIR/config.json        {"task": vocabularies, labels, preprocessing; "model": the network's
+                            options; "training": options, history, best validation scores}
+    DIR/model.safetensors  the weights with the best validation score
+    DIR/metrics.jsonl      one line per evaluation
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from rnnlab.checkpoint import KIND_NAMES, OUTPUT_KINDS, load_config, load_tensors, save_checkpoint
+from rnnlab.errors import CheckpointError
+
+PAD, UNK = "<pad>", "<unk>"
+
+# The output folders of the tasks, registered with the one output-folder check
+# (rnnlab.checkpoint.prepare_output_folder): what --overwrite may remove.
+for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
+    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "metrics.jsonl"), "folders": ()})
+    KIND_NAMES.setdefault(_kind, _name)
+
+
+class Index:
+    """Tokens <-> indices with ``<pad>`` = 0 and ``<unk>`` = 1; then tokens by descending count, ties by token."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self.tokens = list(tokens)
+        self.lookup = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int | None = None) -> "Index":
+        kept = sorted((t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)),
+                      key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            kept = kept[:max(0, max_size - 2)]
+        return cls([PAD, UNK, *kept])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        return [self.lookup.get(token, 1) for token in tokens]
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int,
+                     generator: torch.Generator | None = None) -> Iterator[list[int]]:
+    """Example indices in batches of similar lengths (little padding, so fast).
+
+    With a ``generator``: a random order, sorted by length within pools of 50 batches,
+    the batches then shuffled (the order is a function of the generator's state).
+    Without: sorted by length, longest first (evaluation; callers restore the order).
+    """
+    if generator is None:
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        for start in range(0, len(order), batch_size):
+            yield order[start:start + batch_size]
+        return
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    pool = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    for position in torch.randperm(len(batches), generator=generator).tolist():
+        yield batches[position]
+
+
+def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+    """(len(rows), width) int64, zero-padded on the right."""
+    width = width if width is not None else max(len(row) for row in rows)
+    out = torch.zeros(len(rows), width, dtype=torch.int64)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=torch.int64)
+    return out
+
+
+def save_task(folder: str | os.PathLike, task, model: torch.nn.Module, training: dict) -> None:
+    """Write ``task`` and ``model`` as one checkpoint folder (replaced as a whole)."""
+    config = {"task": task.state(), "model": model.config(), "training": training}
+    save_checkpoint(folder, config, model.state_dict(), kind=task.kind)
+
+
+def load_task(folder: str | os.PathLike, task_class, device: str | torch.device = "cpu"):
+    """(task, model in eval mode, config) from a folder written by :func:`save_task`."""
+    config = load_config(folder, kind=task_class.kind)
+    try:
+        task = task_class.from_state(config["task"])
+        model = task.build_model(**config["model"])
+        model.load_state_dict(load_tensors(folder, config=config))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder}: the checkpoint does not describe a {task_class.kind} "
+                              f"({type(exc).__name__}: {exc})") from None
+    return task, model.to(device).eval(), config
+
+
+__all__ = ["Index", "PAD", "UNK", "bucketed_batches", "pad", "save_task", "load_task"]

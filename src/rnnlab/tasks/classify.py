@@ -1,0 +1,127 @@
+"""Many-to-one: sequence classification as a task for :mod:`rnnlab.tasks.loop`.
+
+Texts are split into whitespace-separated word tokens (lowercased by default) or
+into characters (``tokens="char"``); labels are strings, indexed in sorted order.
+Batches are dicts: ``tokens (batch, steps)`` int64, ``lengths (batch,)``,
+``labels (batch,)``, ``indices`` (positions in the example list), ``size``.
+The metric the loop maximises is validation accuracy (or ``macro_f1``).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from rnnlab.data.labelled import LabelledText
+from rnnlab.errors import DataError, UsageError
+from rnnlab.tasks.base import Index, bucketed_batches, pad
+from rnnlab.tasks.metrics import classification_report
+from rnnlab.tasks.models import SequenceClassifier
+
+TOKENIZATIONS = ("word", "char")
+
+
+class ClassificationTask:
+    kind = "classifier"
+
+    def __init__(self, vocab: Index, labels: Sequence[str], tokens: str = "word", lowercase: bool = True,
+                 metric: str = "accuracy") -> None:
+        if tokens not in TOKENIZATIONS:
+            raise UsageError(f"unknown tokenization '{tokens}'; choose one of {', '.join(TOKENIZATIONS)}")
+        if metric not in ("accuracy", "macro_f1"):
+            raise UsageError(f"unknown metric '{metric}'; choose accuracy or macro_f1")
+        self.vocab, self.labels = vocab, list(labels)
+        self.label_index = {label: i for i, label in enumerate(self.labels)}
+        self.tokens, self.lowercase = tokens, lowercase
+        self.metric = (metric, "max")
+
+    # ------------------------------------------------------------------------------
+    # building and saving
+
+    @classmethod
+    def from_examples(cls, examples: Sequence[LabelledText], tokens: str = "word", lowercase: bool = True,
+                      min_count: int = 1, max_vocab: int | None = 50_000, metric: str = "accuracy"):
+        task = cls(Index([]), [], tokens, lowercase, metric)
+        counts = Counter(token for example in examples for token in task.tokenize(example.text))
+        labels = sorted({example.label for example in examples})
+        if len(labels) < 2:
+            raise DataError(f"the training data has {len(labels)} label ({labels[0]!r}); a classifier needs "
+                            "at least two")
+        return cls(Index.from_counts(counts, min_count, max_vocab), labels, tokens, lowercase, metric)
+
+    def state(self) -> dict:
+        return {"vocab": self.vocab.tokens, "labels": self.labels, "tokens": self.tokens,
+                "lowercase": self.lowercase, "metric": self.metric[0]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ClassificationTask":
+        return cls(Index(state["vocab"]), state["labels"], state["tokens"], state["lowercase"], state["metric"])
+
+    def build_model(self, seed: int | None = None, **options) -> SequenceClassifier:
+        options = {key: value for key, value in options.items() if key not in ("vocab_size", "num_classes")}
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return SequenceClassifier(len(self.vocab), len(self.labels), **options)
+
+    # ------------------------------------------------------------------------------
+    # data
+
+    def tokenize(self, text: str) -> list[str]:
+        text = text.lower() if self.lowercase else text
+        return text.split() if self.tokens == "word" else list(text)
+
+    def check_labels(self, examples: Sequence[LabelledText], source: str = "") -> None:
+        """Refuse a label the model was not trained on (it could never be predicted)."""
+        for example in examples:
+            if example.label not in self.label_index:
+                raise DataError(f"{source + ': ' if source else ''}line {example.line}: label {example.label!r} "
+                                f"was never seen in training (labels: {', '.join(map(repr, self.labels))})")
+
+    def batches(self, examples: Sequence[LabelledText], batch_size: int, generator: torch.Generator | None = None):
+        encoded = [self.vocab.encode(self.tokenize(example.text)) or [1] for example in examples]
+        for indices in bucketed_batches([len(row) for row in encoded], batch_size, generator):
+            rows = [encoded[i] for i in indices]
+            yield {"tokens": pad(rows), "lengths": torch.tensor([len(row) for row in rows]),
+                   "labels": torch.tensor([self.label_index.get(examples[i].label, -1) for i in indices]),
+                   "indices": indices, "size": len(indices)}
+
+    # ------------------------------------------------------------------------------
+    # training and scoring
+
+    def loss(self, model: SequenceClassifier, batch: dict) -> torch.Tensor:
+        device = next(model.parameters()).device
+        logits = model(batch["tokens"].to(device), batch["lengths"])
+        return F.cross_entropy(logits.float(), batch["labels"].to(device))
+
+    @torch.no_grad()
+    def probabilities(self, model: SequenceClassifier, examples: Sequence[LabelledText],
+                      batch_size: int = 64) -> torch.Tensor:
+        """(examples, classes) class probabilities, in the order of ``examples``."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        out = torch.zeros(len(examples), len(self.labels))
+        for batch in self.batches(examples, batch_size):
+            logits = model(batch["tokens"].to(device), batch["lengths"])
+            out[batch["indices"]] = logits.float().softmax(-1).cpu()
+        model.train(was_training)
+        return out
+
+    def predict(self, model: SequenceClassifier, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+        """For each text: ``{"text", "label", "probabilities": {label: p}}``."""
+        examples = [LabelledText(text, "", i + 1) for i, text in enumerate(texts)]
+        probabilities = self.probabilities(model, examples, batch_size)
+        return [{"text": text, "label": self.labels[int(row.argmax())],
+                 "probabilities": {label: float(p) for label, p in zip(self.labels, row)}}
+                for text, row in zip(texts, probabilities)]
+
+    def evaluate(self, model: SequenceClassifier, examples: Sequence[LabelledText], batch_size: int = 64) -> dict:
+        predicted = self.probabilities(model, examples, batch_size).argmax(-1).tolist()
+        return classification_report([example.label for example in examples],
+                                     [self.labels[i] for i in predicted], self.labels)
+
+
+__all__ = ["ClassificationTask", "TOKENIZATIONS"]

@@ -1,0 +1,147 @@
+"""The networks of the sequence tasks: a many-to-one classifier and a many-to-many tagger.
+
+Shapes (``batch_first``; index 0 is padding in every vocabulary):
+
+* :class:`SequenceClassifier`: ``tokens (batch, steps)`` int64 and ``lengths (batch,)``
+  -> ``logits (batch, classes)``. Embedding -> RNN/GRU/LSTM (optionally bidirectional,
+  several layers) -> pooling over the real tokens (``last``: the final state of each
+  direction, ``mean`` or ``max`` of the top layer's outputs) -> dropout -> linear.
+* :class:`SequenceTagger`: ``words (batch, steps)``, ``chars (batch, steps, chars)``,
+  ``lengths (batch,)``, ``word_lengths (batch, steps)`` -> ``logits (batch, steps, tags)``.
+  Each word is a word embedding concatenated with a character-level BiLSTM's two final
+  states (so an unseen word still has its spelling and capitalisation), then a BiLSTM over
+  the sentence and a linear layer per token.
+
+Padding never changes a prediction: every recurrent layer runs on
+``pack_padded_sequence`` (it never sees a padding step) and pooling masks the padding
+out, so a sequence alone and in a batch with longer ones gives the same output.
+These layers run on ``torch.nn``'s own kernels (oneDNN on a CPU for the LSTM); the
+fused GRU of :mod:`rnnlab.models.fused` does not take packed sequences.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnlab.errors import UsageError
+from rnnlab.models.base import check_positive
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+POOLINGS = ("last", "mean", "max")
+
+
+def _check_common(cell: str, dropout: float) -> None:
+    if cell not in CELLS:
+        raise UsageError(f"unknown recurrent cell '{cell}'; choose one of {', '.join(CELLS)}")
+    if not 0.0 <= dropout < 1.0:
+        raise UsageError(f"dropout must be in [0, 1), got {dropout}")
+
+
+def _run_packed(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor):
+    """``rnn`` over the real steps of ``inputs (batch, steps, features)``: (outputs padded with 0, final h)."""
+    packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    outputs, state = rnn(packed)
+    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.shape[1])
+    hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
+    return outputs, hidden  # hidden: (layers * directions, batch, hidden), in the batch's own order
+
+
+def _last_layer_states(hidden: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """The top layer's final state of each direction, side by side: (batch, directions * hidden)."""
+    directions = hidden.shape[0] // num_layers
+    top = hidden.view(num_layers, directions, hidden.shape[1], hidden.shape[2])[-1]
+    return torch.cat(list(top), dim=-1)
+
+
+class SequenceClassifier(nn.Module):
+    """Many-to-one: one label per sequence (see the module docstring)."""
+
+    def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", embed_size: int = 100,
+                 hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True, pooling: str = "max",
+                 dropout: float = 0.3) -> None:
+        super().__init__()
+        _check_common(cell, dropout)
+        check_positive(vocab_size=vocab_size, num_classes=num_classes, embed_size=embed_size,
+                       hidden_size=hidden_size, num_layers=num_layers)
+        if pooling not in POOLINGS:
+            raise UsageError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}")
+        self.options = {"vocab_size": vocab_size, "num_classes": num_classes, "cell": cell,
+                        "embed_size": embed_size, "hidden_size": hidden_size, "num_layers": num_layers,
+                        "bidirectional": bool(bidirectional), "pooling": pooling, "dropout": dropout}
+        self.pooling, self.num_layers = pooling, num_layers
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.rnn = CELLS[cell](embed_size, hidden_size, num_layers=num_layers, batch_first=True,
+                               bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        embedded = self.drop(self.embedding(tokens))  # (batch, steps, embed)
+        outputs, hidden = _run_packed(self.rnn, embedded, lengths)  # (batch, steps, dirs * hidden)
+        if self.pooling == "last":
+            pooled = _last_layer_states(hidden, self.num_layers)
+        else:
+            mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+                    < lengths.to(tokens.device)[:, None]).unsqueeze(-1)  # (batch, steps, 1)
+            if self.pooling == "mean":
+                pooled = (outputs * mask).sum(1) / lengths.to(outputs)[:, None]
+            else:
+                pooled = outputs.masked_fill(~mask, float("-inf")).max(1).values
+        return self.output(self.drop(pooled))  # (batch, classes)
+
+    def config(self) -> dict:
+        return dict(self.options)
+
+
+class SequenceTagger(nn.Module):
+    """Many-to-many: one tag per token (see the module docstring)."""
+
+    def __init__(self, vocab_size: int, char_vocab_size: int, num_tags: int, embed_size: int = 100,
+                 char_embed_size: int = 25, char_hidden_size: int = 25, hidden_size: int = 128,
+                 num_layers: int = 1, dropout: float = 0.5, cell: str = "lstm") -> None:
+        super().__init__()
+        _check_common(cell, dropout)
+        check_positive(vocab_size=vocab_size, num_tags=num_tags, embed_size=embed_size,
+                       hidden_size=hidden_size, num_layers=num_layers)
+        if char_hidden_size < 0 or char_embed_size < 0 or (char_hidden_size > 0) != (char_embed_size > 0):
+            raise UsageError("char_embed_size and char_hidden_size must both be positive (or both 0: no "
+                             f"character encoder), got {char_embed_size} and {char_hidden_size}")
+        self.options = {"vocab_size": vocab_size, "char_vocab_size": char_vocab_size, "num_tags": num_tags,
+                        "embed_size": embed_size, "char_embed_size": char_embed_size,
+                        "char_hidden_size": char_hidden_size, "hidden_size": hidden_size,
+                        "num_layers": num_layers, "dropout": dropout, "cell": cell}
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.char_hidden_size = char_hidden_size
+        if char_hidden_size:
+            self.char_embedding = nn.Embedding(char_vocab_size, char_embed_size, padding_idx=0)
+            self.char_rnn = nn.LSTM(char_embed_size, char_hidden_size, batch_first=True, bidirectional=True)
+        self.rnn = CELLS[cell](embed_size + 2 * char_hidden_size, hidden_size, num_layers=num_layers,
+                               batch_first=True, bidirectional=True,
+                               dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.output = nn.Linear(2 * hidden_size, num_tags)
+
+    def encode_chars(self, chars: torch.Tensor, word_lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, steps, 2 * char_hidden): each real word's spelling; zeros at padding."""
+        words = chars[mask]  # (real words, chars): only real words go through the char LSTM
+        _, hidden = _run_packed(self.char_rnn, self.char_embedding(words), word_lengths[mask])
+        features = torch.cat([hidden[0], hidden[1]], dim=-1)  # forward and backward final states
+        out = features.new_zeros(*chars.shape[:2], features.shape[-1])
+        out[mask] = features
+        return out
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, lengths: torch.Tensor,
+                word_lengths: torch.Tensor) -> torch.Tensor:
+        mask = torch.arange(words.shape[1], device=words.device)[None, :] < lengths.to(words.device)[:, None]
+        features = self.embedding(words)  # (batch, steps, embed)
+        if self.char_hidden_size:
+            features = torch.cat([features, self.encode_chars(chars, word_lengths, mask)], dim=-1)
+        outputs, _ = _run_packed(self.rnn, self.drop(features), lengths)  # (batch, steps, 2 * hidden)
+        return self.output(self.drop(outputs))  # (batch, steps, tags)
+
+    def config(self) -> dict:
+        return dict(self.options)
+
+
+__all__ = ["SequenceClassifier", "SequenceTagger", "CELLS", "POOLINGS"]

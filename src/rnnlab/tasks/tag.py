@@ -1,0 +1,151 @@
+"""Many-to-many: sequence tagging (named entities, parts of speech) as a task for :mod:`rnnlab.tasks.loop`.
+
+Words are looked up lowercased (``lowercase=True``, the default) in the word
+vocabulary; the character encoder sees them as written (so capitalisation still
+counts), cut to :data:`MAX_WORD_CHARS` characters. Batches are dicts:
+``words (batch, steps)``, ``chars (batch, steps, chars)``, ``lengths (batch,)``,
+``word_lengths (batch, steps)``, ``tags (batch, steps)`` (-100 at padding, ignored
+by the loss), ``indices``, ``size``. The metric the loop maximises is entity F1 when
+the tags have entities (B-/I-/E-/S-), else token accuracy (part-of-speech tags).
+
+Training replaces a word seen once by ``<unk>`` with probability ``unk_replace`` so the
+model learns what to do with words it has never seen (then the character encoder
+has to carry them).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from rnnlab.data.labelled import TaggedSentence, split_tag
+from rnnlab.errors import DataError
+from rnnlab.tasks.base import Index, bucketed_batches, pad
+from rnnlab.tasks.metrics import tagging_report
+from rnnlab.tasks.models import SequenceTagger
+
+MAX_WORD_CHARS = 30
+IGNORE = -100
+
+
+class TaggingTask:
+    kind = "tagger"
+
+    def __init__(self, words: Index, chars: Index, tags: Sequence[str], lowercase: bool = True,
+                 singletons: Sequence[str] = (), unk_replace: float = 0.0) -> None:
+        self.words, self.chars, self.tags = words, chars, list(tags)
+        self.tag_index = {tag: i for i, tag in enumerate(self.tags)}
+        self.lowercase = lowercase
+        self.singletons = {self.words.lookup[w] for w in singletons if w in self.words.lookup}
+        self.unk_replace = unk_replace
+        has_entities = any(split_tag(tag)[0] in ("B", "I", "E", "S") for tag in self.tags)
+        self.metric = ("entity_f1", "max") if has_entities else ("token_accuracy", "max")
+
+    @classmethod
+    def from_examples(cls, sentences: Sequence[TaggedSentence], lowercase: bool = True, min_count: int = 1,
+                      max_vocab: int | None = 100_000, unk_replace: float = 0.25) -> "TaggingTask":
+        word_counts = Counter(cls._word(token, lowercase) for s in sentences for token in s.tokens)
+        char_counts = Counter(char for s in sentences for token in s.tokens for char in token[:MAX_WORD_CHARS])
+        tags = sorted({tag for s in sentences for tag in s.tags})
+        words = Index.from_counts(word_counts, min_count, max_vocab)
+        singletons = [word for word, count in word_counts.items() if count == 1]
+        return cls(words, Index.from_counts(char_counts), tags, lowercase, singletons, unk_replace)
+
+    def state(self) -> dict:
+        return {"words": self.words.tokens, "chars": self.chars.tokens, "tags": self.tags,
+                "lowercase": self.lowercase}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TaggingTask":
+        return cls(Index(state["words"]), Index(state["chars"]), state["tags"], state["lowercase"])
+
+    def build_model(self, seed: int | None = None, **options) -> SequenceTagger:
+        options = {key: value for key, value in options.items()
+                   if key not in ("vocab_size", "char_vocab_size", "num_tags")}
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return SequenceTagger(len(self.words), len(self.chars), len(self.tags), **options)
+
+    # ------------------------------------------------------------------------------
+    # data
+
+    @staticmethod
+    def _word(token: str, lowercase: bool) -> str:
+        return token.lower() if lowercase else token
+
+    def check_tags(self, sentences: Sequence[TaggedSentence], source: str = "") -> None:
+        """Refuse a tag the model was not trained on (it could never be predicted)."""
+        for sentence in sentences:
+            for offset, tag in enumerate(sentence.tags):
+                if tag not in self.tag_index:
+                    raise DataError(f"{source + ': ' if source else ''}line {sentence.line + offset}: tag {tag!r} "
+                                    f"was never seen in training (tags: {', '.join(self.tags)})")
+
+    def batches(self, sentences: Sequence[TaggedSentence], batch_size: int,
+                generator: torch.Generator | None = None):
+        for indices in bucketed_batches([len(s.tokens) for s in sentences], batch_size, generator):
+            chosen = [sentences[i] for i in indices]
+            words = pad([self.words.encode(self._word(t, self.lowercase) for t in s.tokens) for s in chosen])
+            if generator is not None and self.unk_replace > 0 and self.singletons:
+                singleton = torch.tensor(sorted(self.singletons))
+                drop = torch.isin(words, singleton) & (torch.rand(words.shape, generator=generator)
+                                                       < self.unk_replace)
+                words = words.masked_fill(drop, 1)
+            steps = words.shape[1]
+            spelled = [[self.chars.encode(t[:MAX_WORD_CHARS]) for t in s.tokens] for s in chosen]
+            width = max(len(w) for s in spelled for w in s)
+            chars = torch.zeros(len(chosen), steps, width, dtype=torch.int64)
+            word_lengths = torch.zeros(len(chosen), steps, dtype=torch.int64)
+            for row, sentence in enumerate(spelled):
+                for column, word in enumerate(sentence):
+                    chars[row, column, :len(word)] = torch.tensor(word, dtype=torch.int64)
+                    word_lengths[row, column] = len(word)
+            tags = torch.full((len(chosen), steps), IGNORE, dtype=torch.int64)
+            for row, sentence in enumerate(chosen):
+                tags[row, :len(sentence.tags)] = torch.tensor([self.tag_index.get(t, IGNORE) for t in sentence.tags])
+            yield {"words": words, "chars": chars, "lengths": torch.tensor([len(s.tokens) for s in chosen]),
+                   "word_lengths": word_lengths, "tags": tags, "indices": indices, "size": len(indices)}
+
+    # ------------------------------------------------------------------------------
+    # training and scoring
+
+    def _logits(self, model: SequenceTagger, batch: dict) -> torch.Tensor:
+        device = next(model.parameters()).device
+        return model(batch["words"].to(device), batch["chars"].to(device), batch["lengths"],
+                     batch["word_lengths"].to(device))
+
+    def loss(self, model: SequenceTagger, batch: dict) -> torch.Tensor:
+        logits = self._logits(model, batch)  # (batch, steps, tags)
+        # mean over sentences of the summed token losses: long sentences weigh more, as they should
+        total = F.cross_entropy(logits.float().flatten(0, 1), batch["tags"].to(logits.device).flatten(),
+                                ignore_index=IGNORE, reduction="sum")
+        return total / batch["size"]
+
+    @torch.no_grad()
+    def predict_tags(self, model: SequenceTagger, sentences: Sequence[TaggedSentence],
+                     batch_size: int = 64) -> list[list[str]]:
+        """The most probable tag of each token, sentence by sentence, in the order given."""
+        was_training = model.training
+        model.eval()
+        out: list[list[str]] = [[] for _ in sentences]
+        for batch in self.batches(sentences, batch_size):
+            best = self._logits(model, batch).argmax(-1).cpu()
+            for row, index in enumerate(batch["indices"]):
+                out[index] = [self.tags[i] for i in best[row, :len(sentences[index].tokens)].tolist()]
+        model.train(was_training)
+        return out
+
+    def predict(self, model: SequenceTagger, token_lists: Sequence[Sequence[str]], batch_size: int = 64) -> list[list]:
+        """``[[token, tag], ...]`` per sentence."""
+        sentences = [TaggedSentence(tuple(tokens), ("O",) * len(tokens), i + 1) for i, tokens in enumerate(token_lists)]
+        tags = self.predict_tags(model, sentences, batch_size)
+        return [[[token, tag] for token, tag in zip(s.tokens, t)] for s, t in zip(sentences, tags)]
+
+    def evaluate(self, model: SequenceTagger, sentences: Sequence[TaggedSentence], batch_size: int = 64) -> dict:
+        return tagging_report([s.tags for s in sentences], self.predict_tags(model, sentences, batch_size))
+
+
+__all__ = ["TaggingTask", "MAX_WORD_CHARS"]
