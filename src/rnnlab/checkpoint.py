@@ -55,8 +55,13 @@ OUTPUT_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
                        "folders": ("best",)},
     "ngram": {"files": (CONFIG, "model.safetensors"), "folders": ()},
     "forecaster": {"files": (CONFIG, "model.safetensors"), "folders": ()},
+    # rnnlab reproduce: the report, its data and its figures (names in rnnlab.reproduce.FIGURES)
+    "reproduction": {"files": (CONFIG, "report.md", "results.json", "sine.png", "zipf.png", "perplexity.png",
+                               "clipping.png", "bptt.png"),
+                     "folders": ()},
 }
-KIND_NAMES = {"language-model": "language-model run", "ngram": "n-gram model", "forecaster": "forecaster"}
+KIND_NAMES = {"language-model": "language-model run", "ngram": "n-gram model", "forecaster": "forecaster",
+              "reproduction": "chapter reproduction"}
 
 
 def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -298,4 +303,90 @@ def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | 
     if file_digest(path) != expected:
         raise CheckpointError(f"{path} does not match the checksum in {CONFIG}: the checkpoint was "
                               "modified or its write was interrupted")
-    return load_file(str(path), device=str(device))
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors' own error type, OSError, MemoryError...: a file that is not safetensors
+        raise CheckpointError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+
+
+# ----------------------------------------------------------------------------------
+# validating what a checkpoint holds: every value is data to check, never trusted
+
+_MISSING = object()
+
+
+def _show(value) -> str:
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list, str, int, float, bool, type(None))) \
+        else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def config_error(folder: str | os.PathLike, key: str, problem: str) -> CheckpointError:
+    """The one error for a bad value in a checkpoint's ``config.json``: it names the file and the key."""
+    return CheckpointError(f"{Path(folder) / CONFIG}: key '{key}' {problem}")
+
+
+def config_value(config: dict, key: str, folder: str | os.PathLike, check, expected: str, default=_MISSING):
+    """The value at the dotted ``key`` (``"model.hidden_size"``) of a checkpoint's config.
+
+    ``check(value)`` must be true, else :class:`CheckpointError` saying the key must be
+    ``expected``; a missing key is an error unless a ``default`` is given.
+    """
+    value = config
+    for depth, part in enumerate(key.split(".")):
+        if not isinstance(value, dict):
+            raise config_error(folder, ".".join(key.split(".")[:depth]), f"must be a JSON object, got {_show(value)}")
+        if part not in value:
+            if default is not _MISSING:
+                return default
+            raise config_error(folder, key, f"is missing (it must be {expected})")
+        value = value[part]
+    if not check(value):
+        raise config_error(folder, key, f"must be {expected}, got {_show(value)}")
+    return value
+
+
+def is_int(low: int | None = None, high: int | None = None):
+    """A check: an integer (not a bool) within ``low..high``."""
+    return lambda v: (isinstance(v, int) and not isinstance(v, bool) and (low is None or v >= low)
+                      and (high is None or v <= high))
+
+
+def is_number(low: float | None = None, high: float | None = None, optional: bool = False):
+    """A check: a finite int or float (not a bool) within ``low..high``; ``optional``: or None."""
+    import math
+
+    def check(v) -> bool:
+        if v is None:
+            return optional
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and (low is None or v >= low) and (high is None or v <= high))
+    return check
+
+
+def is_str(optional: bool = False):
+    return lambda v: isinstance(v, str) or (optional and v is None)
+
+
+def is_str_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(item, str) for item in v)
+
+
+def check_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor],
+                  expected: Mapping[str, torch.Tensor], described_by: str = CONFIG) -> None:
+    """Refuse tensors whose names, shapes or dtypes differ from ``expected`` (tensors of
+    the model ``described_by`` describes, on any device, ``meta`` included)."""
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        raise CheckpointError(f"{path} lacks tensor '{missing[0]}' that the model {described_by} describes needs"
+                              f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}")
+    extra = [name for name in tensors if name not in expected]
+    if extra:
+        raise CheckpointError(f"{path} has tensor '{extra[0]}' that the model {described_by} describes does not "
+                              f"have{f' (and {len(extra) - 1} more)' if len(extra) > 1 else ''}")
+    for name, want in expected.items():
+        got = tensors[name]
+        if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+            raise CheckpointError(f"{path}: tensor '{name}' is {str(got.dtype).replace('torch.', '')} "
+                                  f"{list(got.shape)}, but the model {described_by} describes needs "
+                                  f"{str(want.dtype).replace('torch.', '')} {list(want.shape)}")

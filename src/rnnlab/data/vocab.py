@@ -3,7 +3,9 @@
 Index 0 is ``<unk>``, then the reserved tokens in the given order, then every token
 with frequency >= ``min_freq`` by descending frequency; ties are broken by the token
 itself (ascending), so the order depends only on the counts, never on how they were
-gathered.
+gathered. ``ties="first"`` breaks them by first occurrence instead, as d2l's ``Vocab``
+does (a stable sort of a ``Counter``): it reproduces the book's printed indices of rare
+words (``rnnlab reproduce``, section 8.2).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 from rnnlab.errors import DataError, UsageError
 
 UNK = "<unk>"
+TIE_ORDERS = ("token", "first")
 
 
 class Vocab:
@@ -29,16 +32,21 @@ class Vocab:
 
     def __init__(self, tokens: Iterable[str] | None = None, min_freq: int = 0,
                  reserved_tokens: Iterable[str] | None = None,
-                 counts: Mapping[str, int] | None = None) -> None:
+                 counts: Mapping[str, int] | None = None, ties: str = "token") -> None:
         if min_freq < 0:
             raise UsageError(f"min_freq must be >= 0, got {min_freq}")
+        if ties not in TIE_ORDERS:
+            raise UsageError(f"unknown tie order '{ties}'; choose one of {', '.join(TIE_ORDERS)}")
         if counts is None:
             counts = Counter(flatten(tokens) if tokens is not None else [])
         self.min_freq = int(min_freq)
         self.reserved_tokens = list(reserved_tokens or [])
+        self.ties = ties
         # Descending frequency, then token ascending: deterministic for any count source.
+        # "first": Python's sort is stable, so equal counts keep the counts' insertion order.
+        tie_key = (lambda kv: (-kv[1], kv[0])) if ties == "token" else (lambda kv: -kv[1])
         self.token_freqs: list[tuple[str, int]] = sorted(
-            ((tok, int(freq)) for tok, freq in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+            ((tok, int(freq)) for tok, freq in counts.items()), key=tie_key)
         self.idx_to_token: list[str] = [UNK]
         for tok in self.reserved_tokens:
             if tok not in self.idx_to_token:
@@ -88,13 +96,15 @@ class Vocab:
     def to_dict(self) -> dict:
         return {"format": "rnnlab.vocab/1", "unk": UNK, "min_freq": self.min_freq,
                 "reserved_tokens": self.reserved_tokens, "idx_to_token": self.idx_to_token,
-                "token_freqs": [[tok, freq] for tok, freq in self.token_freqs]}
+                "token_freqs": [[tok, freq] for tok, freq in self.token_freqs],
+                **({"ties": self.ties} if self.ties != "token" else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocab":
         try:
             vocab = cls(counts={tok: freq for tok, freq in data["token_freqs"]},
-                        min_freq=data["min_freq"], reserved_tokens=data["reserved_tokens"])
+                        min_freq=data["min_freq"], reserved_tokens=data["reserved_tokens"],
+                        ties=data.get("ties", "token"))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"not a valid rnnlab vocabulary: {exc}") from None
         if vocab.idx_to_token != data.get("idx_to_token"):
