@@ -746,6 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CPU threads for PyTorch (same as rnnlab --threads N bench)")
     bench.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     bench.set_defaults(handler=cmd_bench)
+
+    # classify (many-to-one) and tag (many-to-many): parsers and handlers in rnnlab.cli_tasks
+    from rnnlab.cli_tasks import add_task_commands
+    add_task_commands(commands, add_overwrite_option)
     return parser
 
 

@@ -122,3 +122,25 @@ def _to_palette(path, colors: int = 64) -> None:
     with Image.open(path) as image:
         palette = image.convert("RGB").quantize(colors=colors)
     palette.save(path, optimize=True)
+
+
+def confusion_plot(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike,
+                   title: str = "") -> None:
+    """A classifier's confusion matrix (rows: true label, columns: predicted), counts written in the cells."""
+    plt = _pyplot()
+    size = min(12.0, 2.5 + 0.5 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels=labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    if len(labels) <= 20:
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                ax.text(j, i, str(count), ha="center", va="center",
+                        color="white" if peak and count > peak / 2 else "black", fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    _save(fig, path)

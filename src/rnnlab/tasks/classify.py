@@ -119,9 +119,14 @@ class ClassificationTask:
                 for text, row in zip(texts, probabilities)]
 
     def evaluate(self, model: SequenceClassifier, examples: Sequence[LabelledText], batch_size: int = 64) -> dict:
-        predicted = self.probabilities(model, examples, batch_size).argmax(-1).tolist()
-        return classification_report([example.label for example in examples],
-                                     [self.labels[i] for i in predicted], self.labels)
+        """:func:`classification_report` plus ``loss``, the mean cross-entropy (nats) of the gold labels."""
+        probabilities = self.probabilities(model, examples, batch_size)
+        predicted = probabilities.argmax(-1).tolist()
+        report = classification_report([example.label for example in examples],
+                                       [self.labels[i] for i in predicted], self.labels)
+        gold = torch.tensor([self.label_index[example.label] for example in examples])
+        report["loss"] = -probabilities[torch.arange(len(examples)), gold].clamp_min(1e-12).log().mean().item()
+        return report
 
 
 __all__ = ["ClassificationTask", "TOKENIZATIONS"]

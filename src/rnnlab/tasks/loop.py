@@ -60,10 +60,16 @@ class FitOptions:
         return self
 
 
-def _better(value: float, best: float | None, mode: str) -> bool:
+def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
+    """Is (metric ``value``, validation ``loss``) better than ``best``? A tie on the metric
+    (common once a small validation set is all right) goes to the lower loss, so
+    training does not stop at the first epoch that reaches the ceiling."""
     if best is None:
         return True
-    return value > best if mode == "max" else value < best
+    best_value, best_loss = best
+    if value != best_value:
+        return value > best_value if mode == "max" else value < best_value
+    return loss < best_loss
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
@@ -76,7 +82,7 @@ def fit(task, model: torch.nn.Module, train: list, val: list | None, options: Fi
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     out = Path(out_dir) if out_dir is not None else None
     history: list[dict] = []
-    best_value, best_record, best_weights = None, None, None
+    best_key, best_value, best_record, best_weights = None, None, None, None
     evaluations_without_improvement = 0
     stopped = "epochs"
     train_seconds = 0.0
@@ -110,13 +116,14 @@ def fit(task, model: torch.nn.Module, train: list, val: list | None, options: Fi
             raise TrainingError(f"the training loss became {train_loss} in epoch {epoch}; try a lower --lr")
         scores = task.evaluate(model, val if val else train, options.batch_size)
         value = scores[metric]
-        record = {"epoch": epoch, "steps": steps, "train_loss": train_loss,
-                  f"{'val' if val else 'train'}_{metric}": value,
+        split = "val" if val else "train"
+        record = {"epoch": epoch, "steps": steps, "train_loss": train_loss, f"{split}_{metric}": value,
+                  f"{split}_loss": scores["loss"],
                   "seconds": round(train_seconds, 3), "scores": scores}
         history.append({k: v for k, v in record.items() if k != "scores"})
-        improved = _better(value, best_value, mode) or not val
+        improved = _better(value, scores["loss"], best_key, mode) or not val
         if improved:
-            best_value, best_record = value, record
+            best_key, best_value, best_record = (value, scores["loss"]), value, record
             best_weights = copy.deepcopy(model.state_dict())
             evaluations_without_improvement = 0
         else:

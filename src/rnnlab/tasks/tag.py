@@ -125,18 +125,27 @@ class TaggingTask:
         return total / batch["size"]
 
     @torch.no_grad()
-    def predict_tags(self, model: SequenceTagger, sentences: Sequence[TaggedSentence],
-                     batch_size: int = 64) -> list[list[str]]:
-        """The most probable tag of each token, sentence by sentence, in the order given."""
+    def _predict(self, model: SequenceTagger, sentences: Sequence[TaggedSentence],
+                 batch_size: int = 64) -> tuple[list[list[str]], float]:
+        """(the most probable tag of each token, per sentence in the order given; the mean loss per sentence)."""
         was_training = model.training
         model.eval()
         out: list[list[str]] = [[] for _ in sentences]
+        total = 0.0
         for batch in self.batches(sentences, batch_size):
-            best = self._logits(model, batch).argmax(-1).cpu()
+            logits = self._logits(model, batch)
+            total += F.cross_entropy(logits.float().flatten(0, 1), batch["tags"].to(logits.device).flatten(),
+                                     ignore_index=IGNORE, reduction="sum").item()
+            best = logits.argmax(-1).cpu()
             for row, index in enumerate(batch["indices"]):
                 out[index] = [self.tags[i] for i in best[row, :len(sentences[index].tokens)].tolist()]
         model.train(was_training)
-        return out
+        return out, total / max(len(sentences), 1)
+
+    def predict_tags(self, model: SequenceTagger, sentences: Sequence[TaggedSentence],
+                     batch_size: int = 64) -> list[list[str]]:
+        """The most probable tag of each token, sentence by sentence, in the order given."""
+        return self._predict(model, sentences, batch_size)[0]
 
     def predict(self, model: SequenceTagger, token_lists: Sequence[Sequence[str]], batch_size: int = 64) -> list[list]:
         """``[[token, tag], ...]`` per sentence."""
@@ -145,7 +154,9 @@ class TaggingTask:
         return [[[token, tag] for token, tag in zip(s.tokens, t)] for s, t in zip(sentences, tags)]
 
     def evaluate(self, model: SequenceTagger, sentences: Sequence[TaggedSentence], batch_size: int = 64) -> dict:
-        return tagging_report([s.tags for s in sentences], self.predict_tags(model, sentences, batch_size))
+        """:func:`tagging_report` plus ``loss``, the mean cross-entropy (nats) of the gold tags per sentence."""
+        predicted, loss = self._predict(model, sentences, batch_size)
+        return {**tagging_report([s.tags for s in sentences], predicted), "loss": loss}
 
 
 __all__ = ["TaggingTask", "MAX_WORD_CHARS"]
