@@ -102,7 +102,7 @@ def run(context: Context) -> SectionResult:
 def _clipping(context: Context, result: SectionResult, runs: dict, epochs: int, every: int) -> None:
     """The scratch run again without clipping, same seed: gradient norms and final perplexity."""
     clipped = runs["scratch"]
-    unclipped = train_preset(context, "d2l-scratch", epochs=epochs, eval_every=every, clip=None)
+    unclipped = train_preset(context, "d2l-scratch", epochs=epochs, eval_every=every, no_clip=True)
     runs["scratch_no_clip"] = unclipped
     for label, r in (("with clipping (theta = 1)", clipped), ("without clipping", unclipped)):
         g = r["grad_stats"]

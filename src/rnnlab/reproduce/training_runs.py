@@ -22,9 +22,15 @@ def preset_dataset(context: Context, config):
     return context.cache["d2l_char"]
 
 
-def train_preset(context: Context, preset: str, **overrides) -> dict:
-    """Train ``preset`` with ``overrides``; the summary, history, gradient trace and model."""
+def train_preset(context: Context, preset: str, no_clip: bool = False, **overrides) -> dict:
+    """Train ``preset`` with ``overrides``; the summary, history, gradient trace and model.
+
+    ``no_clip`` switches clipping off (``make_config`` reads ``clip=None`` as "not given",
+    as the CLI does, so it is set after the preset, like ``rnnlab train --no-clip``).
+    """
     config = make_config(preset, device="cpu", sample_length=0, seed=context.seed, **overrides)
+    if no_clip:
+        config.clip = None
     dataset = preset_dataset(context, config)
     trainer = Trainer(config, dataset)
     trace = GradNormTrace(trainer)
