@@ -1,0 +1,157 @@
+"""Sequence classification: CSV/TSV reading, metrics by hand, padding invariance for every
+cell and pooling, a label decided far from the end, the CLI round trip and bad inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.data.labelled import LabelledText, read_table
+from rnnlab.errors import DataError, UsageError
+from rnnlab.tasks.classify import ClassificationTask
+from rnnlab.tasks.loop import FitOptions, fit
+from rnnlab.tasks.metrics import classification_report
+from rnnlab.tasks.synthetic import distant_cue_texts, write_csv
+
+# ----------------------------------------------------------------------------------
+# reading
+
+
+def test_csv_with_quoted_fields_and_any_label_strings(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('id,text,label\n1,"hello, world",4.0\n2,"she said ""no""\nand left",neg\n\n3,plain,1\n')
+    rows = read_table(path)
+    assert rows == [LabelledText("hello, world", "4.0", 2), LabelledText('she said "no"\nand left', "neg", 3),
+                    LabelledText("plain", "1", 6)]
+
+
+def test_separator_from_suffix_header_or_option(tmp_path):
+    tsv = tmp_path / "data.tsv"
+    tsv.write_text("sentence\tpolarity\na, b; c\t1\n")
+    assert read_table(tsv, text_col="sentence", label_col="polarity")[0].text == "a, b; c"
+    semicolons = tmp_path / "data.txt"
+    semicolons.write_text("text;label\nx, y;pos\n")
+    assert read_table(semicolons)[0] == LabelledText("x, y", "pos", 2)
+    assert read_table(semicolons, sep="semicolon")[0].label == "pos"
+    with pytest.raises(UsageError, match="--sep"):
+        read_table(semicolons, sep="::")
+
+
+@pytest.mark.parametrize("text, options, message", [
+    ("", {}, "the file is empty"),
+    ("text,label\n", {}, "a header but no rows"),
+    ("text,label\nhi,pos\n", {"label_col": "sentiment"}, "line 1: no column 'sentiment' \\(--label-col\\)"),
+    ("body,label\nhi,pos\n", {}, "line 1: no column 'text' \\(--text-col\\); the header has 'body', 'label'"),
+    ("text,label\nhi,pos\nhi,there,neg\n", {}, "line 3: 3 fields, the header has 2"),
+    ("text,label\n,pos\n", {}, "line 2: the text is empty"),
+    ("text,label\na b c d,pos\n", {"max_tokens": 3}, "line 2: a text of 4 tokens, above the limit of 3"),
+])
+def test_bad_tables(tmp_path, text, options, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as caught:
+        read_table(path, **options)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+# ----------------------------------------------------------------------------------
+# metrics
+
+
+def test_classification_report_by_hand():
+    gold = ["a", "a", "a", "b", "b", "c"]
+    predicted = ["a", "a", "b", "b", "c", "c"]
+    report = classification_report(gold, predicted, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert report["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "f1": pytest.approx(0.8),
+                                        "support": 3}
+    assert report["per_class"]["b"]["f1"] == pytest.approx(0.5)
+    assert report["per_class"]["c"]["f1"] == pytest.approx(2 / 3)
+    assert report["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert report["majority_accuracy"] == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------------
+# the model
+
+
+@pytest.mark.parametrize("cell, bidirectional, pooling, layers", [
+    ("lstm", True, "max", 1), ("lstm", True, "last", 2), ("gru", False, "last", 1), ("gru", True, "mean", 1),
+    ("rnn", False, "mean", 2), ("rnn", True, "max", 1),
+])
+def test_padding_never_changes_a_prediction(cell, bidirectional, pooling, layers):
+    texts = [LabelledText(" ".join(["w%d" % (i % 7)] * n), "x" if n % 2 else "y", n) for i, n in
+             enumerate([3, 9, 14, 20, 27])]
+    task = ClassificationTask.from_examples(texts)
+    model = task.build_model(seed=0, cell=cell, bidirectional=bidirectional, pooling=pooling, num_layers=layers,
+                             embed_size=8, hidden_size=12, dropout=0.1).eval()
+    alone = task.probabilities(model, texts[:1])
+    together = task.probabilities(model, texts)  # one batch, padded to 27 steps
+    assert torch.allclose(alone[0], together[0], atol=1e-6, rtol=0)
+    logits = model(*(lambda b: (b["tokens"], b["lengths"]))(next(task.batches(texts, 8))))
+    assert logits.shape == (5, 2)
+
+
+def test_label_decided_far_from_the_end():
+    train, val, test = distant_cue_texts(600, seed=0), distant_cue_texts(100, seed=1), distant_cue_texts(300, seed=2)
+    task = ClassificationTask.from_examples(train)
+    model = task.build_model(seed=0, embed_size=16, hidden_size=24)
+    summary = fit(task, model, train, val, FitOptions(epochs=6, lr=5e-3, patience=2))
+    assert summary["best"] >= 0.95
+    assert task.evaluate(model, test)["accuracy"] >= 0.95
+    assert min(len(t.text.split()) for t in test) >= 16  # the cue is at least 15 tokens from the end
+
+
+# ----------------------------------------------------------------------------------
+# the CLI
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classify")
+    write_csv(distant_cue_texts(400, seed=0), folder / "train.csv")
+    write_csv(distant_cue_texts(100, seed=1), folder / "val.csv")
+    write_csv(distant_cue_texts(100, seed=2), folder / "test.csv")
+    out = folder / "model"
+    assert main(["-q", "classify", "train", "--data", str(folder / "train.csv"), "--val", str(folder / "val.csv"),
+                 "--out", str(out), "--epochs", "5", "--lr", "5e-3", "--hidden-size", "24", "--embed-size", "16",
+                 "--cell", "gru", "--pooling", "mean"]) == 0
+    return folder, out
+
+
+def test_cli_train_eval_predict_round_trip(trained, capsys, tmp_path):
+    folder, out = trained
+    capsys.readouterr()
+    plot = tmp_path / "confusion.png"
+    assert main(["-q", "classify", "eval", str(out), "--data", str(folder / "test.csv"), "--json",
+                 "--plot", str(plot)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["accuracy"] >= 0.9 and report["labels"] == ["neg", "pos"] and plot.stat().st_size > 0
+    from rnnlab.tasks.base import load_task
+    task, model, config = load_task(out, ClassificationTask)
+    assert config["model"]["cell"] == "gru" and config["kind"] == "classifier"
+    assert task.evaluate(model, read_table(folder / "test.csv"))["accuracy"] == report["accuracy"]
+    assert main(["-q", "classify", "predict", str(out), "terrible " + "tree " * 20, "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    assert prediction["label"] == "neg" and sum(prediction["probabilities"].values()) == pytest.approx(1)
+    assert main(["-q", "classify", "predict", str(out), "--data", str(folder / "test.csv")]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 100
+
+
+def test_unseen_label_and_unknown_column_on_the_command_line(trained, tmp_path, capsys):
+    folder, out = trained
+    path = tmp_path / "other.csv"
+    path.write_text("text,label\ngreat day,pos\nso so,neutral\n")
+    assert main(["-q", "classify", "eval", str(out), "--data", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "line 3: label 'neutral' was never seen in training" in err and len(err.strip().splitlines()) == 1
+    assert main(["-q", "classify", "eval", str(out), "--data", str(path), "--label-col", "y"]) == 1
+    assert "no column 'y' (--label-col)" in capsys.readouterr().err
+    assert main(["-q", "classify", "eval", str(folder), "--data", str(path)]) == 1  # not a checkpoint
+    assert "error:" in capsys.readouterr().err
+    (tmp_path / "mine.txt").write_text("user file")
+    assert main(["-q", "classify", "train", "--data", str(folder / "train.csv"), "--out", str(tmp_path)]) == 2
+    assert "not an rnnlab output folder" in capsys.readouterr().err
