@@ -93,7 +93,8 @@ def run(context: Context) -> SectionResult:
                             "are not yet memorised sentences; run without --quick for the book's 500 epochs.")
     result.details = {name: {"summary": {k: v for k, v in r["summary"].items() if k != "out"},
                              "history": r["history"], "grad_norm": r["grad_stats"], "best_epoch": r["best_epoch"],
-                             "seconds_per_epoch": r["seconds_per_epoch"], "diverged": r["diverged"]}
+                             "seconds_per_epoch": r["seconds_per_epoch"], "diverged": r["diverged"],
+                             "clip": r["config"].clip}
                       for name, r in runs.items()}
     result.details["continuations"] = continuations
     return result
