@@ -94,20 +94,18 @@ class TaggingTask:
                 drop = torch.isin(words, singleton) & (torch.rand(words.shape, generator=generator)
                                                        < self.unk_replace)
                 words = words.masked_fill(drop, 1)
-            steps = words.shape[1]
-            spelled = [[self.chars.encode(t[:MAX_WORD_CHARS]) for t in s.tokens] for s in chosen]
-            width = max(len(w) for s in spelled for w in s)
-            chars = torch.zeros(len(chosen), steps, width, dtype=torch.int64)
-            word_lengths = torch.zeros(len(chosen), steps, dtype=torch.int64)
-            for row, sentence in enumerate(spelled):
-                for column, word in enumerate(sentence):
-                    chars[row, column, :len(word)] = torch.tensor(word, dtype=torch.int64)
-                    word_lengths[row, column] = len(word)
-            tags = torch.full((len(chosen), steps), IGNORE, dtype=torch.int64)
-            for row, sentence in enumerate(chosen):
-                tags[row, :len(sentence.tags)] = torch.tensor([self.tag_index.get(t, IGNORE) for t in sentence.tags])
-            yield {"words": words, "chars": chars, "lengths": torch.tensor([len(s.tokens) for s in chosen]),
-                   "word_lengths": word_lengths, "tags": tags, "indices": indices, "size": len(indices)}
+            lengths = torch.tensor([len(s.tokens) for s in chosen])
+            real = torch.arange(words.shape[1])[None, :] < lengths[:, None]  # (batch, steps)
+            # every real word of the batch spelled out, row-major (the order of real's True entries)
+            spelled = pad([self.chars.encode(t[:MAX_WORD_CHARS]) for s in chosen for t in s.tokens])
+            chars = torch.zeros(*words.shape, spelled.shape[1], dtype=torch.int64)
+            chars[real] = spelled
+            word_lengths = torch.zeros(words.shape, dtype=torch.int64)
+            word_lengths[real] = torch.tensor([min(len(t), MAX_WORD_CHARS) for s in chosen for t in s.tokens])
+            tags = torch.full(words.shape, IGNORE, dtype=torch.int64)
+            tags[real] = torch.tensor([self.tag_index.get(t, IGNORE) for s in chosen for t in s.tags])
+            yield {"words": words, "chars": chars, "lengths": lengths, "word_lengths": word_lengths,
+                   "tags": tags, "indices": indices, "size": len(indices)}
 
     # ------------------------------------------------------------------------------
     # training and scoring
