@@ -60,6 +60,11 @@ class FitOptions:
         return self
 
 
+# On a tie of the metric, the validation loss must fall by this much (nats) or by 1%,
+# whichever is more, to count: a saturated task should stop early, not polish 1e-5 nats.
+MIN_LOSS_GAIN = 1e-3
+
+
 def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
     """Is (metric ``value``, validation ``loss``) better than ``best``? A tie on the metric
     (common once a small validation set is all right) goes to the lower loss, so
@@ -69,7 +74,7 @@ def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
     best_value, best_loss = best
     if value != best_value:
         return value > best_value if mode == "max" else value < best_value
-    return loss < best_loss
+    return loss < best_loss - max(MIN_LOSS_GAIN, 0.01 * best_loss)
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
