@@ -155,3 +155,42 @@ def test_unseen_label_and_unknown_column_on_the_command_line(trained, tmp_path, 
     (tmp_path / "mine.txt").write_text("user file")
     assert main(["-q", "classify", "train", "--data", str(folder / "train.csv"), "--out", str(tmp_path)]) == 2
     assert "not an rnnlab output folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------
+# numeric sequences (speech frames)
+
+
+def test_numeric_sequences_from_a_csv(tmp_path):
+    from rnnlab.data.labelled import read_feature_sequences
+    from rnnlab.tasks.base import load_task, save_task
+    from rnnlab.tasks.classify import FeatureClassificationTask
+    from rnnlab.tasks.synthetic import tone_sequences, write_feature_csv
+    write_feature_csv(tone_sequences(300, seed=0), tmp_path / "train.csv")
+    write_feature_csv(tone_sequences(100, seed=1), tmp_path / "test.csv")
+    train, test = read_feature_sequences(tmp_path / "train.csv"), read_feature_sequences(tmp_path / "test.csv")
+    assert len(train) == 300 and train[0].features.shape[1] == 2 and train[0].id == "clip0"
+    task = FeatureClassificationTask.from_examples(train)
+    model = task.build_model(seed=0, cell="gru", hidden_size=16, pooling="mean", dropout=0.0)
+    fit(task, model, train, None, FitOptions(epochs=6, lr=1e-2))
+    accuracy = task.evaluate(model, test)["accuracy"]
+    assert accuracy >= 0.9
+    save_task(tmp_path / "tones", task, model, {})
+    task2, model2, _ = load_task(tmp_path / "tones", FeatureClassificationTask)
+    assert task2.evaluate(model2, test)["accuracy"] == accuracy
+    predictions = task2.predict(model2, test[:2])
+    assert predictions[0]["id"] == "clip0" and set(predictions[0]["probabilities"]) == {"high", "low"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("id,step,f0,label\na,0,1.0,x\na,1,oops,x\n", "line 3: feature 'f0' is 'oops', not a number"),
+    ("id,step,f0,label\na,0,1.0,x\na,1,2.0,y\n", "line 3: sequence 'a' has label 'y' here but 'x' on line 2"),
+    ("id,step,f0,label\na,0,1.0,x\na,0,2.0,x\n", "line 3: sequence 'a' has step 0 twice"),
+    ("id,t,f0,label\na,0,1.0,x\n", "line 1: no column 'step'"),
+])
+def test_bad_numeric_sequences(tmp_path, text, message):
+    from rnnlab.data.labelled import read_feature_sequences
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_feature_sequences(path)

@@ -14,6 +14,10 @@
   returned in IOB2 (``B-`` opens every entity) when the file is IOB1 or IOB2, and as
   they are when the file uses IOBES (``E-``/``S-`` tags).
 
+* :func:`read_feature_sequences` reads numeric sequences (speech frames, sensor
+  readings): one row per time step with a sequence id, a step number, features and
+  the sequence's label.
+
 Every problem is a one-line :class:`~rnnlab.errors.DataError` naming the file and,
 where there is one, the line.
 """
@@ -24,6 +28,8 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from rnnlab.errors import DataError, UsageError
 
@@ -134,6 +140,91 @@ def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str |
 
 
 # ----------------------------------------------------------------------------------
+# numeric sequences
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSequence:
+    """A sequence of feature vectors with one label: ``features (steps, F)`` float32, and the
+    line of its first row."""
+
+    features: np.ndarray
+    label: str
+    line: int
+    id: str = ""
+
+
+def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col: str = "step",
+                           label_col: str | None = "label", sep: str | None = None,
+                           max_steps: int | None = None) -> list[FeatureSequence]:
+    """Sequences of feature vectors from a CSV/TSV file with a header: one row per time step,
+    ``id_col`` naming the sequence, ``step_col`` its position (an integer; rows may come in any
+    order), ``label_col`` the sequence's label (the same on all its rows), and every other
+    column a feature (a number). The chapter's speech-frame case: one row per frame.
+    ``label_col=None`` reads unlabelled sequences (labels ``""``)."""
+    path, text = _read_text(path)
+    separator = resolve_separator(sep, path, text.splitlines()[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    header = [name.strip() for name in next(reader)]
+    named = {}
+    for option, name in (("id column", id_col), ("step column", step_col), ("--label-col", label_col)):
+        if name is None:
+            continue
+        if name not in header:
+            raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
+                            f"{', '.join(repr(h) for h in header)}")
+        named[option] = header.index(name)
+    feature_columns = [i for i in range(len(header)) if i not in named.values()]
+    if not feature_columns:
+        raise DataError(f"{path}: line 1: no feature columns besides {', '.join(map(repr, (id_col, step_col, label_col)))}")
+    groups: dict[str, dict] = {}
+    line = 2
+    try:
+        for fields in reader:
+            start, line = line, reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if len(fields) != len(header):
+                raise DataError(f"{path}: line {start}: {len(fields)} fields, the header has {len(header)}")
+            key = fields[named["id column"]].strip()
+            try:
+                step = int(fields[named["step column"]])
+            except ValueError:
+                raise DataError(f"{path}: line {start}: step {fields[named['step column']]!r} is not an "
+                                "integer") from None
+            try:
+                vector = [float(fields[i]) for i in feature_columns]
+            except ValueError:
+                bad = next(i for i in feature_columns if not _is_float(fields[i]))
+                raise DataError(f"{path}: line {start}: feature {header[bad]!r} is {fields[bad]!r}, not a "
+                                "number") from None
+            label = fields[named["--label-col"]].strip() if "--label-col" in named else ""
+            group = groups.setdefault(key, {"line": start, "label": label, "steps": {}})
+            if label != group["label"]:
+                raise DataError(f"{path}: line {start}: sequence {key!r} has label {label!r} here but "
+                                f"{group['label']!r} on line {group['line']}")
+            if step in group["steps"]:
+                raise DataError(f"{path}: line {start}: sequence {key!r} has step {step} twice")
+            group["steps"][step] = vector
+            if max_steps is not None and len(group["steps"]) > max_steps:
+                raise DataError(f"{path}: line {start}: sequence {key!r} is longer than {max_steps:,} steps")
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {line}: {exc}") from None
+    if not groups:
+        raise DataError(f"{path}: the file has a header but no rows")
+    return [FeatureSequence(np.array([g["steps"][k] for k in sorted(g["steps"])], dtype=np.float32),
+                            g["label"], g["line"], key) for key, g in groups.items()]
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------------
 # tag schemes
 
 
@@ -235,5 +326,5 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
     return sentences
 
 
-__all__ = ["LabelledText", "TaggedSentence", "read_table", "read_conll", "iob1_to_iob2", "split_tag",
+__all__ = ["LabelledText", "TaggedSentence", "FeatureSequence", "read_table", "read_feature_sequences", "read_conll", "iob1_to_iob2", "split_tag",
            "is_iobes", "resolve_separator"]

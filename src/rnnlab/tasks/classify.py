@@ -14,7 +14,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from rnnlab.data.labelled import LabelledText
+import numpy as np
+
+from rnnlab.data.labelled import FeatureSequence, LabelledText
 from rnnlab.errors import DataError, UsageError
 from rnnlab.tasks.base import Index, bucketed_batches, pad
 from rnnlab.tasks.metrics import classification_report
@@ -129,4 +131,57 @@ class ClassificationTask:
         return report
 
 
-__all__ = ["ClassificationTask", "TOKENIZATIONS"]
+class FeatureClassificationTask(ClassificationTask):
+    """Classification of numeric sequences (:class:`~rnnlab.data.labelled.FeatureSequence`:
+    speech frames, sensor readings). Features are standardised with the training data's
+    mean and standard deviation per feature; batches hold ``tokens (batch, steps, F)``
+    float32 instead of token indices, and the classifier feeds them straight to its RNN."""
+
+    def __init__(self, labels: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                 metric: str = "accuracy") -> None:
+        super().__init__(Index(["<pad>"]), labels, metric=metric)
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def from_examples(cls, examples: Sequence[FeatureSequence], metric: str = "accuracy", **_):
+        labels = sorted({example.label for example in examples})
+        if len(labels) < 2:
+            raise DataError(f"the training data has {len(labels)} label; a classifier needs at least two")
+        frames = np.concatenate([example.features for example in examples])
+        return cls(labels, frames.mean(0), np.maximum(frames.std(0), 1e-6), metric)
+
+    def state(self) -> dict:
+        return {"labels": self.labels, "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "metric": self.metric[0]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FeatureClassificationTask":
+        return cls(state["labels"], state["mean"], state["std"], state["metric"])
+
+    def build_model(self, seed: int | None = None, **options) -> SequenceClassifier:
+        options = {key: value for key, value in options.items() if key not in ("input_size", "vocab_size")}
+        return super().build_model(seed=seed, input_size=len(self.mean), **options)
+
+    def batches(self, examples: Sequence[FeatureSequence], batch_size: int, generator: torch.Generator | None = None):
+        for indices in bucketed_batches([len(example.features) for example in examples], batch_size, generator):
+            lengths = [len(examples[i].features) for i in indices]
+            frames = np.zeros((len(indices), max(lengths), len(self.mean)), dtype=np.float32)
+            for row, i in enumerate(indices):
+                if examples[i].features.shape[1:] != self.mean.shape:
+                    raise DataError(f"line {examples[i].line}: {examples[i].features.shape[1]} features, the "
+                                    f"model was trained on {len(self.mean)}")
+                frames[row, :lengths[row]] = (examples[i].features - self.mean) / self.std
+            yield {"tokens": torch.from_numpy(frames), "lengths": torch.tensor(lengths),
+                   "labels": torch.tensor([self.label_index.get(examples[i].label, -1) for i in indices]),
+                   "indices": indices, "size": len(indices)}
+
+    def predict(self, model: SequenceClassifier, sequences: Sequence[FeatureSequence], batch_size: int = 64) -> list[dict]:
+        """For each sequence: ``{"id", "label", "probabilities": {label: p}}``."""
+        probabilities = self.probabilities(model, sequences, batch_size)
+        return [{"id": sequence.id, "label": self.labels[int(row.argmax())],
+                 "probabilities": {label: float(p) for label, p in zip(self.labels, row)}}
+                for sequence, row in zip(sequences, probabilities)]
+
+
+__all__ = ["ClassificationTask", "FeatureClassificationTask", "TOKENIZATIONS"]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.errors import TrainingError, UsageError
 from rnnlab.jsonout import dumps
 from rnnlab.precision import autocast, resolve_precision
@@ -78,9 +79,15 @@ def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
-        out_dir: str | os.PathLike | None = None) -> dict:
-    """Train ``model`` for ``task`` (see the module docstring); return a summary dict (JSON)."""
+        out_dir: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
+    """Train ``model`` for ``task`` (see the module docstring); return a summary dict (JSON).
+
+    ``out_dir`` goes through the output-folder check of every command
+    (:func:`rnnlab.checkpoint.prepare_output_folder`; ``overwrite`` replaces an earlier run).
+    """
     options.validate()
+    if out_dir is not None:
+        out_dir = prepare_output_folder(out_dir, task.kind, overwrite=overwrite)
     metric, mode = task.metric
     device = next(model.parameters()).device
     precision = resolve_precision(options.precision, device)

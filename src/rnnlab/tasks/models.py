@@ -2,8 +2,9 @@
 
 Shapes (``batch_first``; index 0 is padding in every vocabulary):
 
-* :class:`SequenceClassifier`: ``tokens (batch, steps)`` int64 and ``lengths (batch,)``
-  -> ``logits (batch, classes)``. Embedding -> RNN/GRU/LSTM (optionally bidirectional,
+* :class:`SequenceClassifier`: ``tokens (batch, steps)`` int64 (or, with ``input_size``
+  F > 0, feature vectors ``(batch, steps, F)`` float: speech frames, sensor readings)
+  and ``lengths (batch,)`` -> ``logits (batch, classes)``. Embedding -> RNN/GRU/LSTM (optionally bidirectional,
   several layers) -> pooling over the real tokens (``last``: the final state of each
   direction, ``mean`` or ``max`` of the top layer's outputs) -> dropout -> linear.
 * :class:`SequenceTagger`: ``words (batch, steps)``, ``chars (batch, steps, chars)``,
@@ -59,25 +60,29 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", embed_size: int = 100,
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = True, pooling: str = "max",
-                 dropout: float = 0.3) -> None:
+                 dropout: float = 0.3, input_size: int = 0) -> None:
         super().__init__()
         _check_common(cell, dropout)
+        if input_size < 0:
+            raise UsageError(f"input_size must be >= 0 (0: token indices), got {input_size}")
         check_positive(vocab_size=vocab_size, num_classes=num_classes, embed_size=embed_size,
                        hidden_size=hidden_size, num_layers=num_layers)
         if pooling not in POOLINGS:
             raise UsageError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}")
         self.options = {"vocab_size": vocab_size, "num_classes": num_classes, "cell": cell,
                         "embed_size": embed_size, "hidden_size": hidden_size, "num_layers": num_layers,
-                        "bidirectional": bool(bidirectional), "pooling": pooling, "dropout": dropout}
+                        "bidirectional": bool(bidirectional), "pooling": pooling, "dropout": dropout,
+                        "input_size": input_size}
         self.pooling, self.num_layers = pooling, num_layers
-        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-        self.rnn = CELLS[cell](embed_size, hidden_size, num_layers=num_layers, batch_first=True,
+        # Token indices go through an embedding; feature vectors (input_size > 0) straight into the RNN.
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0) if not input_size else None
+        self.rnn = CELLS[cell](input_size or embed_size, hidden_size, num_layers=num_layers, batch_first=True,
                                bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        embedded = self.drop(self.embedding(tokens))  # (batch, steps, embed)
+        embedded = self.drop(self.embedding(tokens)) if self.embedding is not None else tokens  # (batch, steps, in)
         outputs, hidden = _run_packed(self.rnn, embedded, lengths)  # (batch, steps, dirs * hidden)
         if self.pooling == "last":
             pooled = _last_layer_states(hidden, self.num_layers)

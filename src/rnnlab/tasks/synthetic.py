@@ -8,7 +8,10 @@
 * :func:`distant_cue_texts`: texts whose label is decided by their first word, followed by
   15-30 words of filler: the cue is far from the end.
 
-Both are functions of ``seed`` only.
+* :func:`tone_sequences`: numeric sequences (the chapter's speech frames): two features
+  per step, a noisy sine of a low or a high frequency; the label is the frequency.
+
+All are functions of ``seed`` only.
 """
 from __future__ import annotations
 
@@ -82,6 +85,36 @@ def distant_cue_texts(count: int, seed: int = 0, min_filler: int = 15, max_fille
     return out
 
 
+def tone_sequences(count: int, seed: int = 0, min_steps: int = 20, max_steps: int = 40) -> list:
+    """``count`` labelled :class:`~rnnlab.data.labelled.FeatureSequence` (see the module docstring)."""
+    import numpy as np
+
+    from rnnlab.data.labelled import FeatureSequence
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        label = "high" if i % 2 else "low"
+        steps = int(rng.integers(min_steps, max_steps + 1))
+        frequency = (0.35 if label == "high" else 0.12) * (1 + 0.1 * rng.standard_normal())
+        t = np.arange(steps) + rng.uniform(0, 10)
+        features = np.stack([np.sin(2 * np.pi * frequency * t), 0.5 * np.cos(2 * np.pi * frequency * t)], axis=1)
+        features += 0.3 * rng.standard_normal(features.shape)
+        out.append(FeatureSequence(features.astype(np.float32), label, i + 2, f"clip{i}"))
+    return out
+
+
+def write_feature_csv(sequences, path) -> None:
+    """Write sequences as a CSV file: ``id,step,f0,f1,...,label``, one row per step."""
+    import csv
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        width = sequences[0].features.shape[1]
+        writer.writerow(["id", "step", *(f"f{j}" for j in range(width)), "label"])
+        for sequence in sequences:
+            for step, vector in enumerate(sequence.features):
+                writer.writerow([sequence.id, step, *(f"{v:.5g}" for v in vector), sequence.label])
+
+
 def write_conll(sentences, path) -> None:
     """Write sentences as a two-column CoNLL file (token, tag; blank line between sentences)."""
     with open(path, "w", encoding="utf-8") as handle:
@@ -101,4 +134,5 @@ def write_csv(texts, path) -> None:
             writer.writerow([example.text, example.label])
 
 
-__all__ = ["ambiguous_entities", "distant_cue_texts", "write_conll", "write_csv", "AMBIGUOUS"]
+__all__ = ["ambiguous_entities", "distant_cue_texts", "tone_sequences", "write_conll", "write_csv",
+           "write_feature_csv", "AMBIGUOUS"]
