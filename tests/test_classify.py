@@ -194,3 +194,21 @@ def test_bad_numeric_sequences(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(DataError, match=message):
         read_feature_sequences(path)
+
+
+def test_cli_resume_continues_exactly(trained, tmp_path, capsys):
+    folder, _ = trained
+    common = ["-q", "classify", "train", "--data", str(folder / "train.csv"), "--hidden-size", "8", "--embed-size",
+              "8", "--patience", "0"]
+    assert main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"]) == 0
+    assert main([*common, "--out", str(tmp_path / "part"), "--epochs", "1"]) == 0
+    assert main([*common, "--resume", str(tmp_path / "part"), "--epochs", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs"] == 2 and len(summary["history"]) == 2
+    from rnnlab.checkpoint import load_tensors
+    for stem in ("last", "model", "optimizer"):
+        whole, part = load_tensors(tmp_path / "whole", stem), load_tensors(tmp_path / "part", stem)
+        assert whole.keys() == part.keys() and all(torch.equal(whole[k], part[k]) for k in whole), stem
+    assert main([*common, "--resume", str(tmp_path / "part"), "--out", str(tmp_path / "x")]) == 2
+    assert main([*common]) == 2
+    assert "give --out DIR" in capsys.readouterr().err

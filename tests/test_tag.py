@@ -209,3 +209,26 @@ def test_sentence_over_the_limit_and_tag_column(tmp_path):
     with pytest.raises(DataError, match="no column 5"):
         read_conll(path, tag_col=5)
     assert read_conll(path, tagged=False)[1] == TaggedSentence(("x",), ("O",), 9)
+
+
+def test_resume_is_exact(tmp_path):
+    """k epochs (cut mid-epoch by the time budget) + resume + the rest == all epochs in one go."""
+    train = ambiguous_entities(120, seed=0)
+    options = dict(batch_size=8, lr=5e-3, seed=3)
+
+    def fresh():
+        task = TaggingTask.from_examples(train)
+        return task, task.build_model(seed=0, **SMALL)
+
+    task, model = fresh()
+    fit(task, model, train, None, FitOptions(epochs=3, **options), out_dir=tmp_path / "whole")
+    task, model = fresh()
+    first = fit(task, model, train, None, FitOptions(epochs=3, max_time=1e-9, **options), out_dir=tmp_path / "cut")
+    assert first["stopped"] == "max-time" and first["steps"] == 1  # cut after the first batch
+    from rnnlab.tasks.base import load_task
+    task, model, _ = load_task(tmp_path / "cut", TaggingTask)
+    second = fit(task, model, train, None, FitOptions(epochs=3, **options), out_dir=tmp_path / "cut", resume=True)
+    assert second["stopped"] == "epochs" and second["steps"] == 3 * 15
+    _, whole, _ = load_task(tmp_path / "whole", TaggingTask)
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name]), name

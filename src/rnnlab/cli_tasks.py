@@ -42,6 +42,29 @@ def _fit_options(args):
                       max_time=args.max_time, patience=args.patience, seed=args.seed)
 
 
+def _start_or_resume(args, task_class):
+    """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
+    from dataclasses import asdict
+
+    from rnnlab.checkpoint import prepare_output_folder
+    from rnnlab.tasks.base import load_task
+    from rnnlab.tasks.loop import FitOptions
+
+    if args.resume is None:
+        if args.out is None:
+            raise UsageError("give --out DIR (a new run) or --resume DIR (continue one)")
+        return prepare_output_folder(args.out, task_class.kind, overwrite=args.overwrite), None, \
+            _fit_options(args).validate()
+    if args.out is not None and args.out != args.resume:
+        raise UsageError("--resume continues the run in its own folder; leave out --out")
+    task, model, config = load_task(args.resume, task_class)
+    # the saved run's options, except how long to go on
+    saved = {**config["training"]["options"], "epochs": args.epochs, "max_time": args.max_time}
+    options = FitOptions(**{k: v for k, v in saved.items() if k in asdict(FitOptions())}).validate()
+    args.seed = options.seed  # the held-out split of --data must be the one of the first run
+    return args.resume, (task, model), options
+
+
 def _hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
@@ -80,29 +103,32 @@ def _read_texts(args, path: str, labelled: bool = True):
 
 
 def cmd_classify_train(args) -> int:
-    from rnnlab.checkpoint import prepare_output_folder
     from rnnlab.cli import emit
     from rnnlab.tasks.classify import ClassificationTask
     from rnnlab.tasks.loop import fit
 
-    options = _fit_options(args).validate()
-    out = prepare_output_folder(args.out, ClassificationTask.kind, overwrite=args.overwrite)
+    out, resumed, options = _start_or_resume(args, ClassificationTask)
     train = _read_texts(args, args.data)
     val = _read_texts(args, args.val) if args.val else None
     if val is None:
         train, val = _hold_out(train, args.val_fraction, args.seed)
-    task = ClassificationTask.from_examples(train, tokens=args.tokens, lowercase=not args.keep_case,
-                                            metric=args.metric)
+    if resumed:
+        task, model = resumed
+        task.check_labels(train, args.data)
+    else:
+        task = ClassificationTask.from_examples(train, tokens=args.tokens, lowercase=not args.keep_case,
+                                                metric=args.metric)
+        model = task.build_model(seed=args.seed, cell=args.cell, embed_size=args.embed_size,
+                                 hidden_size=args.hidden_size, num_layers=args.layers,
+                                 bidirectional=not args.unidirectional, pooling=args.pooling, dropout=args.dropout)
     if val:
         task.check_labels(val, args.val or f"{args.data} (held-out rows)")
-    model = task.build_model(seed=args.seed, cell=args.cell, embed_size=args.embed_size,
-                             hidden_size=args.hidden_size, num_layers=args.layers,
-                             bidirectional=not args.unidirectional, pooling=args.pooling, dropout=args.dropout)
-    summary = fit(task, model, train, val, options, out_dir=out)
+    summary = fit(task, model.train(), train, val, options, out_dir=out, resume=resumed is not None)
     summary.update(task="classify", train_examples=len(train), val_examples=len(val) if val else 0,
                    labels=task.labels, vocab_size=len(task.vocab))
     if not args.json:
-        kind = f"{'' if args.unidirectional else 'bidirectional '}{args.cell}, {args.pooling} pooling"
+        shape = model.config()
+        kind = f"{'bidirectional ' if shape['bidirectional'] else ''}{shape['cell']}, {shape['pooling']} pooling"
         for line in _train_lines(summary, kind):
             print(line)
         scores = summary["scores"]
@@ -173,25 +199,27 @@ def cmd_classify_predict(args) -> int:
 
 
 def cmd_tag_train(args) -> int:
-    from rnnlab.checkpoint import prepare_output_folder
     from rnnlab.cli import emit
     from rnnlab.data.labelled import read_conll
     from rnnlab.tasks.loop import fit
     from rnnlab.tasks.tag import TaggingTask
 
-    options = _fit_options(args).validate()
-    out = prepare_output_folder(args.out, TaggingTask.kind, overwrite=args.overwrite)
+    out, resumed, options = _start_or_resume(args, TaggingTask)
     train = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
     val = read_conll(args.val, tag_col=args.tag_col, max_tokens=args.max_len) if args.val else None
     if val is None:
         train, val = _hold_out(train, args.val_fraction, args.seed)
-    task = TaggingTask.from_examples(train, lowercase=not args.keep_case)
+    if resumed:
+        task, model = resumed
+        task.check_tags(train, args.data)
+    else:
+        task = TaggingTask.from_examples(train, lowercase=not args.keep_case)
+        model = task.build_model(seed=args.seed, embed_size=args.embed_size, hidden_size=args.hidden_size,
+                                 num_layers=args.layers, dropout=args.dropout, char_embed_size=args.char_size,
+                                 char_hidden_size=args.char_size)
     if val:
         task.check_tags(val, args.val or f"{args.data} (held-out sentences)")
-    model = task.build_model(seed=args.seed, embed_size=args.embed_size, hidden_size=args.hidden_size,
-                             num_layers=args.layers, dropout=args.dropout, char_embed_size=args.char_size,
-                             char_hidden_size=args.char_size)
-    summary = fit(task, model, train, val, options, out_dir=out)
+    summary = fit(task, model.train(), train, val, options, out_dir=out, resume=resumed is not None)
     summary.update(task="tag", train_sentences=len(train), val_sentences=len(val) if val else 0,
                    tags=task.tags, vocab_size=len(task.words))
     if not args.json:
@@ -281,7 +309,10 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     train = cl.add_parser("train", help="train a recurrent classifier")
     train.add_argument("--data", required=True, help="training file (CSV/TSV with a header)")
     train.add_argument("--val", default=None, help="validation file (early stopping, best checkpoint)")
-    train.add_argument("--out", required=True, help="output folder (the checkpoint, metrics.jsonl)")
+    train.add_argument("--out", default=None, help="output folder (the checkpoint, metrics.jsonl)")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run in DIR exactly where it stopped (give the same --data/--val; "
+                            "--epochs and --max-time may change, the other options are the saved run's)")
     columns(train)
     model = train.add_argument_group("model")
     model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm", help="recurrent cell (default lstm)")
@@ -327,7 +358,10 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     train = tg.add_parser("train", help="train a word + character BiLSTM tagger")
     train.add_argument("--data", required=True, help="training file (CoNLL columns: token first, tag last)")
     train.add_argument("--val", default=None, help="validation file (early stopping, best checkpoint)")
-    train.add_argument("--out", required=True, help="output folder (the checkpoint, metrics.jsonl)")
+    train.add_argument("--out", default=None, help="output folder (the checkpoint, metrics.jsonl)")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run in DIR exactly where it stopped (give the same --data/--val; "
+                            "--epochs and --max-time may change, the other options are the saved run's)")
     tag_col(train)
     model = train.add_argument_group("model")
     model.add_argument("--char-size", type=int, default=25,

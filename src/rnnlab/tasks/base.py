@@ -10,6 +10,8 @@ Checkpoints are :mod:`rnnlab.checkpoint` folders (safetensors + JSON)::
     DIR/config.json        {"task": vocabularies, labels, preprocessing; "model": the network's
                             options; "training": options, history, best validation scores}
     DIR/model.safetensors  the weights with the best validation score
+    DIR/last.safetensors, optimizer.safetensors, state.safetensors
+                           what resuming needs (see rnnlab.tasks.loop)
     DIR/metrics.jsonl      one line per evaluation
 """
 from __future__ import annotations
@@ -30,7 +32,9 @@ PAD, UNK = "<pad>", "<unk>"
 # The output folders of the tasks, registered with the one output-folder check
 # (rnnlab.checkpoint.prepare_output_folder): what --overwrite may remove.
 for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
-    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "metrics.jsonl"), "folders": ()})
+    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "last.safetensors",
+                                              "optimizer.safetensors", "state.safetensors", "metrics.jsonl"),
+                                    "folders": ()})
     KIND_NAMES.setdefault(_kind, _name)
 
 

@@ -13,6 +13,14 @@ training stops after ``epochs``, after ``patience`` evaluations without improvem
 or when ``max_time`` seconds of training are spent (the epoch in progress is cut
 short and evaluated). Without validation examples the last weights are kept and the
 metric is measured on the training examples.
+
+Checkpoint (with ``out_dir``, after every evaluation, replaced as a whole): the best
+weights in ``model.safetensors``; the last weights, Adam's state and torch's RNG state
+in ``last``/``optimizer``/``state.safetensors``; the counters (:class:`FitProgress`) in
+``config.json``. ``fit(..., resume=True)`` continues from there exactly: the epoch's
+batch order is a function of ``(seed, epoch)``, so a run cut mid-epoch (``max_time``,
+Ctrl-C) replays its epoch's order and skips the batches already done; ``N`` epochs in
+one go and ``k`` + resume + ``N - k`` give the same weights.
 """
 from __future__ import annotations
 
@@ -20,17 +28,16 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import prepare_output_folder
-from rnnlab.errors import TrainingError, UsageError
+from rnnlab.checkpoint import load_config, load_tensors, prepare_output_folder, save_checkpoint
+from rnnlab.errors import CheckpointError, TrainingError, UsageError
 from rnnlab.jsonout import dumps
 from rnnlab.precision import autocast, resolve_precision
 from rnnlab.progress import logger, progress
-from rnnlab.tasks.base import save_task
 
 
 @dataclass
@@ -78,100 +85,184 @@ def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
     return loss < best_loss - max(MIN_LOSS_GAIN, 0.01 * best_loss)
 
 
+@dataclass
+class FitProgress:
+    """The counters of a run, saved in its checkpoint (``config.json``, ``training.progress``)."""
+
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # batches of epoch ``epoch + 1`` already done (a run cut mid-epoch)
+    epoch_loss_sum: float = 0.0  # the cut epoch's summed loss (x examples) and examples so far
+    epoch_examples: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0
+    examples_seen: int = 0
+    best_value: float | None = None
+    best_loss: float | None = None
+    best_epoch: int | None = None
+    best_scores: dict | None = None
+    evaluations_without_improvement: int = 0
+    stopped: str | None = None
+    history: list = field(default_factory=list)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """``optimizer.state_dict()`` as named tensors plus JSON (the hyper-parameters and scalars)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict, meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _save(out: Path, task, model, best_weights: dict, optimizer, options: FitOptions, progress: FitProgress) -> None:
+    """One checkpoint, replaced as a whole: the best weights (to use) and everything to resume."""
+    optimizer_tensors, optimizer_meta = _optimizer_tensors(optimizer)
+    training = {"options": asdict(options), "metric": list(task.metric), "progress": asdict(progress),
+                "optimizer": optimizer_meta, "best_epoch": progress.best_epoch, "best_scores": progress.best_scores}
+    config = {"task": task.state(), "model": model.config(), "training": training}
+    save_checkpoint(out, config, best_weights, kind=task.kind,
+                    extra={"last": model.state_dict(), "optimizer": optimizer_tensors,
+                           "state": {"torch_rng": torch.get_rng_state()}})
+
+
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
-        out_dir: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
+        out_dir: str | os.PathLike | None = None, overwrite: bool = False, resume: bool = False) -> dict:
     """Train ``model`` for ``task`` (see the module docstring); return a summary dict (JSON).
 
     ``out_dir`` goes through the output-folder check of every command
     (:func:`rnnlab.checkpoint.prepare_output_folder`; ``overwrite`` replaces an earlier run).
+    ``resume=True`` continues the run saved in ``out_dir`` exactly where it stopped (the
+    task and model come from :func:`rnnlab.tasks.base.load_task`; ``options`` may raise
+    ``epochs`` and give a new ``max_time``, which counts the seconds of this call).
+    Torch's global random state is seeded from ``options.seed`` inside the run (dropout)
+    and restored for the caller afterwards.
     """
     options.validate()
+    if resume and out_dir is None:
+        raise UsageError("resuming needs the run's folder (out_dir)")
     if out_dir is not None:
-        out_dir = prepare_output_folder(out_dir, task.kind, overwrite=overwrite)
+        out_dir = prepare_output_folder(out_dir, task.kind, overwrite=overwrite, resume=resume)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(options.seed)
+        return _fit(task, model, train, val, options, Path(out_dir) if out_dir is not None else None, resume)
+
+
+def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume: bool) -> dict:
     metric, mode = task.metric
     device = next(model.parameters()).device
     precision = resolve_precision(options.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    out = Path(out_dir) if out_dir is not None else None
-    history: list[dict] = []
-    best_key, best_value, best_record, best_weights = None, None, None, None
-    evaluations_without_improvement = 0
-    stopped = "epochs"
-    train_seconds = 0.0
-    examples_seen = steps = 0
+    run = FitProgress()
+    best_weights = None
+    if resume:
+        config = load_config(out, kind=task.kind)
+        try:
+            run = FitProgress(**config["training"]["progress"])
+            best_weights = load_tensors(out, "model", config)
+            model.load_state_dict(load_tensors(out, "last", config))
+            optimizer.load_state_dict(_optimizer_state(load_tensors(out, "optimizer", config),
+                                                       config["training"]["optimizer"]))
+            torch.set_rng_state(load_tensors(out, "state", config)["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{out}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from None
+        for group in optimizer.param_groups:
+            group["lr"] = options.lr
     started = time.perf_counter()
-    for epoch in range(1, options.epochs + 1):
-        generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
-        model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        epoch_examples = 0
-        epoch_start = time.perf_counter()
-        batches = list(task.batches(train, options.batch_size, generator))
-        for batch in progress(batches, total=len(batches), desc=f"epoch {epoch}"):
-            with autocast(device, precision):
-                loss = task.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if options.clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
-            optimizer.step()
-            loss_sum += loss.detach().double() * batch["size"]
-            epoch_examples += batch["size"]
-            steps += 1
-            if options.max_time is not None and train_seconds + time.perf_counter() - epoch_start >= options.max_time:
-                stopped = "max-time"
-                break
-        train_seconds += time.perf_counter() - epoch_start
-        examples_seen += epoch_examples
-        train_loss = loss_sum.item() / max(epoch_examples, 1)
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"the training loss became {train_loss} in epoch {epoch}; try a lower --lr")
-        scores = task.evaluate(model, val if val else train, options.batch_size)
-        value = scores[metric]
-        split = "val" if val else "train"
-        record = {"epoch": epoch, "steps": steps, "train_loss": train_loss, f"{split}_{metric}": value,
-                  f"{split}_loss": scores["loss"],
-                  "seconds": round(train_seconds, 3), "scores": scores}
-        history.append({k: v for k, v in record.items() if k != "scores"})
-        improved = _better(value, scores["loss"], best_key, mode) or not val
-        if improved:
-            best_key, best_value, best_record = (value, scores["loss"]), value, record
-            best_weights = copy.deepcopy(model.state_dict())
-            evaluations_without_improvement = 0
-        else:
-            evaluations_without_improvement += 1
-        logger.info("epoch %d  train loss %.4f  %s %s %.4f%s  (%.1f s)", epoch, train_loss,
-                    "val" if val else "train", metric, value, "  *" if improved and val else "", train_seconds)
-        if out is not None:
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as log:
-                log.write(dumps({k: v for k, v in record.items() if k != "scores"}) + "\n")
+    call_seconds = 0.0  # --max-time counts the training seconds of this call
+    try:
+        while run.epoch < options.epochs:
+            epoch = run.epoch + 1
+            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
+            batches = list(task.batches(train, options.batch_size, generator))  # the epoch's order, replayable
+            model.train()
+            epoch_start = time.perf_counter()
+            cut = False
+            for batch in progress(batches[run.batch_in_epoch:], total=len(batches) - run.batch_in_epoch,
+                                  desc=f"epoch {epoch}"):
+                with autocast(device, precision):
+                    loss = task.loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if options.clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
+                optimizer.step()
+                run.epoch_loss_sum += loss.item() * batch["size"]
+                run.epoch_examples += batch["size"]
+                run.examples_seen += batch["size"]
+                run.batch_in_epoch += 1
+                run.steps += 1
+                if not math.isfinite(run.epoch_loss_sum):
+                    raise TrainingError(f"the training loss became {loss.item()} in epoch {epoch}; try a lower --lr")
+                if options.max_time is not None and \
+                        call_seconds + time.perf_counter() - epoch_start >= options.max_time:
+                    cut = run.batch_in_epoch < len(batches)
+                    break
+            seconds = time.perf_counter() - epoch_start
+            call_seconds += seconds
+            run.train_seconds += seconds
+            train_loss = run.epoch_loss_sum / max(run.epoch_examples, 1)
+            if not cut:
+                run.epoch, run.batch_in_epoch, run.epoch_loss_sum, run.epoch_examples = epoch, 0, 0.0, 0
+            scores = task.evaluate(model, val if val else train, options.batch_size)
+            value = scores[metric]
+            split = "val" if val else "train"
+            record = {"epoch": epoch if not cut else epoch - 1 + run.batch_in_epoch / len(batches),
+                      "steps": run.steps, "train_loss": train_loss, f"{split}_{metric}": value,
+                      f"{split}_loss": scores["loss"], "seconds": round(run.train_seconds, 3)}
+            run.history.append(record)
+            best = None if run.best_value is None else (run.best_value, run.best_loss)
+            improved = _better(value, scores["loss"], best, mode) or not val
             if improved:
-                save_task(out, task, model, _training_record(options, history, best_record, metric, mode))
-        if stopped == "max-time":
-            break
-        if val and options.patience and evaluations_without_improvement >= options.patience:
-            stopped = "early-stopping"
-            break
-    if out is not None:  # the history of the last epochs belongs in the checkpoint too
-        model_weights = model.state_dict()
+                run.best_value, run.best_loss, run.best_epoch = value, scores["loss"], record["epoch"]
+                run.best_scores = scores
+                best_weights = copy.deepcopy(model.state_dict())
+                run.evaluations_without_improvement = 0
+            else:
+                run.evaluations_without_improvement += 1
+            logger.info("epoch %.4g  train loss %.4f  %s %s %.4f%s  (%.1f s)", record["epoch"], train_loss, split,
+                        metric, value, "  *" if improved and val else "", run.train_seconds)
+            if val and options.patience and run.evaluations_without_improvement >= options.patience:
+                run.stopped = "early-stopping"
+            elif cut or (options.max_time is not None and call_seconds >= options.max_time):
+                run.stopped = "max-time"
+            else:
+                run.stopped = "epochs"
+            if out is not None:
+                with open(out / "metrics.jsonl", "a", encoding="utf-8") as log:
+                    log.write(dumps(record) + "\n")
+                _save(out, task, model, best_weights, optimizer, options, run)
+            if run.stopped == "max-time":
+                break
+    except KeyboardInterrupt:
+        if out is not None and best_weights is not None:  # keep what was done; --resume goes on from here
+            run.stopped = "interrupted"
+            _save(out, task, model, best_weights, optimizer, options, run)
+        raise
+    if best_weights is not None:
         model.load_state_dict(best_weights)
-        save_task(out, task, model, _training_record(options, history, best_record, metric, mode))
-        model.load_state_dict(model_weights)
-    model.load_state_dict(best_weights)
     model.eval()
-    return {"metric": metric, "mode": mode, "best": best_value, "best_epoch": best_record["epoch"],
-            "epochs": len(history), "steps": steps, "stopped": stopped, "train_seconds": train_seconds,
-            "wall_seconds": time.perf_counter() - started,
-            "train_examples_per_second": examples_seen / train_seconds if train_seconds else None,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "validated_on": "val" if val else "train", "scores": best_record["scores"],
-            "history": history, "out": str(out) if out is not None else None,
+    rate = run.examples_seen / run.train_seconds if run.train_seconds else None
+    return {"metric": metric, "mode": mode, "best": run.best_value, "best_epoch": run.best_epoch,
+            "epochs": run.epoch + (run.batch_in_epoch > 0), "steps": run.steps, "stopped": run.stopped,
+            "train_seconds": run.train_seconds, "wall_seconds": time.perf_counter() - started,
+            "train_examples_per_second": rate, "parameters": sum(p.numel() for p in model.parameters()),
+            "validated_on": "val" if val else "train", "scores": run.best_scores,
+            "history": run.history, "out": str(out) if out is not None else None,
             "threads": torch.get_num_threads(), "precision": precision}
 
 
-def _training_record(options: FitOptions, history: list, best_record: dict, metric: str, mode: str) -> dict:
-    return {"options": asdict(options), "history": history, "metric": [metric, mode],
-            "best_epoch": best_record["epoch"], "best_scores": best_record["scores"]}
-
-
-__all__ = ["FitOptions", "fit"]
+__all__ = ["FitOptions", "FitProgress", "fit"]

@@ -40,6 +40,7 @@ class TaggingTask:
         self.lowercase = lowercase
         self.singletons = {self.words.lookup[w] for w in singletons if w in self.words.lookup}
         self.unk_replace = unk_replace
+        self._singleton_tensor = torch.tensor(sorted(self.singletons), dtype=torch.int64)
         has_entities = any(split_tag(tag)[0] in ("B", "I", "E", "S") for tag in self.tags)
         self.metric = ("entity_f1", "max") if has_entities else ("token_accuracy", "max")
 
@@ -54,12 +55,15 @@ class TaggingTask:
         return cls(words, Index.from_counts(char_counts), tags, lowercase, singletons, unk_replace)
 
     def state(self) -> dict:
+        # the singletons and unk_replace make the training batches, so resuming needs them
         return {"words": self.words.tokens, "chars": self.chars.tokens, "tags": self.tags,
-                "lowercase": self.lowercase}
+                "lowercase": self.lowercase, "unk_replace": self.unk_replace,
+                "singletons": sorted(self.words.tokens[i] for i in self.singletons)}
 
     @classmethod
     def from_state(cls, state: dict) -> "TaggingTask":
-        return cls(Index(state["words"]), Index(state["chars"]), state["tags"], state["lowercase"])
+        return cls(Index(state["words"]), Index(state["chars"]), state["tags"], state["lowercase"],
+                   state.get("singletons", ()), state.get("unk_replace", 0.0))
 
     def build_model(self, seed: int | None = None, **options) -> SequenceTagger:
         options = {key: value for key, value in options.items()
@@ -90,8 +94,7 @@ class TaggingTask:
             chosen = [sentences[i] for i in indices]
             words = pad([self.words.encode(self._word(t, self.lowercase) for t in s.tokens) for s in chosen])
             if generator is not None and self.unk_replace > 0 and self.singletons:
-                singleton = torch.tensor(sorted(self.singletons))
-                drop = torch.isin(words, singleton) & (torch.rand(words.shape, generator=generator)
+                drop = torch.isin(words, self._singleton_tensor) & (torch.rand(words.shape, generator=generator)
                                                        < self.unk_replace)
                 words = words.masked_fill(drop, 1)
             lengths = torch.tensor([len(s.tokens) for s in chosen])
