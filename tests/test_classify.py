@@ -212,3 +212,14 @@ def test_cli_resume_continues_exactly(trained, tmp_path, capsys):
     assert main([*common, "--resume", str(tmp_path / "part"), "--out", str(tmp_path / "x")]) == 2
     assert main([*common]) == 2
     assert "give --out DIR" in capsys.readouterr().err
+
+
+def test_early_stopping_and_time_budget():
+    train, val = distant_cue_texts(64, seed=0), distant_cue_texts(32, seed=1)
+    task = ClassificationTask.from_examples(train)
+    model = task.build_model(seed=0, embed_size=8, hidden_size=8)
+    # a learning rate too small to change anything: no evaluation improves on the first one
+    summary = fit(task, model, train, val, FitOptions(epochs=10, lr=1e-9, patience=2))
+    assert summary["stopped"] == "early-stopping" and summary["epochs"] == 3 and summary["best_epoch"] == 1
+    summary = fit(task, model, train, val, FitOptions(epochs=10, max_time=1e-9))
+    assert summary["stopped"] == "max-time" and summary["steps"] == 1

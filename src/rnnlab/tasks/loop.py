@@ -245,7 +245,7 @@ def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume:
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as log:
                     log.write(dumps(record) + "\n")
                 _save(out, task, model, best_weights, optimizer, options, run)
-            if run.stopped == "max-time":
+            if run.stopped != "epochs":
                 break
     except KeyboardInterrupt:
         if out is not None and best_weights is not None:  # keep what was done; --resume goes on from here
