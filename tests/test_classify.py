@@ -223,3 +223,15 @@ def test_early_stopping_and_time_budget():
     assert summary["stopped"] == "early-stopping" and summary["epochs"] == 3 and summary["best_epoch"] == 1
     summary = fit(task, model, train, val, FitOptions(epochs=10, max_time=1e-9))
     assert summary["stopped"] == "max-time" and summary["steps"] == 1
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--lr nan", "--lr must be a positive number"), ("--epochs 0", "--epochs must be a positive integer"),
+    ("--max-len 0", "--max-len must be a positive integer"), ("--dropout 1.5", "dropout must be in [0, 1)"),
+    ("--val-fraction 1", "--val-fraction must be in [0, 1)"), ("--max-time 0", "--max-time must be positive"),
+])
+def test_bad_options(trained, tmp_path, capsys, option, message):
+    folder, _ = trained
+    assert main(["-q", "classify", "train", "--data", str(folder / "train.csv"), "--out", str(tmp_path / "o"),
+                 *option.split()]) == 2
+    assert message in capsys.readouterr().err

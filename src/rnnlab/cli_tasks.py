@@ -14,7 +14,8 @@ from rnnlab.errors import UsageError
 VAL_FRACTION = 0.1  # held out of --data for early stopping when no --val file is given
 
 
-def _add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float, dropout: float) -> None:
+def _add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float, dropout: float,
+                     max_len: int) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=int, default=20, help="most passes over the data (default 20)")
     group.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
@@ -29,8 +30,8 @@ def _add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float
     group.add_argument("--embed-size", type=int, default=100, help="word embedding size (default 100)")
     group.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
     group.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and held-out split")
-    group.add_argument("--max-len", type=int, default=1000,
-                       help="refuse a sequence of more tokens than this (default 1000)")
+    group.add_argument("--max-len", type=int, default=max_len,
+                       help=f"refuse a sequence of more tokens than this (default {max_len})")
     group.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
                        help=f"without --val, hold out this fraction of --data for early stopping (default "
                             f"{VAL_FRACTION}; 0: none, the best epoch is then the last)")
@@ -323,7 +324,7 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     model.add_argument("--keep-case", action="store_true", help="do not lowercase the texts")
     model.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy",
                        help="validation score to maximise (default accuracy)")
-    _add_fit_options(train, batch_size=32, lr=2e-3, dropout=0.3)
+    _add_fit_options(train, batch_size=32, lr=2e-3, dropout=0.3, max_len=5000)
     add_overwrite_option(train, "a classifier")
     train.add_argument("--json", action="store_true", help="also print the summary as JSON")
     train.set_defaults(handler=cmd_classify_train)
@@ -367,7 +368,7 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     model.add_argument("--char-size", type=int, default=25,
                        help="character embedding and character-LSTM size (0: no character encoder; default 25)")
     model.add_argument("--keep-case", action="store_true", help="do not lowercase words for the word embedding")
-    _add_fit_options(train, batch_size=16, lr=2e-3, dropout=0.5)
+    _add_fit_options(train, batch_size=16, lr=2e-3, dropout=0.5, max_len=1000)
     add_overwrite_option(train, "a tagger")
     train.add_argument("--json", action="store_true", help="also print the summary as JSON")
     train.set_defaults(handler=cmd_tag_train)

@@ -56,6 +56,11 @@ class TaggedSentence:
     line: int
 
 
+def _check_limit(max_tokens: int | None) -> None:
+    if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) != max_tokens or max_tokens < 1):
+        raise UsageError(f"--max-len must be a positive integer, got {max_tokens}")
+
+
 def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.is_file():
@@ -96,6 +101,7 @@ def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str |
     ``label_col=None`` reads texts only (labels are ``""``: for prediction). ``max_tokens``
     refuses a text of more whitespace-separated tokens than that.
     """
+    _check_limit(max_tokens)
     path, text = _read_text(path)
     header_line = text.splitlines()[0]
     separator = resolve_separator(sep, path, header_line)
@@ -272,6 +278,7 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
     """Sentences of a CoNLL file (see the module docstring). ``tag_col`` counts from 0
     (negative from the end). ``max_tokens`` refuses a longer sentence. ``tagged=False``
     reads tokens only (one or more columns; tags are ``"O"``)."""
+    _check_limit(max_tokens)
     path, text = _read_text(path)
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []

@@ -55,8 +55,10 @@ class FitOptions:
     weight_decay: float = 0.0
 
     def validate(self) -> "FitOptions":
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError(f"epochs and batch size must be positive, got {self.epochs} and {self.batch_size}")
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be a positive integer, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if self.clip is not None and not self.clip > 0:
