@@ -75,7 +75,8 @@ def run(context: Context) -> SectionResult:
                 ok = text.startswith(BOOK_SENTENCE)
                 why = "" if ok else (short + "; " if short else "") + (
                     "a different memorised sentence (see 'The book's sentence' in the README)" if verbatim
-                    else "not yet a memorised sentence")
+                    else "not training text: what follows the prefix with its trailing space is not memorised "
+                         "for this seed (see 'The book's sentence' in the README)")
                 result.rows.append(Row(f"greedy continuation of {prefix!r} ({name})", BOOK_SENTENCE + " ...",
                                        repr(text), held_out=f"verbatim training text: {'yes' if verbatim else 'no'}",
                                        match="yes" if ok else "no", tolerance="starts with the book's sentence",
