@@ -232,3 +232,51 @@ def test_resume_is_exact(tmp_path):
     _, whole, _ = load_task(tmp_path / "whole", TaggingTask)
     for name, value in whole.state_dict().items():
         assert torch.equal(value, model.state_dict()[name]), name
+
+
+# ----------------------------------------------------------------------------------
+# the CRF output layer
+
+
+def test_crf_matches_brute_force_over_all_paths():
+    import itertools
+
+    from rnnlab.tasks.models import CRF
+    torch.manual_seed(0)
+    crf = CRF(3)
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    emissions = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])  # the second sequence has 3 tokens
+    tags = torch.tensor([[0, 2, 1, 1], [2, 0, 1, -100]])
+    nll = crf.neg_log_likelihood(emissions, tags, mask)
+    paths = crf.decode(emissions, mask)
+    for row, length in enumerate([4, 3]):
+        def score(path):
+            total = crf.start[path[0]] + crf.end[path[-1]] + sum(emissions[row, t, k] for t, k in enumerate(path))
+            return total + sum(crf.transitions[a, b] for a, b in zip(path, path[1:]))
+        every = {path: score(path).item() for path in itertools.product(range(3), repeat=length)}
+        log_z = torch.logsumexp(torch.tensor(list(every.values())), 0).item()
+        gold = tuple(tags[row, :length].tolist())
+        assert nll[row].item() == pytest.approx(log_z - every[gold], abs=1e-5)
+        assert tuple(paths[row]) == max(every, key=every.get)
+
+
+def test_crf_tagger_padding_invariance_and_context():
+    train, test = ambiguous_entities(300, seed=0), ambiguous_entities(100, seed=2)
+    task = TaggingTask.from_examples(train)
+    model = task.build_model(seed=0, crf=True, **SMALL).eval()
+    short = min(test, key=lambda s: len(s.tokens))
+    longer = sorted(test, key=lambda s: -len(s.tokens))[:5]
+    assert task.predict_tags(model, [short]) == task.predict_tags(model, longer + [short])[-1:]
+    mask = torch.tensor([[True] * len(short.tokens)])
+    batch = next(task.batches([short], 1))
+    alone = model.crf.neg_log_likelihood(task._logits(model, batch), batch["tags"], mask)
+    together_batch = next(task.batches(longer + [short], 6))
+    row = together_batch["indices"].index(5)
+    together = model.crf.neg_log_likelihood(task._logits(model, together_batch), together_batch["tags"],
+                                            together_batch["tags"] != -100)[row]
+    assert torch.allclose(alone[0], together, atol=1e-5)
+    fit(task, model, train, None, FitOptions(epochs=6, batch_size=16, lr=5e-3))
+    assert task.evaluate(model, test)["entity_f1"] >= 0.95

@@ -217,14 +217,14 @@ def cmd_tag_train(args) -> int:
         task = TaggingTask.from_examples(train, lowercase=not args.keep_case)
         model = task.build_model(seed=args.seed, embed_size=args.embed_size, hidden_size=args.hidden_size,
                                  num_layers=args.layers, dropout=args.dropout, char_embed_size=args.char_size,
-                                 char_hidden_size=args.char_size)
+                                 char_hidden_size=args.char_size, crf=args.crf)
     if val:
         task.check_tags(val, args.val or f"{args.data} (held-out sentences)")
     summary = fit(task, model.train(), train, val, options, out_dir=out, resume=resumed is not None)
     summary.update(task="tag", train_sentences=len(train), val_sentences=len(val) if val else 0,
                    tags=task.tags, vocab_size=len(task.words))
     if not args.json:
-        for line in _train_lines(summary, "word + character BiLSTM tagger"):
+        for line in _train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
             print(line)
         scores = summary["scores"]
         print(f"scores     entity F1 {scores['entity_f1']:.4f} (P {scores['entity_precision']:.4f}, "
@@ -368,6 +368,8 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     model.add_argument("--char-size", type=int, default=25,
                        help="character embedding and character-LSTM size (0: no character encoder; default 25)")
     model.add_argument("--keep-case", action="store_true", help="do not lowercase words for the word embedding")
+    model.add_argument("--crf", action="store_true",
+                       help="a CRF output layer: score whole tag sequences, predict the best one (Viterbi)")
     _add_fit_options(train, batch_size=16, lr=2e-3, dropout=0.5, max_len=1000)
     add_overwrite_option(train, "a tagger")
     train.add_argument("--json", action="store_true", help="also print the summary as JSON")

@@ -11,7 +11,8 @@ Shapes (``batch_first``; index 0 is padding in every vocabulary):
   ``lengths (batch,)``, ``word_lengths (batch, steps)`` -> ``logits (batch, steps, tags)``.
   Each word is a word embedding concatenated with a character-level BiLSTM's two final
   states (so an unseen word still has its spelling and capitalisation), then a BiLSTM over
-  the sentence and a linear layer per token.
+  the sentence and a linear layer per token; optionally a :class:`CRF` on top scores whole
+  tag sequences (so ``I-PER`` after ``O`` can be learned to be unlikely).
 
 Padding never changes a prediction: every recurrent layer runs on
 ``pack_padded_sequence`` (it never sees a padding step) and pooling masks the padding
@@ -99,12 +100,70 @@ class SequenceClassifier(nn.Module):
         return dict(self.options)
 
 
+class CRF(nn.Module):
+    """A linear-chain conditional random field over per-token tag scores.
+
+    ``emissions (batch, steps, tags)`` are the tagger's scores; ``transitions[i, j]`` scores
+    tag ``i`` followed by tag ``j``, ``start``/``end`` the first and last tag. A path's score
+    is the sum of its emission and transition scores; training minimises
+    ``log Z - score(gold path)`` (the forward algorithm), prediction takes the best path
+    (Viterbi). ``mask (batch, steps)`` marks the real tokens: a padded step leaves the
+    recursions unchanged, so padding never changes a result.
+    """
+
+    def __init__(self, num_tags: int) -> None:
+        super().__init__()
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+        self.start = nn.Parameter(torch.zeros(num_tags))
+        self.end = nn.Parameter(torch.zeros(num_tags))
+
+    def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch,) ``log Z - score(tags)``; ``tags`` may hold anything at padded steps."""
+        emissions = emissions.float()
+        tags = tags.clamp_min(0)
+        rows = torch.arange(tags.shape[0], device=tags.device)
+        gold = self.start[tags[:, 0]] + emissions[rows, 0, tags[:, 0]]
+        alpha = self.start + emissions[:, 0]  # (batch, tags): log-sum of the scores of paths ending in each tag
+        for t in range(1, emissions.shape[1]):
+            real = mask[:, t]
+            step = self.transitions[tags[:, t - 1], tags[:, t]] + emissions[rows, t, tags[:, t]]
+            gold = gold + step * real
+            following = torch.logsumexp(alpha[:, :, None] + self.transitions[None] + emissions[:, t, None, :], dim=1)
+            alpha = torch.where(real[:, None], following, alpha)
+        last = tags[rows, mask.sum(1) - 1]
+        gold = gold + self.end[last]
+        return torch.logsumexp(alpha + self.end, dim=1) - gold
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """The best path of each sequence (Viterbi), as lists of its real length."""
+        emissions = emissions.float()
+        score = self.start + emissions[:, 0]  # (batch, tags): best score of a path ending in each tag
+        pointers = []
+        for t in range(1, emissions.shape[1]):
+            candidates = score[:, :, None] + self.transitions[None]  # (batch, previous, next)
+            best, previous = candidates.max(dim=1)
+            pointers.append(previous)
+            score = torch.where(mask[:, t, None], best + emissions[:, t], score)
+        score = score + self.end
+        lengths = mask.sum(1).tolist()
+        paths = []
+        for row, length in enumerate(lengths):
+            tag = int(score[row].argmax())
+            path = [tag]
+            for t in range(length - 1, 0, -1):  # pointers[t - 1] leads from step t back to step t - 1
+                tag = int(pointers[t - 1][row, tag])
+                path.append(tag)
+            paths.append(path[::-1])
+        return paths
+
+
 class SequenceTagger(nn.Module):
     """Many-to-many: one tag per token (see the module docstring)."""
 
     def __init__(self, vocab_size: int, char_vocab_size: int, num_tags: int, embed_size: int = 100,
                  char_embed_size: int = 25, char_hidden_size: int = 25, hidden_size: int = 128,
-                 num_layers: int = 1, dropout: float = 0.5, cell: str = "lstm") -> None:
+                 num_layers: int = 1, dropout: float = 0.5, cell: str = "lstm", crf: bool = False) -> None:
         super().__init__()
         _check_common(cell, dropout)
         check_positive(vocab_size=vocab_size, num_tags=num_tags, embed_size=embed_size,
@@ -115,7 +174,7 @@ class SequenceTagger(nn.Module):
         self.options = {"vocab_size": vocab_size, "char_vocab_size": char_vocab_size, "num_tags": num_tags,
                         "embed_size": embed_size, "char_embed_size": char_embed_size,
                         "char_hidden_size": char_hidden_size, "hidden_size": hidden_size,
-                        "num_layers": num_layers, "dropout": dropout, "cell": cell}
+                        "num_layers": num_layers, "dropout": dropout, "cell": cell, "crf": bool(crf)}
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.char_hidden_size = char_hidden_size
         if char_hidden_size:
@@ -126,6 +185,7 @@ class SequenceTagger(nn.Module):
                                dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.output = nn.Linear(2 * hidden_size, num_tags)
+        self.crf = CRF(num_tags) if crf else None  # None: each token's tag chosen on its own
 
     def encode_chars(self, chars: torch.Tensor, word_lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(batch, steps, 2 * char_hidden): each real word's spelling; zeros at padding."""
@@ -149,4 +209,4 @@ class SequenceTagger(nn.Module):
         return dict(self.options)
 
 
-__all__ = ["SequenceClassifier", "SequenceTagger", "CELLS", "POOLINGS"]
+__all__ = ["SequenceClassifier", "SequenceTagger", "CRF", "CELLS", "POOLINGS"]

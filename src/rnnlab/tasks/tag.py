@@ -118,12 +118,18 @@ class TaggingTask:
         return model(batch["words"].to(device), batch["chars"].to(device), batch["lengths"],
                      batch["word_lengths"].to(device))
 
+    @staticmethod
+    def _summed_loss(model: SequenceTagger, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The batch's loss summed over sentences: each sentence's summed token cross-entropy,
+        or with a CRF its negative log-likelihood (both grow with the sentence's length)."""
+        tags = batch["tags"].to(logits.device)
+        if model.crf is not None:
+            return model.crf.neg_log_likelihood(logits, tags, tags != IGNORE).sum()
+        return F.cross_entropy(logits.float().flatten(0, 1), tags.flatten(), ignore_index=IGNORE, reduction="sum")
+
     def loss(self, model: SequenceTagger, batch: dict) -> torch.Tensor:
         logits = self._logits(model, batch)  # (batch, steps, tags)
-        # mean over sentences of the summed token losses: long sentences weigh more, as they should
-        total = F.cross_entropy(logits.float().flatten(0, 1), batch["tags"].to(logits.device).flatten(),
-                                ignore_index=IGNORE, reduction="sum")
-        return total / batch["size"]
+        return self._summed_loss(model, logits, batch) / batch["size"]  # mean over sentences
 
     @torch.no_grad()
     def _predict(self, model: SequenceTagger, sentences: Sequence[TaggedSentence],
@@ -135,11 +141,15 @@ class TaggingTask:
         total = 0.0
         for batch in self.batches(sentences, batch_size):
             logits = self._logits(model, batch)
-            total += F.cross_entropy(logits.float().flatten(0, 1), batch["tags"].to(logits.device).flatten(),
-                                     ignore_index=IGNORE, reduction="sum").item()
-            best = logits.argmax(-1).cpu()
+            if (batch["tags"] != IGNORE).sum() == batch["lengths"].sum():  # gold tags known (not a prediction)
+                total += self._summed_loss(model, logits, batch).item()
+            if model.crf is not None:
+                mask = torch.arange(logits.shape[1])[None, :] < batch["lengths"][:, None]
+                best = model.crf.decode(logits, mask.to(logits.device))
+            else:
+                best = logits.argmax(-1).cpu().tolist()
             for row, index in enumerate(batch["indices"]):
-                out[index] = [self.tags[i] for i in best[row, :len(sentences[index].tokens)].tolist()]
+                out[index] = [self.tags[i] for i in best[row][:len(sentences[index].tokens)]]
         model.train(was_training)
         return out, total / max(len(sentences), 1)
 
