@@ -235,3 +235,19 @@ def test_bad_options(trained, tmp_path, capsys, option, message):
     assert main(["-q", "classify", "train", "--data", str(folder / "train.csv"), "--out", str(tmp_path / "o"),
                  *option.split()]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_numeric_sequences(tmp_path, capsys):
+    from rnnlab.tasks.synthetic import tone_sequences, write_feature_csv
+    write_feature_csv(tone_sequences(200, seed=0), tmp_path / "train.csv")
+    write_feature_csv(tone_sequences(60, seed=1), tmp_path / "test.csv")
+    out = str(tmp_path / "tones")
+    assert main(["-q", "classify", "train", "--frames", "--data", str(tmp_path / "train.csv"), "--out", out,
+                 "--cell", "gru", "--hidden-size", "16", "--pooling", "mean", "--lr", "1e-2", "--epochs", "6"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "classify", "eval", out, "--data", str(tmp_path / "test.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] >= 0.9
+    assert main(["-q", "classify", "predict", out, "--data", str(tmp_path / "test.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 60 and lines[0].startswith("clip0\t")
+    assert main(["-q", "classify", "predict", out, "some text"]) == 2

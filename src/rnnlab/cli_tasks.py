@@ -97,28 +97,47 @@ def _train_lines(summary: dict, what: str) -> list[str]:
 # classify
 
 
-def _read_texts(args, path: str, labelled: bool = True):
-    from rnnlab.data.labelled import read_table
-    return read_table(path, text_col=args.text_col, label_col=args.label_col if labelled else None,
-                      sep=args.sep, max_tokens=args.max_len)
+def _read_texts(args, path: str, labelled: bool = True, frames: bool = False):
+    """Texts, or with ``frames`` numeric sequences (one row per time step), from a CSV/TSV file."""
+    from rnnlab.data.labelled import read_feature_sequences, read_table
+    label_col = args.label_col if labelled else None
+    if frames:
+        return read_feature_sequences(path, id_col=args.id_col, step_col=args.step_col, label_col=label_col,
+                                      sep=args.sep, max_steps=args.max_len,
+                                      ignore_cols=() if labelled else (getattr(args, "label_col", "label"),))
+    return read_table(path, text_col=args.text_col, label_col=label_col, sep=args.sep, max_tokens=args.max_len)
+
+
+def _load_classifier(folder):
+    """(task, model, is it a classifier of numeric sequences) from a classifier folder."""
+    from rnnlab.checkpoint import load_config
+    from rnnlab.tasks.base import load_task
+    from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
+    frames = "mean" in load_config(folder, kind=ClassificationTask.kind).get("task", {})
+    task, model, _ = load_task(folder, FeatureClassificationTask if frames else ClassificationTask)
+    return task, model, frames
 
 
 def cmd_classify_train(args) -> int:
     from rnnlab.cli import emit
-    from rnnlab.tasks.classify import ClassificationTask
+    from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
     from rnnlab.tasks.loop import fit
 
     out, resumed, options = _start_or_resume(args, ClassificationTask)
-    train = _read_texts(args, args.data)
-    val = _read_texts(args, args.val) if args.val else None
+    frames = args.frames or bool(resumed and isinstance(resumed[0], FeatureClassificationTask))
+    train = _read_texts(args, args.data, frames=frames)
+    val = _read_texts(args, args.val, frames=frames) if args.val else None
     if val is None:
         train, val = _hold_out(train, args.val_fraction, args.seed)
     if resumed:
         task, model = resumed
         task.check_labels(train, args.data)
+    elif frames:
+        task = FeatureClassificationTask.from_examples(train, metric=args.metric)
     else:
         task = ClassificationTask.from_examples(train, tokens=args.tokens, lowercase=not args.keep_case,
                                                 metric=args.metric)
+    if not resumed:
         model = task.build_model(seed=args.seed, cell=args.cell, embed_size=args.embed_size,
                                  hidden_size=args.hidden_size, num_layers=args.layers,
                                  bidirectional=not args.unidirectional, pooling=args.pooling, dropout=args.dropout)
@@ -156,12 +175,10 @@ def _classification_lines(report: dict) -> list[str]:
 
 def cmd_classify_eval(args) -> int:
     from rnnlab.cli import emit, output_file
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.classify import ClassificationTask
 
     plot = output_file(args.plot, "--plot", args.overwrite, figure=True)
-    task, model, _ = load_task(args.model, ClassificationTask)
-    examples = _read_texts(args, args.data)
+    task, model, frames = _load_classifier(args.model)
+    examples = _read_texts(args, args.data, frames=frames)
     task.check_labels(examples, args.data)
     report = task.evaluate(model, examples)
     if plot:
@@ -176,12 +193,21 @@ def cmd_classify_eval(args) -> int:
 
 def cmd_classify_predict(args) -> int:
     from rnnlab.cli import emit
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.classify import ClassificationTask
 
     if (args.text is None) == (args.data is None):
         raise UsageError("give one text or --data FILE (a CSV/TSV with a --text-col column)")
-    task, model, _ = load_task(args.model, ClassificationTask)
+    task, model, frames = _load_classifier(args.model)
+    if frames:
+        if args.data is None:
+            raise UsageError("this classifier reads numeric sequences: give --data FILE (one row per time step)")
+        predictions = task.predict(model, _read_texts(args, args.data, labelled=False, frames=True))
+        if not args.json:
+            for prediction in predictions:
+                ranked = sorted(prediction["probabilities"].items(), key=lambda item: -item[1])
+                print(f"{prediction['id']}\t{prediction['label']}\t"
+                      + " ".join(f"{label}={p:.3f}" for label, p in ranked[:5]))
+        emit({"predictions": predictions}, args.json)
+        return 0
     texts = [args.text] if args.text is not None else [e.text for e in _read_texts(args, args.data, labelled=False)]
     if not any(task.tokenize(text) for text in texts):
         raise UsageError("the text is empty")
@@ -301,6 +327,10 @@ def add_task_commands(commands, add_overwrite_option) -> None:
 
     def columns(parser, label: bool = True) -> None:
         parser.add_argument("--text-col", default="text", help="the column of the texts (default 'text')")
+        parser.add_argument("--id-col", default="id",
+                            help="numeric sequences: the column naming each sequence (default 'id')")
+        parser.add_argument("--step-col", default="step",
+                            help="numeric sequences: the column of the time step (default 'step')")
         if label:
             parser.add_argument("--label-col", default="label", help="the column of the labels (default 'label')")
         parser.add_argument("--sep", default=None,
@@ -321,6 +351,9 @@ def add_task_commands(commands, add_overwrite_option) -> None:
     model.add_argument("--pooling", choices=("last", "mean", "max"), default="max",
                        help="sequence summary: final states, mean or max of the outputs (default max)")
     model.add_argument("--tokens", choices=("word", "char"), default="word", help="word or character tokens")
+    model.add_argument("--frames", action="store_true",
+                       help="numeric sequences (speech frames...): one row per time step with --id-col, "
+                            "--step-col, --label-col and feature columns (every other column)")
     model.add_argument("--keep-case", action="store_true", help="do not lowercase the texts")
     model.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy",
                        help="validation score to maximise (default accuracy)")

@@ -162,12 +162,13 @@ class FeatureSequence:
 
 def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col: str = "step",
                            label_col: str | None = "label", sep: str | None = None,
-                           max_steps: int | None = None) -> list[FeatureSequence]:
+                           max_steps: int | None = None, ignore_cols=()) -> list[FeatureSequence]:
     """Sequences of feature vectors from a CSV/TSV file with a header: one row per time step,
     ``id_col`` naming the sequence, ``step_col`` its position (an integer; rows may come in any
     order), ``label_col`` the sequence's label (the same on all its rows), and every other
     column a feature (a number). The chapter's speech-frame case: one row per frame.
-    ``label_col=None`` reads unlabelled sequences (labels ``""``)."""
+    ``label_col=None`` reads unlabelled sequences (labels ``""``); columns named in
+    ``ignore_cols`` are not features (a label column when predicting)."""
     path, text = _read_text(path)
     separator = resolve_separator(sep, path, text.splitlines()[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
@@ -180,7 +181,7 @@ def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col
             raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
                             f"{', '.join(repr(h) for h in header)}")
         named[option] = header.index(name)
-    feature_columns = [i for i in range(len(header)) if i not in named.values()]
+    feature_columns = [i for i in range(len(header)) if i not in named.values() and header[i] not in ignore_cols]
     if not feature_columns:
         raise DataError(f"{path}: line 1: no feature columns besides {', '.join(map(repr, (id_col, step_col, label_col)))}")
     groups: dict[str, dict] = {}
