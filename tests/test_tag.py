@@ -191,7 +191,7 @@ def test_unseen_tag_in_the_eval_file(trained, tmp_path, capsys):
     ("\n-DOCSTART- O\n\n", "no sentences"),
     ("John NNP B-PER\nSmith I-PER\n", "line 2: 2 columns, expected 3"),
     ("John\n", "line 1: one column"),
-    ("John Smith\n", "line 1: tag 'Smith' is not O or B-/I-/E-/S-"),
+    ("John B-PER\nSmith NNP\n", "line 2: tag 'NNP' has no B-/I-/E-/S- prefix but line 1 has 'B-PER'"),
 ])
 def test_bad_conll_files(tmp_path, text, message):
     path = tmp_path / "bad.conll"
@@ -280,3 +280,16 @@ def test_crf_tagger_padding_invariance_and_context():
     assert torch.allclose(alone[0], together, atol=1e-5)
     fit(task, model, train, None, FitOptions(epochs=6, batch_size=16, lr=5e-3))
     assert task.evaluate(model, test)["entity_f1"] >= 0.95
+
+
+def test_plain_tags_parts_of_speech(tmp_path):
+    path = tmp_path / "pos.conll"
+    sentences = [("the DT", "cat NN", "sat VBD"), ("a DT", "dog NN", "ran VBD", "home NN")] * 40
+    path.write_text("\n\n".join("\n".join(s) for s in sentences) + "\n")
+    read = read_conll(path)
+    assert read[1].tags == ("DT", "NN", "VBD", "NN")  # no IOB conversion of plain tags
+    task = TaggingTask.from_examples(read)
+    assert task.metric == ("token_accuracy", "max")
+    model = task.build_model(seed=0, **SMALL)
+    fit(task, model, read, None, FitOptions(epochs=3, batch_size=8, lr=1e-2))
+    assert task.evaluate(model, read)["token_accuracy"] == 1.0

@@ -10,9 +10,10 @@
 * :func:`read_conll` reads the CoNLL column format as it is found in the wild:
   whitespace-separated columns, the token first and the tag last (``tag_col`` picks
   another), one token per line, blank lines between sentences, ``-DOCSTART-`` lines
-  ignored. Every token line of a file must have the same number of columns. Tags are
-  returned in IOB2 (``B-`` opens every entity) when the file is IOB1 or IOB2, and as
-  they are when the file uses IOBES (``E-``/``S-`` tags).
+  ignored. Every token line of a file must have the same number of columns. Entity tags
+  are returned in IOB2 (``B-`` opens every entity) when the file is IOB1 or IOB2, and as
+  they are when the file uses IOBES (``E-``/``S-`` tags); plain tags (parts of speech:
+  ``NN``, ``VBD``) as they are. A file mixing the two kinds is refused.
 
 * :func:`read_feature_sequences` reads numeric sequences (speech frames, sensor
   readings): one row per time step with a sequence id, a step number, features and
@@ -263,11 +264,11 @@ def iob1_to_iob2(tags) -> list[str]:
     return out
 
 
-def check_tag(tag: str, path: Path, line: int) -> None:
-    prefix, kind = split_tag(tag)
-    if not prefix:
-        raise DataError(f"{path}: line {line}: tag {tag!r} is not O or B-/I-/E-/S- followed by a type "
-                        "(is --tag-col the tag column?)")
+def _first_lines(tag: str, number: int, seen: dict) -> None:
+    """Remember the first line of an entity tag (B-/I-/E-/S-X) and of a plain tag (NN, VBD)."""
+    prefix = split_tag(tag)[0]
+    kind = "plain" if not prefix else ("iobes" if prefix in ("E", "S") else "entity")
+    seen.setdefault(kind, (number, tag))
 
 
 # ----------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
     tags: list[str] = []
     first_line = 0
     expected_columns = None
-    scheme_iobes = False
+    seen: dict[str, tuple[int, str]] = {}  # kind of tag -> (first line, tag)
 
     def close() -> None:
         nonlocal tokens, tags
@@ -321,15 +322,19 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
         tokens.append(fields[0])
         if tagged:
             tag = fields[tag_col]
-            check_tag(tag, path, number)
-            scheme_iobes = scheme_iobes or split_tag(tag)[0] in ("E", "S")
+            _first_lines(tag, number, seen)
             tags.append(tag)
         else:
             tags.append("O")
     close()
     if not sentences:
         raise DataError(f"{path}: no sentences (only blank or -DOCSTART- lines)")
-    if tagged and not scheme_iobes:
+    if "plain" in seen and ("entity" in seen or "iobes" in seen):
+        line, tag = seen["plain"]
+        other_line, other = seen.get("entity", seen.get("iobes"))
+        raise DataError(f"{path}: line {line}: tag {tag!r} has no B-/I-/E-/S- prefix but line {other_line} has "
+                        f"{other!r}: one file mixes entity tags and plain tags (is --tag-col the tag column?)")
+    if tagged and "plain" not in seen and "iobes" not in seen:
         sentences = [TaggedSentence(s.tokens, tuple(iob1_to_iob2(s.tags)), s.line) for s in sentences]
     return sentences
 
