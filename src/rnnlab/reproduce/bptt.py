@@ -15,7 +15,7 @@ from rnnlab.reproduce.common import Context, Row, SectionResult
 from rnnlab.reproduce.training_runs import train_preset
 
 KEY, TITLE = "8.7", "Backpropagation through time"
-EPOCHS, QUICK_EPOCHS = 100, 20
+EPOCHS, QUICK_EPOCHS = 100, 10
 FIGURE = "bptt.png"
 STRATEGIES = ("truncated", "randomized", "full")
 

@@ -16,7 +16,7 @@ from rnnlab.reproduce.training_runs import train_preset
 
 KEY, TITLE = "8.4-8.6", "RNNs and perplexity (from scratch and concise)"
 BOOK_EPOCHS = 500
-QUICK_EPOCHS = 100
+QUICK_EPOCHS = 60
 PERPLEXITY_FIGURE, CLIPPING_FIGURE = "perplexity.png", "clipping.png"
 BOOK_SENTENCE = "for so it will be convenient to speak of him"
 PREFIXES = ("time traveller ", "traveller ")
