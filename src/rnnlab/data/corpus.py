@@ -341,16 +341,59 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
                   sources=[str(p) for p in files], sha1=sha1, location=os.path.abspath(expanded))
 
 
-def recorded_location(location: str | None, as_given: str | None) -> str | None:
+def allowed_roots(data_dir: str | os.PathLike | None = None, corpus: str | os.PathLike | None = None,
+                  checkpoint: str | os.PathLike | None = None) -> list[Path]:
+    """The folders a path recorded in a checkpoint may point into, all named by the user:
+    the current folder, the data folder (``data_dir``, ``$RNNLAB_DATA``), the folder of the
+    ``--corpus`` given and the folder holding the ``checkpoint`` folder given (a project's
+    ``runs/`` next to its texts). A checkpoint is data, not instructions: it never makes
+    rnnlab read elsewhere."""
+    roots = [Path.cwd()] + [Path(os.path.expanduser(str(d))) for d in (data_dir, os.environ.get("RNNLAB_DATA")) if d]
+    if checkpoint is not None:
+        roots.append(Path(os.path.realpath(os.path.expanduser(str(checkpoint)))).parent)
+    if corpus:
+        given = os.path.expanduser(str(corpus))
+        given_path = _glob_root(given) if _is_glob(given) else Path(given)
+        roots.append(given_path if given_path.is_dir() else given_path.parent)
+    return [Path(os.path.realpath(root)) for root in roots]
+
+
+def is_inside(path: str, roots: list[Path]) -> bool:
+    """True when ``path`` (a file, folder or glob pattern, symlinks followed) lies in one of ``roots``."""
+    expanded = os.path.expanduser(path)
+    if _is_glob(expanded):
+        if ".." in Path(expanded).parts:
+            return False
+        expanded = str(_glob_root(expanded))
+    real = Path(os.path.realpath(expanded))
+    return any(real == root or real.is_relative_to(root) for root in roots)
+
+
+def recorded_location(location: str | None, as_given: str | None, roots: list[Path] | None = None,
+                      what: str = "training corpus", hint: str = "--corpus PATH naming it") -> str | None:
     """Where to read a saved model's corpus again: the absolute ``location`` recorded at
     training time while it still exists (so the current folder does not matter), else
     the path ``as_given`` (older checkpoints; a project moved together with its corpus).
-    Nothing given (the built-in corpus; held-out text of a split folder) stays ``None``."""
+    Nothing given (the built-in corpus; held-out text of a split folder) stays ``None``.
+
+    Both come from the checkpoint, so they are read only inside ``roots``
+    (:func:`allowed_roots`; by default the current folder and the data folder); a recorded
+    location elsewhere is a :class:`DataError` that asks for ``hint``.
+    """
     if as_given is None:
         return None
+    roots = allowed_roots() if roots is None else roots
     if location and (os.path.exists(location) or (_is_glob(location) and globlib.glob(location, recursive=True))):
-        return location
-    return as_given
+        if is_inside(location, roots):
+            return location
+        raise DataError(f"the checkpoint records its {what} at {location}, outside the current folder, the data "
+                        "folder and the folder holding the checkpoint; rnnlab reads no file elsewhere because a "
+                        f"checkpoint names it: pass {hint}, or run from a folder that holds it")
+    if as_given in CORPUS_NAMES or is_inside(as_given, roots):
+        return as_given
+    raise DataError(f"the checkpoint names its {what} {as_given!r}, outside the current folder, the data folder "
+                    "and the folder holding the checkpoint; rnnlab reads no file elsewhere because a checkpoint "
+                    f"names it: pass {hint}")
 
 
 def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,
@@ -359,6 +402,7 @@ def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,
     """Load a corpus again for a saved model: a named download (``timemachine``) is
     looked for first where it was found at training time (``sources``); ``val`` /
     ``test`` are the held-out files it was trained with, if any."""
-    if data_dir is None and name_or_path in REMOTE and sources and Path(sources[0]).is_file():
+    if (data_dir is None and name_or_path in REMOTE and sources and isinstance(sources[0], str)
+            and is_inside(sources[0], allowed_roots()) and Path(sources[0]).is_file()):
         data_dir = Path(sources[0]).parent
     return load_corpus(name_or_path, data_dir=data_dir, encoding_errors=encoding_errors, val=val, test=test)

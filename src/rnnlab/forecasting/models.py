@@ -14,15 +14,17 @@ objective matches the k-step use. Forecasts are recursive: a forecast from
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from rnnlab.errors import DataError, UsageError
+from rnnlab.errors import CheckpointError, DataError, RnnlabError, UsageError
 
 FORECASTERS = ("linear", "mlp", "rnn", "gru", "lstm")
+MAX_WINDOW = 1 << 16  # limits on a saved forecaster's sizes, far above any useful one
 LATENT = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
@@ -200,10 +202,47 @@ class Forecaster:
 
     @classmethod
     def load(cls, folder) -> "Forecaster":
-        from rnnlab.checkpoint import load_config, load_tensors
+        """A forecaster saved by :meth:`save`; every value of ``config.json`` and every tensor
+        is checked first (:class:`CheckpointError` naming the file and the key)."""
+        from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config,
+                                       load_tensors)
         saved = load_config(folder, kind="forecaster")
-        forecaster = cls(ForecastConfig(**saved["config"]), mean=saved["mean"], std=saved["std"],
-                         train_loss=saved["train_loss"])
-        forecaster.net.load_state_dict(load_tensors(folder, "model", saved))
+        config_value(saved, "config", folder, lambda v: isinstance(v, dict), "a JSON object")
+        unknown = sorted(set(saved["config"]) - {f.name for f in fields(ForecastConfig)})
+        if unknown:
+            raise config_error(folder, f"config.{unknown[0]}", "is not a forecaster option")
+        checks = {"model": (lambda v: v in FORECASTERS, f"one of {', '.join(FORECASTERS)}"),
+                  "tau": (is_int(1, MAX_WINDOW), f"an integer from 1 to {MAX_WINDOW}"),
+                  "hidden": (is_int(1, MAX_WINDOW), f"an integer from 1 to {MAX_WINDOW}"),
+                  "context": (lambda v: v is None or is_int(1, MAX_WINDOW)(v), f"null or an integer from 1 to "
+                              f"{MAX_WINDOW}"),
+                  "epochs": (is_int(1), "an integer >= 1"), "batch_size": (is_int(1), "an integer >= 1"),
+                  "train_horizon": (is_int(1), "an integer >= 1"), "lr": (is_number(0), "a finite number > 0"),
+                  "seed": (is_int(0, 2**63 - 1), "an integer from 0 to 2**63 - 1")}
+        options = {key: config_value(saved, f"config.{key}", folder, *check)
+                   for key, check in checks.items() if key in saved["config"] or key == "model"}
+        mean = config_value(saved, "mean", folder, is_number(), "a finite number")
+        std = config_value(saved, "std", folder, is_number(0), "a finite number > 0")
+        if std == 0:
+            raise config_error(folder, "std", "must be a finite number > 0, got 0")
+        losses = config_value(saved, "train_loss", folder, lambda v: isinstance(v, list)
+                              and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+                              "a list of numbers", default=[])
+        try:
+            config = ForecastConfig(**options).validate()
+            with torch.device("meta"):  # shapes only: no memory, whatever the sizes say
+                net = (_Latent(config.model, config.hidden) if config.model in LATENT
+                       else _AutoRegressive(config.model, config.tau, config.hidden))
+                expected = net.double().state_dict()
+        except RnnlabError as exc:
+            raise config_error(folder, "config", f"describes no valid forecaster ({exc})") from None
+        tensors = load_tensors(folder, "model", saved)
+        check_tensors(Path(folder) / "model.safetensors", tensors, expected)
+        for name, tensor in tensors.items():
+            if not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(f"{Path(folder) / 'model.safetensors'}: tensor '{name}' holds NaN or "
+                                      "infinite values")
+        forecaster = cls(config, mean=float(mean), std=float(std), train_loss=list(losses))
+        forecaster.net.load_state_dict(tensors)
         forecaster.net.eval()
         return forecaster

@@ -62,17 +62,25 @@ def baseline(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: flo
 
 def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = None) -> TextDataset:
     """Rebuild the dataset the model was trained on (same corpus, split, vocabulary)."""
-    from rnnlab.data.corpus import recorded_location, reload_corpus
+    from rnnlab.data.corpus import allowed_roots, is_inside, recorded_location, reload_corpus
     from rnnlab.data.dataset import prepare_text
 
     pre = getattr(model, "preprocessing", {}) or {}
     if getattr(model, "vocab", None) is None or "corpus_arg" not in pre:
         raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
-    corpus = reload_corpus(recorded_location(pre.get("location"), pre["corpus_arg"]), pre.get("sources"),
-                           data_dir=data_dir if data_dir is not None else pre.get("data_dir"),
+    # Paths in a model folder are data: read only inside the user's folders (allowed_roots).
+    roots = allowed_roots(data_dir, checkpoint=getattr(model, "folder", None))
+    hint = "--data-dir FOLDER holding it (or score a file with --text)"
+    recorded_dir = pre.get("data_dir")
+    if data_dir is None and recorded_dir and is_inside(recorded_dir, roots):
+        data_dir = recorded_dir
+    corpus = reload_corpus(recorded_location(pre.get("location"), pre["corpus_arg"], roots, hint=hint),
+                           pre.get("sources"), data_dir=data_dir,
                            encoding_errors=encoding_errors or pre.get("encoding_errors") or "strict",
-                           val=recorded_location(pre.get("val_location"), pre.get("val_corpus")),
-                           test=recorded_location(pre.get("test_location"), pre.get("test_corpus")))
+                           val=recorded_location(pre.get("val_location"), pre.get("val_corpus"), roots,
+                                                 what="validation file", hint=hint),
+                           test=recorded_location(pre.get("test_location"), pre.get("test_corpus"), roots,
+                                                  what="test file", hint=hint))
     # Scoring other text than the model was trained on would report a meaningless number.
     for role, part in (("", corpus), ("val_", corpus.val), ("test_", corpus.test)):
         old = pre.get(f"{role}sha1")

@@ -9,12 +9,14 @@ Loading needs no recomputation.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from rnnlab.checkpoint import load_config, load_tensors, save_checkpoint
+from rnnlab.checkpoint import (config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
+                               load_tensors, save_checkpoint)
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import CheckpointError
+from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.ngram.counts import NGramCounts
 from rnnlab.ngram.model import NGramLM
 
@@ -40,28 +42,105 @@ def save(model: NGramLM, folder: str | os.PathLike) -> None:
     save_checkpoint(folder, config, tensors, kind=KIND)
 
 
+MAX_ORDER = 64  # far above any useful order; keeps a hand-edited config.json from asking for 10**9 tables
+
+
+def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
+    """The model record of ``config.json`` checked key by key: an empty model and V."""
+    from rnnlab.data.text import MODES, TOKENIZERS
+    from rnnlab.ngram.model import LOADABLE
+
+    order = config_value(config, "model.order", folder, is_int(1, MAX_ORDER), f"an integer from 1 to {MAX_ORDER}")
+    smoothing = config_value(config, "model.smoothing", folder, lambda v: v in LOADABLE,
+                             f"one of {', '.join(LOADABLE)}")
+    k = config_value(config, "model.k", folder, is_number(0), "a finite number >= 0")
+    size = config_value(config, "model.vocab_size", folder, is_int(1, 2**31 - 1), "an integer from 1 to 2**31 - 1")
+    try:
+        model = NGramLM(order, smoothing, k)
+    except RnnlabError as exc:
+        raise config_error(folder, "model", f"describes no valid n-gram model ({exc})") from None
+    if config_value(config, "vocab", folder, lambda v: v is None or isinstance(v, dict), "a JSON object or null",
+                    default=None) is not None:
+        try:
+            model.vocab = Vocab.from_dict(config["vocab"])
+        except RnnlabError as exc:
+            raise config_error(folder, "vocab", f"is not a valid vocabulary ({exc})") from None
+        if not all(isinstance(token, str) for token in model.vocab.idx_to_token) or len(model.vocab) != size:
+            raise config_error(folder, "model.vocab_size", f"is {size}, but the vocabulary has {len(model.vocab)} "
+                               "tokens")
+    config_value(config, "preprocessing", folder, lambda v: v is None or isinstance(v, dict), "a JSON object",
+                 default=None)
+    config_value(config, "preprocessing.mode", folder, lambda v: v in MODES, f"one of {', '.join(MODES)}",
+                 default=None)
+    config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS,
+                 f"one of {', '.join(TOKENIZERS)}", default=None)
+    config_value(config, "preprocessing.split", folder, lambda v: v is None or isinstance(v, str) or (
+        isinstance(v, list) and all(is_number(0, 1)(x) for x in v)), "a split name or a list of fractions",
+        default=None)
+    for key in ("corpus_arg", "location", "val_location", "test_location", "val_corpus", "test_corpus",
+                "sha1", "val_sha1", "test_sha1", "data_dir", "encoding_errors"):
+        config_value(config, f"preprocessing.{key}", folder, is_str(optional=True), "a string or null", default=None)
+    config_value(config, "preprocessing.sources", folder, is_str_list, "a list of strings", default=None)
+    pre = config.get("preprocessing") or {}
+    needed = [key for key in ("mode", "token") if "mode" in pre or "token" in pre] + (["split"] if "corpus_arg" in pre
+                                                                                       else [])
+    for key in needed:  # what reads one of them reads the others too
+        config_value(config, f"preprocessing.{key}", folder, lambda v: v is not None, "given")
+    config_value(config, "fit", folder, lambda v: v is None or isinstance(v, dict), "a JSON object", default=None)
+    return model, size
+
+
+def _check_tables(path, tensors: dict, model: NGramLM, size: int) -> None:
+    """Names, dtypes, lengths and values of the count and backoff tables."""
+    names = {f"keys.{n}" for n in range(1, model.order + 1)} | {f"counts.{n}" for n in range(1, model.order + 1)}
+    if model.smoothing != "addk":
+        names |= {f"logp.{n}" for n in range(1, model.order + 1)} | {f"logbow.{n}" for n in range(1, model.order)}
+    missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)
+    if missing or extra:
+        which = f"lacks tensor '{missing[0]}'" if missing else f"has tensor '{extra[0]}'"
+        raise CheckpointError(f"{path} {which}, unlike an order-{model.order} {model.smoothing} model")
+    previous = size
+    for n in range(1, model.order + 1):
+        keys, counts = tensors[f"keys.{n}"], tensors[f"counts.{n}"]
+        for name, array in ((f"keys.{n}", keys), (f"counts.{n}", counts)):
+            if array.dtype != np.int64 or array.ndim != 1 or len(array) != len(keys):
+                raise CheckpointError(f"{path}: tensor '{name}' must be int64 of one dimension, as long as "
+                                      f"'keys.{n}' ({len(keys)}), got {array.dtype} {list(array.shape)}")
+        if n == 1 and not np.array_equal(keys, np.arange(size)):
+            raise CheckpointError(f"{path}: tensor 'keys.1' must be 0..{size - 1} (the vocabulary)")
+        if len(keys) and (keys[0] < 0 or keys[-1] >= previous * size or (np.diff(keys) <= 0).any()):
+            raise CheckpointError(f"{path}: tensor 'keys.{n}' must be strictly increasing keys below "
+                                  f"{previous * size} (contexts of order {n - 1} times the vocabulary size)")
+        if (counts < 0).any():
+            raise CheckpointError(f"{path}: tensor 'counts.{n}' holds negative counts")
+        for name in (f"logp.{n}", f"logbow.{n}"):
+            if name in tensors:
+                table = tensors[name]
+                if table.dtype != np.float64 or table.shape != keys.shape:
+                    raise CheckpointError(f"{path}: tensor '{name}' must be float64 {list(keys.shape)}, got "
+                                          f"{table.dtype} {list(table.shape)}")
+                if np.isnan(table).any() or (table == np.inf).any() or (name[3] == "p" and (table > 1e-9).any()):
+                    raise CheckpointError(f"{path}: tensor '{name}' holds NaN, +inf or positive log-probabilities")
+        previous = max(len(keys), 1)
+
+
 def load(folder: str | os.PathLike) -> NGramLM:
+    """An n-gram model saved by :func:`save`; every value of ``config.json`` and every
+    table is checked before use (:class:`CheckpointError` naming the file and the key)."""
     config = load_config(folder, kind=KIND)
-    try:
-        spec = config["model"]
-        model = NGramLM(spec["order"], spec["smoothing"], spec["k"])
-        V = int(spec["vocab_size"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{folder}: invalid n-gram config ({exc})") from None
+    model, size = _check_config(folder, config)
     tensors = {name: t.numpy() for name, t in load_tensors(folder, "model", config).items()}
-    try:
-        keys = [tensors[f"keys.{n}"] for n in range(1, model.order + 1)]
-        counts = [tensors[f"counts.{n}"] for n in range(1, model.order + 1)]
-        model.counts = NGramCounts(V, keys, counts)
-        if model.smoothing != "addk":
-            model.logp = [tensors[f"logp.{n}"] for n in range(1, model.order + 1)]
-            model.logbow = [tensors[f"logbow.{n}"] for n in range(1, model.order)]
-    except KeyError as exc:
-        raise CheckpointError(f"{folder}: model.safetensors lacks tensor {exc}") from None
+    _check_tables(Path(folder) / "model.safetensors", tensors, model, size)
+    keys = [tensors[f"keys.{n}"] for n in range(1, model.order + 1)]
+    counts = [tensors[f"counts.{n}"] for n in range(1, model.order + 1)]
+    model.counts = NGramCounts(size, keys, counts)
+    if model.smoothing != "addk":
+        model.logp = [tensors[f"logp.{n}"] for n in range(1, model.order + 1)]
+        model.logbow = [tensors[f"logbow.{n}"] for n in range(1, model.order)]
     model.totals = [np.array([counts[0].sum()], dtype=np.float64)] + [
         np.bincount(model.counts.context_ids(n), weights=counts[n - 1], minlength=len(keys[n - 2]))
         for n in range(2, model.order + 1)]
     model.info = dict(config.get("fit") or {})
-    model.vocab = Vocab.from_dict(config["vocab"]) if config.get("vocab") else None
     model.preprocessing = config.get("preprocessing") or {}
+    model.folder = str(folder)  # recorded corpus paths are read only inside the user's folders, this one's included
     return model

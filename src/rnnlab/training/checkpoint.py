@@ -13,13 +13,15 @@ Together they resume training exactly where it stopped.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import load_config, load_tensors, save_checkpoint
+from rnnlab.checkpoint import (CONFIG, check_tensors, config_error, config_value, is_int, is_number, is_str,
+                               is_str_list, load_config, load_tensors, save_checkpoint)
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import CheckpointError
-from rnnlab.models import RecurrentLM, model_from_config
+from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.models import MODEL_NAMES, RecurrentLM, model_from_config
 
 KIND = "language-model"
 
@@ -72,18 +74,179 @@ def save_training(folder: str | os.PathLike, model: RecurrentLM, vocab: Vocab, p
 
 
 def load_training_config(folder) -> dict:
-    return load_config(folder, kind=KIND)
+    """``config.json`` of a training checkpoint, every value checked (:func:`check_training_config`)."""
+    config = load_config(folder, kind=KIND)
+    check_training_config(folder, config)
+    return config
+
+
+# Limits far above any model rnnlab trains; they keep a hand-edited config.json from
+# asking for a model that would take hours to build before its tensors are compared.
+MAX_SIZE = 1 << 20
+MAX_LAYERS = 1024
+MODEL_KEYS = {"rnn-scratch": ("hidden_size", "init_std"),
+              "rnn": ("hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity")}
+
+
+def _model_options(folder, config: dict) -> dict:
+    """The ``model`` record checked key by key: ``{"model": ..., "vocab_size": ..., options}``."""
+    spec = config_value(config, "model", folder, lambda v: isinstance(v, dict), "a JSON object")
+    name = config_value(config, "model.model", folder, lambda v: v in MODEL_NAMES, f"one of {', '.join(MODEL_NAMES)}")
+    allowed = MODEL_KEYS["rnn-scratch" if name == "rnn-scratch" else "rnn"]
+    unknown = sorted(set(spec) - {"model", "vocab_size", *allowed})
+    if unknown:
+        raise config_error(folder, f"model.{unknown[0]}", f"is not an option of the {name} model")
+    options = {"model": name, "vocab_size": config_value(config, "model.vocab_size", folder, is_int(1, 2**31 - 1),
+                                                         "an integer from 1 to 2**31 - 1")}
+    checks = {"hidden_size": (is_int(1, MAX_SIZE), f"an integer from 1 to {MAX_SIZE}"),
+              "init_std": (is_number(0, 1e6), "a finite number >= 0"),
+              "num_layers": (is_int(1, MAX_LAYERS), f"an integer from 1 to {MAX_LAYERS}"),
+              "dropout": (is_number(0, 1), "a number from 0 to 1"),
+              "embed_size": (is_int(0, MAX_SIZE), f"an integer from 0 (one-hot) to {MAX_SIZE}"),
+              "tie_weights": (lambda v: isinstance(v, bool), "true or false"),
+              "nonlinearity": (lambda v: v in ("tanh", "relu"), "tanh or relu")}
+    for key in allowed:
+        value = config_value(config, f"model.{key}", folder, *checks[key], default=None)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _meta_model(folder, options: dict, key: str = "model") -> RecurrentLM:
+    """The model ``options`` describe, built without memory (``meta`` tensors: shapes only)."""
+    try:
+        with torch.device("meta"):
+            return model_from_config(options)
+    except RnnlabError as exc:
+        raise config_error(folder, key, f"describes no valid model ({exc})") from None
+
+
+def _train_config(folder, config: dict):
+    """The ``train_config`` record as a validated :class:`TrainConfig`, each field of its type."""
+    import typing
+    from dataclasses import fields
+
+    from rnnlab.training.config import TrainConfig
+
+    saved = config_value(config, "train_config", folder, lambda v: isinstance(v, dict), "a JSON object")
+    hints = typing.get_type_hints(TrainConfig)
+    for field in fields(TrainConfig):
+        if field.name not in saved:
+            continue
+        allowed = typing.get_args(hints[field.name]) or (hints[field.name],)
+        value = saved[field.name]
+        ok = any(value is None if kind is type(None) else
+                 isinstance(value, bool) if kind is bool else
+                 (is_int()(value) if kind is int else
+                  is_number()(value) if kind is float else isinstance(value, kind))
+                 for kind in allowed)
+        if not ok:
+            names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+            raise config_error(folder, f"train_config.{field.name}", f"must be {names}, got {saved[field.name]!r}")
+    try:
+        return TrainConfig.from_dict(saved).validate()
+    except RnnlabError as exc:
+        raise config_error(folder, "train_config", f"is not a valid training configuration ({exc})") from None
+
+
+def _check_vocab(folder, config: dict) -> Vocab:
+    data = config_value(config, "vocab", folder, lambda v: isinstance(v, dict), "a JSON object")
+    config_value(config, "vocab.token_freqs", folder,
+                 lambda v: isinstance(v, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                       and is_int(0)(p[1]) for p in v),
+                 "a list of [token, count] pairs")
+    config_value(config, "vocab.min_freq", folder, is_int(0), "an integer >= 0")
+    config_value(config, "vocab.reserved_tokens", folder, is_str_list, "a list of strings")
+    config_value(config, "vocab.idx_to_token", folder, is_str_list, "a list of strings")
+    try:
+        return Vocab.from_dict(data)
+    except RnnlabError as exc:
+        raise config_error(folder, "vocab", f"is not a valid vocabulary ({exc})") from None
+
+
+_PROGRESS = {"epoch": (is_int(0), "an integer >= 0"), "step": (is_int(0), "an integer >= 0"),
+             "batch_in_epoch": (is_int(0), "an integer >= 0"), "epoch_tokens": (is_int(0), "an integer >= 0"),
+             "train_tokens": (is_int(0), "an integer >= 0"),
+             "evals_without_improvement": (is_int(0), "an integer >= 0"),
+             "epoch_nll": (is_number(0), "a finite number >= 0"),
+             "train_seconds": (is_number(0), "a finite number >= 0"),
+             "wall_seconds": (is_number(0), "a finite number >= 0"),
+             "best_val_perplexity": (is_number(0, optional=True), "a finite number or null"),
+             "plateau_best": (is_number(0, optional=True), "a finite number or null"),
+             "lr": (is_number(0, 3.4e38, optional=True), "a finite number > 0 or null"),
+             "stopped": (is_str(optional=True), "a string or null"),
+             "grad_norm_sum": (is_number(0), "a finite number >= 0"),
+             "grad_norm_max": (is_number(0), "a finite number >= 0"),
+             "grad_norm_count": (is_int(0), "an integer >= 0")}
+_RECORD = {"epoch": is_number(0), "step": is_int(0), "train_perplexity": is_number(optional=True),
+           "val_perplexity": is_number(optional=True)}
+
+
+def _check_progress(folder, config: dict) -> None:
+    config_value(config, "progress", folder, lambda v: isinstance(v, dict), "a JSON object")
+    for key, (check, expected) in _PROGRESS.items():
+        config_value(config, f"progress.{key}", folder, check, expected, default=None)
+    history = config_value(config, "progress.history", folder, lambda v: isinstance(v, list), "a list", default=[])
+    for index, record in enumerate(history):
+        for key, check in _RECORD.items():
+            if not isinstance(record, dict) or key not in record or not check(record[key]):
+                raise config_error(folder, f"progress.history[{index}]",
+                                   f"must be an evaluation record with a numeric '{key}', got {record!r:.60}")
+
+
+def _check_data(folder, config: dict) -> None:
+    config_value(config, "data", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
+    config_value(config, "data.sources", folder, is_str_list, "a list of strings", default=None)
+    for key in [f"{role}{name}" for role in ("", "val_", "test_") for name in ("sha1", "location")] + [
+            "corpus", "val_source", "test_source"]:
+        config_value(config, f"data.{key}", folder, is_str(optional=True), "a string or null", default=None)
+
+
+def check_training_config(folder, config: dict) -> None:
+    """Check every value of a training checkpoint's ``config.json`` that rnnlab reads:
+    types and ranges key by key, the vocabulary, a model the training configuration
+    agrees with; raise one :class:`CheckpointError` naming the file and the key."""
+    from rnnlab.data.text import MODES, TOKENIZERS
+
+    options = _model_options(folder, config)
+    vocab = _check_vocab(folder, config)
+    if len(vocab) != options["vocab_size"]:
+        raise config_error(folder, "model.vocab_size", f"is {options['vocab_size']}, but the vocabulary has "
+                           f"{len(vocab)} tokens")
+    config_value(config, "preprocessing", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
+    config_value(config, "preprocessing.mode", folder, lambda v: v in MODES, f"one of {', '.join(MODES)}",
+                 default=None)
+    config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS, f"one of {', '.join(TOKENIZERS)}",
+                 default=None)
+    train_config = _train_config(folder, config)
+    _check_progress(folder, config)
+    _check_data(folder, config)
+    config_value(config, "carried_state_parts", folder, is_int(0, 2), "0, 1 or 2", default=0)
+    config_value(config, "optimizer", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
+    described = _meta_model(folder, options)
+    if train_config.model != options["model"]:
+        raise config_error(folder, "train_config.model", f"is {train_config.model!r}, but the model is "
+                           f"{options['model']!r}")
+    built = described.config()
+    for key, value in train_config.model_options().items():
+        if built.get(key) != value:  # the trainer builds its model from train_config: they must agree
+            raise config_error(folder, f"train_config.{key}", f"is {value!r}, but the model has {key} "
+                               f"{built.get(key)!r}")
 
 
 def load_model(folder, config: dict | None = None, device: str | torch.device = "cpu") -> RecurrentLM:
+    """The network of a checkpoint: its tensors are checked against the model its config
+    describes (names, shapes, dtypes, finite values) before any is used."""
     config = config if config is not None else load_training_config(folder)
-    try:
-        model = model_from_config(config["model"])
-        weights = load_tensors(folder, "model", config)
-        model.load_state_dict(weights)
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{folder}: model weights do not match its config ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0]})") from None
+    options = _model_options(folder, config)
+    path = Path(folder) / "model.safetensors"
+    weights = load_tensors(folder, "model", config)
+    check_tensors(path, weights, _meta_model(folder, options).state_dict())
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+    model = model_from_config(options)
+    model.load_state_dict(weights)
     return model.to(device)
 
 
@@ -98,22 +261,128 @@ def load_language_model(folder, device: str | torch.device = "cpu"):
                          mode=pre.get("mode", "raw"), token=pre.get("token", "char"))
 
 
+# Per-parameter optimizer state rnnlab's optimizers keep: keys that must come together, optional keys.
+_OPTIMIZER_STATE = {torch.optim.SGD: ((), ("momentum_buffer",)),
+                    torch.optim.Adam: (("step", "exp_avg", "exp_avg_sq"), ("max_exp_avg_sq",)),
+                    torch.optim.AdamW: (("step", "exp_avg", "exp_avg_sq"), ("max_exp_avg_sq",))}
+
+
+def _same_kind(saved, current) -> bool:
+    """A saved optimizer hyper-parameter of the same kind as the current one's value."""
+    import math
+    if isinstance(current, bool) or current is None:
+        return isinstance(saved, bool) or saved is None
+    if isinstance(current, (int, float)):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool) and math.isfinite(saved)
+    if isinstance(current, (tuple, list)):
+        return (isinstance(saved, (tuple, list)) and len(saved) == len(current)
+                and all(_same_kind(a, b) for a, b in zip(saved, current)))
+    return isinstance(saved, type(current))
+
+
+def checked_optimizer_state(folder, config: dict, tensors: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """A state dict for ``optimizer.load_state_dict`` from a checkpoint's optimizer record
+    and tensors, every name, shape, dtype and hyper-parameter checked against ``optimizer``."""
+    path = Path(folder) / "optimizer.safetensors"
+    current = optimizer.state_dict()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    together, optional = _OPTIMIZER_STATE.get(type(optimizer), ((), ()))
+    config_value(config, "optimizer", folder, lambda v: isinstance(v, dict), "a JSON object")
+    saved_groups = config_value(config, "optimizer.param_groups", folder,
+                                lambda v: isinstance(v, list) and len(v) == len(current["param_groups"])
+                                and all(isinstance(g, dict) for g in v),
+                                f"a list of {len(current['param_groups'])} parameter group(s)")
+    groups = []
+    for index, (saved, group) in enumerate(zip(saved_groups, current["param_groups"])):
+        if saved.get("params") != group["params"]:
+            raise config_error(folder, f"optimizer.param_groups[{index}].params", f"must be {group['params']} "
+                               "(the model's parameters)")
+        merged = dict(group)
+        for key, value in group.items():
+            if key == "params" or key not in saved:
+                continue
+            if not _same_kind(saved[key], value):
+                raise config_error(folder, f"optimizer.param_groups[{index}].{key}",
+                                   f"must be like {value!r}, got {saved[key]!r:.60}")
+            merged[key] = tuple(saved[key]) if isinstance(value, tuple) else saved[key]
+        groups.append(merged)
+    state: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        index, _, key = name.partition(".")
+        if not (index.isdigit() and int(index) < len(params)) or key not in together + optional:
+            raise CheckpointError(f"{path} has tensor '{name}', which is no state of the {type(optimizer).__name__} "
+                                  f"optimizer of this model's {len(params)} parameters")
+        param = params[int(index)]
+        shape, dtype = ((), tensor.dtype if tensor.is_floating_point() else None) if key == "step" \
+            else (tuple(param.shape), param.dtype)
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise CheckpointError(f"{path}: tensor '{name}' is {str(tensor.dtype).replace('torch.', '')} "
+                                  f"{list(tensor.shape)}, but parameter {index} of the model needs "
+                                  f"{'a floating-point scalar' if key == 'step' else f'{param.dtype} {list(shape)}'}"
+                                  .replace("torch.", ""))
+        if not bool(torch.isfinite(tensor).all()) or (key in ("step", "exp_avg_sq") and bool((tensor < 0).any())):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN, infinite or negative values")
+        state.setdefault(int(index), {})[key] = tensor
+    scalars = config_value(config, "optimizer.scalars", folder, lambda v: isinstance(v, dict), "a JSON object",
+                           default={})
+    for index, values in scalars.items():
+        key = f"optimizer.scalars.{index}"
+        config_value(config, key, folder, lambda v: isinstance(v, dict) and set(v) <= {"step"}
+                     and all(is_number(0)(x) for x in v.values()), "an object holding at most a finite 'step' >= 0")
+        if not (index.isdigit() and int(index) < len(params)) or "step" not in together:
+            raise config_error(folder, key, f"names no parameter state of this {type(optimizer).__name__} optimizer")
+        state.setdefault(int(index), {}).update(values)
+    for index, values in state.items():
+        if together and set(together) - set(values):
+            missing = sorted(set(together) - set(values))[0]
+            raise CheckpointError(f"{path} has state for parameter {index} but lacks its '{index}.{missing}'")
+    return {"state": state, "param_groups": groups}
+
+
 def load_resume_state(folder, config: dict, optimizer: torch.optim.Optimizer, device) -> tuple:
-    """Restore the optimizer and RNG; return the carried hidden state (or None)."""
+    """Restore the optimizer and RNG; return the carried hidden state (or None).
+
+    Every tensor is checked first: optimizer state against the optimizer's parameters
+    (:func:`checked_optimizer_state`), the RNG state's size, the carried hidden state's
+    shape against the model and batch size.
+    """
     # On the CPU: load_state_dict moves each tensor next to its parameter, except Adam's
     # step counter, which must stay on the CPU.
     tensors = load_tensors(folder, "optimizer", config)
-    try:
-        optimizer.load_state_dict(optimizer_from_tensors(tensors, config["optimizer"]))
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{folder}: optimizer state does not match the model ({exc})") from None
+    optimizer_state = checked_optimizer_state(folder, config, tensors, optimizer)
     state = load_tensors(folder, "state", config)
-    torch.set_rng_state(state["torch_rng"])
+    path = Path(folder) / "state.safetensors"
+    parts_count = config_value(config, "carried_state_parts", folder, is_int(0, 2), "0, 1 or 2", default=0)
+    model = _meta_model(folder, _model_options(folder, config))
+    batch_size = _train_config(folder, config).batch_size
+    carried = model.begin_state(batch_size, device="meta")
+    carried = carried if isinstance(carried, tuple) else (carried,)
+    if parts_count not in (0, len(carried)):
+        raise config_error(folder, "carried_state_parts", f"is {parts_count}, but the model's state has "
+                           f"{len(carried)} part(s)")
+    rng = torch.get_rng_state()
+    expected = {"torch_rng": rng, **{f"carried.{i}": carried[i] for i in range(parts_count)}}
+    for name in state:
+        if name.startswith("cuda_rng.") and name.split(".", 1)[1].isdigit():
+            expected[name] = torch.empty(tuple(state[name].shape), dtype=torch.uint8, device="meta") \
+                if state[name].dim() == 1 else rng
+    check_tensors(path, state, expected)
+    for name in expected:
+        if name.startswith("carried.") and not bool(torch.isfinite(state[name]).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+    try:
+        optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, ValueError, RuntimeError) as exc:  # checked above: a change in torch, not the file
+        raise CheckpointError(f"{folder}: optimizer or RNG state cannot be restored ({exc})") from None
     cuda_states = [state[k] for k in sorted((k for k in state if k.startswith("cuda_rng.")),
                                             key=lambda k: int(k.split(".")[1]))]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda_states)
-    parts = [state[f"carried.{i}"].to(device) for i in range(config.get("carried_state_parts", 0))]
+        try:
+            torch.cuda.set_rng_state_all(cuda_states)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the CUDA RNG state cannot be restored ({exc})") from None
+    parts = [state[f"carried.{i}"].to(device) for i in range(parts_count)]
     if not parts:
         return None
     return tuple(parts) if len(parts) > 1 else parts[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnlab.data.corpus import recorded_location, reload_corpus
+from rnnlab.data.corpus import allowed_roots, recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, TrainingError, UsageError
@@ -21,8 +21,8 @@ from rnnlab.training.loop import Callback, Trainer
 
 def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
                 saved_sources: list[str] | None = None, saved_data: dict | None = None,
-                corpus: str | None = None, roles=("", "val_", "test_"), doing: str = "resuming"
-                ) -> tuple[TextDataset, dict]:
+                corpus: str | None = None, roles=("", "val_", "test_"), doing: str = "resuming",
+                checkpoint=None) -> tuple[TextDataset, dict]:
     """Load and encode the corpus that ``config`` names; also return its provenance.
 
     ``saved_sources`` (from a checkpoint) lets a named download such as
@@ -35,14 +35,19 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
     for older checkpoints or a run folder moved together with its corpus), and refuse
     it unless its SHA-1 for each of ``roles`` matches the record (see
     :func:`_check_unchanged`). ``corpus`` replaces the training corpus's location: a
-    moved copy, which must have the recorded SHA-1.
+    moved copy, which must have the recorded SHA-1. Recorded paths are read only inside
+    the user's folders (:func:`rnnlab.data.corpus.allowed_roots`, with ``checkpoint``).
     """
     if saved_data is None:
         spec, val, test = config.corpus, config.val_corpus, config.test_corpus
     else:
-        spec = corpus if corpus is not None else recorded_location(saved_data.get("location"), config.corpus)
-        val = recorded_location(saved_data.get("val_location"), config.val_corpus)
-        test = recorded_location(saved_data.get("test_location"), config.test_corpus)
+        # Paths in a checkpoint are data: read only inside the user's folders (allowed_roots).
+        roots = allowed_roots(data_dir, corpus, checkpoint)
+        spec = corpus if corpus is not None else recorded_location(saved_data.get("location"), config.corpus, roots)
+        val, test = (recorded_location(saved_data.get(f"{role}_location"), getattr(config, f"{role}_corpus"), roots,
+                                       what=f"{'validation' if role == 'val' else 'test'} file",
+                                       hint="--data-dir FOLDER holding it")
+                     for role in ("val", "test"))
         if corpus is not None and not saved_data.get("sha1"):
             raise DataError("the checkpoint records no checksum of its training corpus, so --corpus "
                             f"{corpus} cannot be checked against it; leave out --corpus")
@@ -140,7 +145,7 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     target = prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place)
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
                                 saved_sources=saved.get("data", {}).get("sources"),
-                                saved_data=saved.get("data", {}), corpus=corpus)
+                                saved_data=saved.get("data", {}), corpus=corpus, checkpoint=folder)
     trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info)
     trainer.restore(folder)
     done = trainer.progress["epoch"]
@@ -201,7 +206,7 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
         dataset, info = dataset_for(config, data_dir, vocab=lm.vocab,
                                     saved_sources=saved.get("data", {}).get("sources"),
                                     saved_data=saved.get("data", {}), corpus=corpus, roles=roles,
-                                    doing="scoring it (--text FILE scores other text)")
+                                    doing="scoring it (--text FILE scores other text)", checkpoint=folder)
         ids = dataset.part(split)
         if len(ids) < 2:
             if dataset.split == "files" and split != "train":
