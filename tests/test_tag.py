@@ -293,3 +293,33 @@ def test_plain_tags_parts_of_speech(tmp_path):
     model = task.build_model(seed=0, **SMALL)
     fit(task, model, read, None, FitOptions(epochs=3, batch_size=8, lr=1e-2))
     assert task.evaluate(model, read)["token_accuracy"] == 1.0
+
+
+def _names_or_words(seed: int, count: int, pool_seed: int) -> list[TaggedSentence]:
+    """One slot per sentence: a capitalised name (B-PER) or a lowercase word (O), in the same contexts."""
+    letters = random.Random(pool_seed)
+    pool = ["".join([letters.choice("BCDFGKLMNPRST")] + [letters.choice("aeiou") + letters.choice("lnrstk")
+                                                          for _ in range(letters.randint(1, 3))]) for _ in range(40)]
+    templates = ["yesterday {} went home", "we met {} at the station", "{} said nothing", "ask {} about it"]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        name = rng.random() < 0.5
+        word = rng.choice(pool) if name else rng.choice(pool).lower()
+        tokens = rng.choice(templates).format(word).split()
+        out.append(TaggedSentence(tuple(tokens), tuple("B-PER" if t == word and name else "O" for t in tokens), 0))
+    return out
+
+
+def test_character_encoder_tags_unseen_words_by_their_spelling():
+    # test names and words come from another pool than training's: every one is unseen, only the
+    # spelling (a capital) tells a name from a word; without characters all are <unk>
+    train, test = _names_or_words(0, 300, pool_seed=1), _names_or_words(2, 200, pool_seed=3)
+    scores = {}
+    for chars in (25, 0):
+        task = TaggingTask.from_examples(train)
+        model = task.build_model(seed=0, embed_size=24, hidden_size=32, char_embed_size=chars,
+                                 char_hidden_size=chars, dropout=0.2)
+        fit(task, model, train, None, FitOptions(epochs=10, batch_size=16, lr=5e-3))
+        scores[chars] = task.evaluate(model, test)["entity_f1"]
+    assert scores[25] >= 0.85 and scores[25] > scores[0] + 0.1, scores
