@@ -457,8 +457,9 @@ def cmd_reproduce(args) -> int:
         for section in results["sections"]:
             compared = [row for row in section["rows"] if row["match"] in ("yes", "no")]
             matched = sum(row["match"] == "yes" for row in compared)
-            print(f"{section['key']:<8} {section['title']}: {matched} of {len(compared)} rows match the book "
-                  f"({section['seconds']:.1f} s)")
+            verdict = (f"{matched} of {len(compared)} rows match the book" if compared
+                       else "the book prints no numbers to compare")
+            print(f"{section['key']:<8} {section['title']}: {verdict} ({section['seconds']:.1f} s)")
         print(f"report   {results['out']}/report.md (wall time {results['wall_seconds']:.1f} s"
               f"{', --quick: fewer epochs' if results['quick'] else ''})")
     emit(results, args.json)
