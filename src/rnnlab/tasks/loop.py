@@ -185,6 +185,7 @@ def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume:
             group["lr"] = options.lr
     started = time.perf_counter()
     call_seconds = 0.0  # --max-time counts the training seconds of this call
+    epoch_start = None  # while an epoch's steps run: when they started
     try:
         while run.epoch < options.epochs:
             epoch = run.epoch + 1
@@ -214,6 +215,7 @@ def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume:
                     cut = run.batch_in_epoch < len(batches)
                     break
             seconds = time.perf_counter() - epoch_start
+            epoch_start = None
             call_seconds += seconds
             run.train_seconds += seconds
             train_loss = run.epoch_loss_sum / max(run.epoch_examples, 1)
@@ -250,6 +252,8 @@ def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume:
             if run.stopped != "epochs":
                 break
     except KeyboardInterrupt:
+        if epoch_start is not None:  # cut inside the epoch's steps: count their time
+            run.train_seconds += time.perf_counter() - epoch_start
         if out is not None and best_weights is not None:  # keep what was done; --resume goes on from here
             run.stopped = "interrupted"
             _save(out, task, model, best_weights, optimizer, options, run)
