@@ -169,7 +169,8 @@ def _classification_lines(report: dict) -> list[str]:
         rows.append([label, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"])])
     lines += _table(rows) + ["", "confusion (rows: true label, columns: predicted)"]
     labels = report["labels"]
-    lines += _table([[""] + labels] + [[label] + [str(n) for n in row] for label, row in zip(labels, report["confusion"])])
+    rows = [[label] + [str(count) for count in row] for label, row in zip(labels, report["confusion"])]
+    lines += _table([[""] + labels] + rows)
     return lines
 
 

@@ -184,7 +184,8 @@ def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col
         named[option] = header.index(name)
     feature_columns = [i for i in range(len(header)) if i not in named.values() and header[i] not in ignore_cols]
     if not feature_columns:
-        raise DataError(f"{path}: line 1: no feature columns besides {', '.join(map(repr, (id_col, step_col, label_col)))}")
+        named_columns = ", ".join(repr(name) for name in (id_col, step_col, label_col) if name is not None)
+        raise DataError(f"{path}: line 1: no feature columns besides {named_columns}")
     groups: dict[str, dict] = {}
     line = 2
     try:
@@ -339,5 +340,5 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
     return sentences
 
 
-__all__ = ["LabelledText", "TaggedSentence", "FeatureSequence", "read_table", "read_feature_sequences", "read_conll", "iob1_to_iob2", "split_tag",
-           "is_iobes", "resolve_separator"]
+__all__ = ["LabelledText", "TaggedSentence", "FeatureSequence", "read_table", "read_feature_sequences",
+           "read_conll", "iob1_to_iob2", "split_tag", "is_iobes", "resolve_separator"]

@@ -176,7 +176,8 @@ class FeatureClassificationTask(ClassificationTask):
                    "labels": torch.tensor([self.label_index.get(examples[i].label, -1) for i in indices]),
                    "indices": indices, "size": len(indices)}
 
-    def predict(self, model: SequenceClassifier, sequences: Sequence[FeatureSequence], batch_size: int = 64) -> list[dict]:
+    def predict(self, model: SequenceClassifier, sequences: Sequence[FeatureSequence],
+                batch_size: int = 64) -> list[dict]:
         """For each sequence: ``{"id", "label", "probabilities": {label: p}}``."""
         probabilities = self.probabilities(model, sequences, batch_size)
         return [{"id": sequence.id, "label": self.labels[int(row.argmax())],
