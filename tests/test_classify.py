@@ -251,3 +251,10 @@ def test_cli_numeric_sequences(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 60 and lines[0].startswith("clip0\t")
     assert main(["-q", "classify", "predict", out, "some text"]) == 2
+
+
+def test_evaluate_refuses_an_unseen_label():
+    task = ClassificationTask.from_examples([LabelledText("a b", "x", 2), LabelledText("c", "y", 3)])
+    model = task.build_model(seed=0, embed_size=4, hidden_size=4)
+    with pytest.raises(DataError, match="line 7: label 'z' was never seen in training"):
+        task.evaluate(model, [LabelledText("a", "z", 7)])

@@ -122,6 +122,7 @@ class ClassificationTask:
 
     def evaluate(self, model: SequenceClassifier, examples: Sequence[LabelledText], batch_size: int = 64) -> dict:
         """:func:`classification_report` plus ``loss``, the mean cross-entropy (nats) of the gold labels."""
+        self.check_labels(examples)
         probabilities = self.probabilities(model, examples, batch_size)
         predicted = probabilities.argmax(-1).tolist()
         report = classification_report([example.label for example in examples],
