@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
 from rnnlab.models.base import RecurrentLM
 
@@ -22,10 +23,17 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     row's state. Returns :func:`rnnlab.metrics.lm_result` (``unknown_tokens``
     counts ``<unk>`` targets, which are scored like any other token).
     """
+    from rnnlab import checks
+
+    if not isinstance(model, RecurrentLM):
+        raise UsageError(f"model must be an rnnlab RecurrentLM (see rnnlab.build_model), got {type(model).__name__}")
+    ids = checks.token_ids(ids, model.vocab_size)
+    rows = checks.integer(rows, "rows", 1)
+    num_steps = checks.integer(num_steps, "num_steps", 1)
     was_training = model.training
     model.eval()
     device = device if device is not None else model.device
-    stream = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    stream = torch.from_numpy(ids)
     n = len(stream) - 1  # predicted tokens
     if n < 1:
         return lm_result(0.0, 0, 0)

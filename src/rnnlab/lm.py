@@ -20,7 +20,8 @@ import torch
 from rnnlab.data.dataset import encode_text
 from rnnlab.data.text import preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import UsageError
+from rnnlab import checks
+from rnnlab.errors import DataError, UsageError
 from rnnlab.generation import Sampling, generate_batch_ids, generate_ids
 from rnnlab.models.base import RecurrentLM
 from rnnlab.progress import logger
@@ -53,6 +54,7 @@ class LanguageModel:
     # ---- text <-> ids ------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text`` after the model's preprocessing (unknown tokens -> 0)."""
+        checks.text(text, "text")
         return encode_text(text, self.vocab, self.mode, self.token)
 
     def prefix_ids(self, prefix: str) -> list[int]:
@@ -71,13 +73,20 @@ class LanguageModel:
     def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
         """Perplexity / bits per token of a text (or an id array); see :func:`rnnlab.evaluation.evaluate`."""
         from rnnlab.evaluation import evaluate
-        ids = self.encode(text_or_ids) if isinstance(text_or_ids, str) else np.asarray(text_or_ids)
+        if isinstance(text_or_ids, str):
+            ids = self.encode(text_or_ids)
+            if len(ids) < 2:
+                raise DataError(f"the text has {len(ids)} {self.token} token(s) after {self.mode} preprocessing; "
+                                "scoring needs at least 2")
+        else:
+            ids = checks.token_ids(text_or_ids, len(self.vocab), "text_or_ids", min_length=2)
         return evaluate(self.model, ids, rows=rows, num_steps=num_steps)
 
     # ---- generation --------------------------------------------------------------
     def stream(self, prefix: str, length: int = 100, greedy: bool = False, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[str]:
         """Yield the generated text piece by piece (one token's text at a time)."""
+        self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         ids = self.prefix_ids(prefix)
@@ -91,12 +100,24 @@ class LanguageModel:
         With a ``seed``, sample ``i`` is the text ``generate(..., seed=seed + i)`` gives
         (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
         """
+        self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
+        checks.integer(num_samples, "num_samples", 1)
+        if seed is not None:
+            checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generators = None if seed is None else [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
         ids = self.prefix_ids(prefix)
         rows = generate_batch_ids(self.model, ids, length, num_samples, sampling, generators)
         shown = self.prefix_text(prefix)
         return [shown + "".join(self._pieces(ids[-1], row)) for row in rows]
+
+    @staticmethod
+    def _check_generation(prefix, length, greedy, temperature, top_k, top_p, seed) -> None:
+        """Generation arguments checked before any reaches torch (:mod:`rnnlab.checks`)."""
+        checks.text(prefix, "prefix")
+        checks.integer(length, "length", 0)
+        checks.sampling(temperature, top_k, top_p, greedy)
+        checks.seed_value(seed)
 
     def _pieces(self, previous_id: int, ids: Iterable[int]) -> Iterator[str]:
         """The text of generated ``ids`` piece by piece; ``previous_id`` (the prefix's last) decides word spacing."""
@@ -120,11 +141,16 @@ class LanguageModel:
 
     def prefix_text(self, prefix: str) -> str:
         """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
+        checks.text(prefix, "prefix")
         from rnnlab.data.text import detokenize
         return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
         """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""
+        unknown = sorted(set(options) - {"greedy", "temperature", "top_k", "top_p", "seed"})
+        if unknown:
+            raise UsageError(f"generate() got an unknown option {unknown[0]!r}; options: greedy, temperature, "
+                             "top_k, top_p, seed")
         return self.prefix_text(prefix) + "".join(self.stream(prefix, length, **options))
 
     # ---- persistence -------------------------------------------------------------

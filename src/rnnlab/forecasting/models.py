@@ -41,17 +41,17 @@ class ForecastConfig:
     seed: int = 0
 
     def validate(self) -> "ForecastConfig":
-        if self.model not in FORECASTERS:
-            raise UsageError(f"unknown forecaster '{self.model}'; choose one of {', '.join(FORECASTERS)}")
-        if not isinstance(self.tau, int) or self.tau < 1:
-            raise UsageError(f"tau must be an integer >= 1, got {self.tau}")
+        from rnnlab import checks
+        if not isinstance(self.model, str) or self.model not in FORECASTERS:
+            raise UsageError(f"unknown forecaster {self.model!r:.40}; choose one of {', '.join(FORECASTERS)}")
+        if isinstance(self.tau, bool) or not isinstance(self.tau, int) or self.tau < 1:
+            raise UsageError(f"tau must be an integer >= 1, got {self.tau!r:.40}")
         for key in ("hidden", "epochs", "batch_size", "train_horizon"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
-        if self.context is not None and self.context < 1:
-            raise UsageError(f"context must be >= 1, got {self.context}")
-        if not self.lr > 0:
-            raise UsageError(f"lr must be > 0, got {self.lr}")
+            checks.integer(getattr(self, key), key.replace('_', '-'), 1)
+        if self.context is not None:
+            checks.integer(self.context, "context", 1)
+        checks.number(self.lr, "lr", 0, low_open=True)
+        checks.seed_value(self.seed)
         return self
 
     @property
@@ -145,7 +145,8 @@ class Forecaster:
 
     def fit(self, train_values: np.ndarray) -> "Forecaster":
         """Train on ``train_values`` (1-D, original units); standardisation is fitted here."""
-        values = np.asarray(train_values, dtype=np.float64)
+        from rnnlab import checks
+        values = checks.series(train_values, "train_values")
         if not np.isfinite(values).all():
             raise DataError("the training series has missing or infinite values; use --fill")
         self.mean = float(values.mean())
@@ -177,7 +178,11 @@ class Forecaster:
     def predict_paths(self, series: np.ndarray, origins, steps: int) -> np.ndarray:
         """``(len(origins), steps)``: the forecast of ``series[o:o+steps]`` from each origin ``o``,
         made from ``series[o - window:o]`` only."""
-        origins = np.asarray(origins, dtype=np.int64)
+        from rnnlab import checks
+        series = checks.series(series)
+        origins = np.asarray([checks.integer(o, "origin", 0, len(series)) for o in np.asarray(origins).reshape(-1)],
+                             dtype=np.int64)
+        steps = checks.integer(steps, "steps", 1)
         width = self.config.window
         if len(origins) and origins.min() < width:
             raise UsageError(f"a forecast needs {width} values before its origin; the earliest origin is "
@@ -191,7 +196,9 @@ class Forecaster:
 
     def predict(self, series: np.ndarray, steps: int = 1, origin: int | None = None) -> np.ndarray:
         """``(steps,)`` recursive forecast after ``series[:origin]`` (default: its end)."""
-        origin = len(series) if origin is None else origin
+        from rnnlab import checks
+        series = checks.series(series)
+        origin = len(series) if origin is None else checks.integer(origin, "origin", 0, len(series))
         return self.predict_paths(series[:origin], [origin], steps)[0]
 
     # ---- persistence -------------------------------------------------------------

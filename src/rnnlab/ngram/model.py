@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from rnnlab.errors import DataError, UsageError
+from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
 from rnnlab.ngram.counts import NGramCounts, count_ngrams
 from rnnlab.ngram.smoothing import kneser_ney_tables, mle_tables
@@ -32,6 +32,10 @@ ALIASES = {"laplace": ("addk", 1.0), "add1": ("addk", 1.0), "kneser-ney": ("kn",
 
 
 def check_smoothing(smoothing: str, k: float) -> tuple[str, float]:
+    if not isinstance(smoothing, str):
+        raise UsageError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {smoothing!r:.40}")
+    if isinstance(k, bool) or not isinstance(k, (int, float, np.number)):
+        raise UsageError(f"k must be a number, got {k!r:.40}")
     if smoothing in ALIASES:
         smoothing, forced = ALIASES[smoothing]
         k = forced if forced is not None else k
@@ -58,8 +62,10 @@ class NGramLM:
     """
 
     def __init__(self, order: int = 3, smoothing: str = "kn", k: float = 1.0) -> None:
-        if isinstance(order, bool) or int(order) != order or order < 1:
-            raise UsageError(f"n-gram order must be an integer >= 1, got {order}")
+        if isinstance(order, (bool, str)) or not isinstance(order, (int, float, np.number)) or not np.isfinite(order) \
+                or int(order) != order \
+                or order < 1:
+            raise UsageError(f"n-gram order must be an integer >= 1, got {order!r:.40}")
         self.order = int(order)
         self.smoothing, self.k = check_smoothing(smoothing, k)
         self.counts: NGramCounts | None = None
@@ -73,8 +79,11 @@ class NGramLM:
     # ---- fitting --------------------------------------------------------------------
     def fit(self, ids: np.ndarray, vocab_size: int) -> "NGramLM":
         """Count n-grams of the 1-D stream ``ids`` (values < ``vocab_size``) and smooth."""
+        from rnnlab import checks
         if self.smoothing == "arpa":
             raise UsageError("a model read from an ARPA file cannot be refitted; create NGramLM(order, 'kn')")
+        vocab_size = checks.integer(vocab_size, "vocab_size", 1, 2**31 - 1)
+        ids = checks.token_ids(ids, vocab_size)
         start = time.perf_counter()
         self.counts = count_ngrams(ids, self.order, vocab_size)
         self._build(time.perf_counter() - start)
@@ -114,11 +123,9 @@ class NGramLM:
 
     # ---- scoring --------------------------------------------------------------------
     def _check_ids(self, ids) -> np.ndarray:
+        from rnnlab import checks
         self._check_fitted()
-        ids = np.asarray(ids).astype(np.int64, copy=False).reshape(-1)
-        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise DataError(f"token ids must lie in [0, {self.vocab_size}) for this model's vocabulary")
-        return ids
+        return checks.token_ids(ids, self.vocab_size)
 
     def _combine(self, targets, ngram_ids, context_ids, avail) -> np.ndarray:
         """Log-probabilities of ``targets`` given, per order n (list index n-1), the id of
@@ -191,10 +198,11 @@ class NGramLM:
     def generate(self, prefix_ids, length: int, temperature: float = 1.0, greedy: bool = False,
                  seed: int | None = None) -> list[int]:
         """``length`` token ids sampled after ``prefix_ids`` (probabilities ``p^(1/temperature)``)."""
-        if length < 0:
-            raise UsageError(f"length must be >= 0, got {length}")
-        if not greedy and not (np.isfinite(temperature) and temperature > 0):
-            raise UsageError(f"temperature must be > 0, got {temperature}")
+        from rnnlab import checks
+        checks.integer(length, "length", 0)
+        if not greedy:
+            checks.number(temperature, "temperature", 0, low_open=True)
+        checks.seed_value(seed)
         history = list(self._check_ids(prefix_ids))
         rng = np.random.default_rng(seed)
         out = []

@@ -66,6 +66,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         from rnnlab.models import MODEL_NAMES
+        self._check_types()
         # 0 switches an optional feature off (None means "not given" on the command line).
         if self.early_stop == 0:
             self.early_stop = None
@@ -119,6 +120,30 @@ class TrainConfig:
                                  f"with --split {self.split}{preset}")
             self.split = "files"  # so the checkpoint says which split was used
         return self
+
+    def _check_types(self) -> None:
+        """Each field of its declared type (an int is a float too; a bool is neither), so a
+        value from Python code or a checkpoint never reaches torch as the wrong type (the
+        ranges, NaN included, are checked by :meth:`validate`)."""
+        import typing
+
+        import numpy as np
+
+        hints = typing.get_type_hints(type(self))
+        for field in fields(self):
+            value = getattr(self, field.name)
+            allowed = typing.get_args(hints[field.name]) or (hints[field.name],)
+            if isinstance(value, np.integer):
+                value = int(value)
+                setattr(self, field.name, value)
+            ok = any(value is None if kind is type(None) else
+                     isinstance(value, bool) if kind is bool else
+                     (isinstance(value, int) and not isinstance(value, bool)) if kind is int else
+                     (isinstance(value, (int, float)) and not isinstance(value, bool)) if kind is float else
+                     isinstance(value, kind) for kind in allowed)
+            if not ok:
+                names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
+                raise UsageError(f"{field.name.replace('_', '-')} must be {names}, got {value!r:.60}")
 
     def model_options(self) -> dict:
         """Keyword arguments of :func:`rnnlab.models.build_model` for this config."""
