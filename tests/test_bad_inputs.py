@@ -206,6 +206,35 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("forecast-plot-exists", "forecast --plot exists.png", 2, "--plot exists.png already exists"),
     ("forecast-out-foreign", "forecast --out mine", 2, "not an rnnlab output folder"),
     ("forecast-out-ngram", "forecast --out ng", 2, "holds an rnnlab n-gram model, not an rnnlab forecaster"),
+    # --- hostile checkpoint folders: copies of lm/ng with one value edited (see HOSTILE), checksums recomputed
+    ("hostile-config-bytes", "eval h-bytes", 1, "h-bytes/config.json is unreadable"),
+    ("hostile-missing-key", "eval h-no-model", 1, "h-no-model/config.json: key 'model.model' is missing"),
+    ("hostile-hidden-type", "eval h-hidden", 1, "config.json: key 'model.hidden_size' must be an integer from 1"),
+    ("hostile-layers-huge", "generate h-layers", 1, "key 'model.num_layers' must be an integer from 1 to 1024"),
+    ("hostile-vocab-size", "generate h-vocab-size", 1, "key 'model.vocab_size' is 3, but the vocabulary has"),
+    ("hostile-vocab", "generate h-vocab", 1, "key 'vocab' is not a valid vocabulary"),
+    ("hostile-token", "generate h-token", 1, "key 'preprocessing.token' must be one of"),
+    ("hostile-progress", "eval h-progress", 1, "key 'progress.step' must be an integer >= 0"),
+    ("hostile-history", "eval h-history", 1, "key 'progress.history[0]' must be an evaluation record"),
+    ("hostile-train-config", "train --resume h-train-config --max-steps 5", 1,
+     "key 'train_config.hidden_size' is 16, but the model has hidden_size 8"),
+    ("hostile-weights-shape", "eval h-shape", 1, "tensor 'output.weight' is float32 [3, 3], but the model"),
+    ("hostile-weights-dtype", "generate h-dtype", 1, "tensor 'output.weight' is float64"),
+    ("hostile-weights-missing", "eval h-no-tensor", 1, "lacks tensor 'output.weight'"),
+    ("hostile-weights-nan", "generate h-nan", 1, "tensor 'output.weight' holds NaN or infinite values"),
+    ("hostile-not-safetensors", "eval h-not-safetensors", 1, "is not a valid safetensors file"),
+    ("hostile-optimizer-shape", "train --resume h-optimizer --max-steps 5", 1,
+     "tensor '0.exp_avg' is float32 [2, 2], but parameter 0 of the model needs"),
+    ("hostile-optimizer-betas", "train --resume h-betas --max-steps 5", 1,
+     "key 'optimizer.param_groups[0].betas' must be like"),
+    ("hostile-rng", "train --resume h-rng --max-steps 5", 1, "tensor 'torch_rng' is uint8 [3]"),
+    ("hostile-corpus-outside", "eval h-outside", 1, "records its training corpus at"),
+    ("hostile-resume-outside", "train --resume h-outside --max-steps 5", 1, "outside the current folder"),
+    ("hostile-corpus-escape", "eval h-escape", 1, "names its training corpus '../elsewhere/secret.txt', outside"),
+    ("hostile-ngram-order", "ngram eval h-ng-order", 1, "key 'model.order' must be an integer from 1 to 64"),
+    ("hostile-ngram-keys", "ngram generate h-ng-keys", 1, "tensor 'keys.2' must be strictly increasing"),
+    ("hostile-ngram-logp", "ngram export h-ng-logp out.arpa", 1, "tensor 'logp.1' must be float64"),
+    ("hostile-ngram-outside", "ngram eval h-ng-outside --split test", 1, "records its training corpus at"),
 ]
 
 
@@ -251,11 +280,93 @@ def workspace(tmp_path_factory):
     finally:
         os.chdir(cwd)
     (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
+    make_hostile(root)
     weights = root / "tampered" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     return root
+
+
+def _edit_config(folder: Path, path: str, value=None, delete: bool = False) -> None:
+    import json
+    config = json.loads((folder / "config.json").read_text())
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if delete:
+        del node[last]
+    else:
+        node[int(last) if isinstance(node, list) else last] = value
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _edit_tensors(folder: Path, stem: str, change) -> None:
+    """``stem.safetensors`` rewritten with ``change(tensors)`` applied, its checksum recomputed."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file, save
+    path = folder / f"{stem}.safetensors"
+    tensors = load_file(str(path))
+    change(tensors)
+    data = save(tensors)
+    path.write_bytes(data)
+    config = json.loads((folder / "config.json").read_text())
+    config["files"][path.name] = hashlib.sha256(data).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def make_hostile(root: Path) -> None:
+    """The ``h-*`` folders of the hostile rows: copies of ``lm`` and ``ng`` with one edit.
+    ``elsewhere/secret.txt`` lies outside the workspace: the rows check that eval, --resume
+    and ngram eval refuse it instead of reading it."""
+    import hashlib
+    import json
+    import shutil
+
+    import torch
+
+    outside = root.parent / "elsewhere" / "secret.txt"
+    outside.parent.mkdir(exist_ok=True)
+    outside.write_text(TEXT)
+
+    def copy(source: str, name: str) -> Path:
+        shutil.copytree(root / source, root / name)
+        return root / name
+
+    copy("lm", "h-bytes").joinpath("config.json").write_bytes(b"\xff{not json")
+    _edit_config(copy("lm", "h-no-model"), "model.model", delete=True)
+    _edit_config(copy("lm", "h-hidden"), "model.hidden_size", "8")
+    _edit_config(copy("lm", "h-layers"), "model.num_layers", 10**9)
+    _edit_config(copy("lm", "h-vocab-size"), "model.vocab_size", 3)
+    _edit_config(copy("lm", "h-vocab"), "vocab.idx_to_token", ["<unk>", "a"])
+    _edit_config(copy("lm", "h-token"), "preprocessing.token", "sentence")
+    _edit_config(copy("lm", "h-progress"), "progress.step", -5)
+    _edit_config(copy("lm", "h-history"), "progress.history", [{"step": 1}])
+    _edit_config(copy("lm", "h-train-config"), "train_config.hidden_size", 16)
+    _edit_tensors(copy("lm", "h-shape"), "model", lambda t: t.update({"output.weight": torch.zeros(3, 3)}))
+    _edit_tensors(copy("lm", "h-dtype"), "model", lambda t: t.update({"output.weight": t["output.weight"].double()}))
+    _edit_tensors(copy("lm", "h-no-tensor"), "model", lambda t: t.pop("output.weight"))
+    _edit_tensors(copy("lm", "h-nan"), "model", lambda t: t["output.weight"].fill_(float("nan")))
+    _edit_tensors(copy("lm", "h-optimizer"), "optimizer", lambda t: t.update({"0.exp_avg": torch.zeros(2, 2)}))
+    _edit_config(copy("lm", "h-betas"), "optimizer.param_groups.0.betas", ["a", 2])
+    _edit_tensors(copy("lm", "h-rng"), "state", lambda t: t.update(torch_rng=torch.zeros(3, dtype=torch.uint8)))
+    folder = copy("lm", "h-not-safetensors")
+    data = b"\x08\x00\x00\x00\x00\x00\x00\x00{not json"  # a header length, then no header
+    (folder / "model.safetensors").write_bytes(data)
+    files = json.loads((folder / "config.json").read_text())["files"]
+    _edit_config(folder, "files", {**files, "model.safetensors": hashlib.sha256(data).hexdigest()})
+    _edit_config(copy("lm", "h-outside"), "data.location", str(outside))
+    _edit_config(root / "h-outside", "train_config.corpus", str(outside))
+    _edit_config(copy("lm", "h-escape"), "data.location", None)
+    _edit_config(root / "h-escape", "train_config.corpus", "../elsewhere/secret.txt")
+    _edit_config(copy("ng", "h-ng-order"), "model.order", 10**6)
+    _edit_tensors(copy("ng", "h-ng-keys"), "model", lambda t: t.update({"keys.2": t["keys.2"].flip(0)}))
+    _edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
+    _edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
+    _edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
 
 
 def snapshot(root: Path) -> dict:
@@ -305,6 +416,9 @@ def markdown() -> str:
         "The table is generated from `ROWS` in `tests/test_bad_inputs.py`, which runs every row",
         "(`python tests/test_bad_inputs.py > docs/bad_inputs.md` regenerates it; a test checks",
         "that it is current). See the README for the rules behind the output-folder rows.",
+        "The `h-*` folders of the `hostile-*` rows are copies of the trained `lm` and `ng` with one",
+        "value of `config.json` or one tensor edited (tensor checksums recomputed, so only the",
+        "validation of what a checkpoint holds can catch them; see `make_hostile`).",
         "",
         f"{len(ROWS)} rows.",
         "",
