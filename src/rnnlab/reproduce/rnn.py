@@ -74,9 +74,9 @@ def run(context: Context) -> SectionResult:
             if name == "scratch" and prefix == "time traveller ":
                 ok = text.startswith(BOOK_SENTENCE)
                 why = "" if ok else (short + "; " if short else "") + (
-                    "a different memorised sentence (see 'The book's sentence' in the README)" if verbatim
+                    "a different memorised sentence (see the README's section on the d2l presets)" if verbatim
                     else "not training text: what follows the prefix with its trailing space is not memorised "
-                         "for this seed (see 'The book's sentence' in the README)")
+                         "for this seed (see the README's section on the d2l presets)")
                 result.rows.append(Row(f"greedy continuation of {prefix!r} ({name})", BOOK_SENTENCE + " ...",
                                        repr(text), held_out=f"verbatim training text: {'yes' if verbatim else 'no'}",
                                        match="yes" if ok else "no", tolerance="starts with the book's sentence",
@@ -86,7 +86,9 @@ def run(context: Context) -> SectionResult:
                                        repr(text), held_out=f"verbatim training text: {'yes' if verbatim else 'no'}"))
     _clipping(context, result, runs, epochs, every)
     _perplexity_figure(context, result, runs)
-    result.notes.append("Training perplexity is the mean over the last evaluation interval "
+    result.notes.append(f"Precision: {runs['scratch']['summary']['precision']} (the presets' 'auto': bfloat16 "
+                        "products where the CPU has them; the book computes in float32). "
+                        "Training perplexity is the mean over the last evaluation interval "
                         f"({every} epochs), as rnnlab logs it; the book prints the last epoch's. Validation "
                         "perplexity is measured on the 160,580 characters after the 10,000 training characters.")
     if context.quick:
