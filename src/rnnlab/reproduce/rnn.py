@@ -115,7 +115,8 @@ def _clipping(context: Context, result: SectionResult, runs: dict, epochs: int, 
         result.rows.append(Row(
             f"gradient clipping, scratch RNN {label}", "clipping described, not compared", ours,
             held_out=(f"grad norm before clipping: mean {g['mean']:.3g}, max {g['max']:.3g}, variance "
-                      f"{g['variance']:.3g} over {g['steps']} steps; " if g["steps"] else "") + _held_out(r)))
+                      f"{g['variance']:.3g} over {g['steps']} steps, above 1 at "
+                      f"{sum(norm > 1.0 for norm in r['grad_norms'])}; " if g["steps"] else "") + _held_out(r)))
     steps = max(len(clipped["grad_norms"]), len(unclipped["grad_norms"]))
     curves_plot(range(1, steps + 1), {"with clipping (theta=1)": clipped["grad_norms"],
                                       "without clipping": unclipped["grad_norms"]},
