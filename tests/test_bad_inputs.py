@@ -228,6 +228,8 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("hostile-optimizer-betas", "train --resume h-betas --max-steps 5", 1,
      "key 'optimizer.param_groups[0].betas' must be like"),
     ("hostile-rng", "train --resume h-rng --max-steps 5", 1, "tensor 'torch_rng' is uint8 [3]"),
+    ("hostile-sample-length", "train --resume h-sample-length --max-steps 5", 1,
+     "key 'train_config.sample_length' must be at most 1,000,000"),
     ("hostile-corpus-outside", "eval h-outside", 1, "records its training corpus at"),
     ("hostile-resume-outside", "train --resume h-outside --max-steps 5", 1, "outside the current folder"),
     ("hostile-corpus-escape", "eval h-escape", 1, "names its training corpus '../elsewhere/secret.txt', outside"),
@@ -346,6 +348,7 @@ def make_hostile(root: Path) -> None:
     _edit_config(copy("lm", "h-progress"), "progress.step", -5)
     _edit_config(copy("lm", "h-history"), "progress.history", [{"step": 1}])
     _edit_config(copy("lm", "h-train-config"), "train_config.hidden_size", 16)
+    _edit_config(copy("lm", "h-sample-length"), "train_config.sample_length", 10**12)
     _edit_tensors(copy("lm", "h-shape"), "model", lambda t: t.update({"output.weight": torch.zeros(3, 3)}))
     _edit_tensors(copy("lm", "h-dtype"), "model", lambda t: t.update({"output.weight": t["output.weight"].double()}))
     _edit_tensors(copy("lm", "h-no-tensor"), "model", lambda t: t.pop("output.weight"))

@@ -83,6 +83,8 @@ CONFIG_EDITS = [
     ("train_config.batch_size", "4", "key 'train_config.batch_size' must be int"),
     ("train_config.hidden_size", 16, "key 'train_config.hidden_size' is 16, but the model has hidden_size 8"),
     ("train_config.lr", -1, "key 'train_config' is not a valid training configuration"),
+    ("train_config.sample_length", 10**12, "key 'train_config.sample_length' must be at most 1,000,000"),
+    ("train_config.batch_size", 10**12, "key 'train_config.batch_size' must be at most"),
     ("progress.step", -5, "key 'progress.step' must be an integer >= 0"),
     ("progress.history", [{"step": 1}], "key 'progress.history[0]' must be an evaluation record"),
     ("data.location", 7, "key 'data.location' must be a string or null"),
@@ -144,11 +146,20 @@ def test_resume_checks_optimizer_and_rng_state(run, capsys, stem, change, fragme
     assert len(err) == 1 and f"{stem}.safetensors" in err[0] and fragment in err[0], err
 
 
-def test_resume_checks_optimizer_hyper_parameters(run, capsys):
-    edit_config(run, "optimizer.param_groups.0.betas", ["a", 2])
+@pytest.mark.parametrize("key,value,fragment", [
+    ("optimizer.param_groups.0.betas", ["a", 2], "key 'optimizer.param_groups[0].betas' must be like"),
+    ("optimizer.param_groups.0.betas", [0.9, 1e308], "key 'optimizer.param_groups[0].betas' must be from 0 to 1"),
+    ("optimizer.param_groups.0.weight_decay", 1e308, "key 'optimizer.param_groups[0].weight_decay' must be from"),
+    ("optimizer.param_groups.0.amsgrad", True, "key 'optimizer.param_groups[0].amsgrad' must be False"),
+    ("optimizer.param_groups.0.capturable", True, "key 'optimizer.param_groups[0].capturable' must be False"),
+    ("optimizer.param_groups.0.params", [0, 0], "key 'optimizer.param_groups[0].params' must be"),
+    ("progress.epoch_nll", 1e300, "key 'progress.epoch_nll' is 1e+300"),
+], ids=["betas-type", "betas-range", "weight-decay", "amsgrad", "capturable", "params", "epoch-nll"])
+def test_resume_checks_optimizer_hyper_parameters(run, capsys, key, value, fragment):
+    edit_config(run, key, value)
     assert main(["-q", "train", "--resume", str(run), "--max-steps", "3", "--corpus", _corpus(run)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "key 'optimizer.param_groups[0].betas' must be like" in err[0], err
+    assert len(err) == 1 and fragment in err[0], err
 
 
 def _corpus(run):

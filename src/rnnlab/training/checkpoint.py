@@ -84,6 +84,9 @@ def load_training_config(folder) -> dict:
 # asking for a model that would take hours to build before its tensors are compared.
 MAX_SIZE = 1 << 20
 MAX_LAYERS = 1024
+# Bounds on training options read from a checkpoint: a crafted config.json must not make
+# --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
+TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
 MODEL_KEYS = {"rnn-scratch": ("hidden_size", "init_std"),
               "rnn": ("hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity")}
 
@@ -143,6 +146,10 @@ def _train_config(folder, config: dict):
         if not ok:
             names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
             raise config_error(folder, f"train_config.{field.name}", f"must be {names}, got {saved[field.name]!r}")
+    for key, limit in TRAIN_LIMITS.items():  # what resume and eval would allocate or generate, unchecked elsewhere
+        value = saved.get(key)
+        if isinstance(value, int) and value > limit:
+            raise config_error(folder, f"train_config.{key}", f"must be at most {limit:,}, got {value:,}")
     try:
         return TrainConfig.from_dict(saved).validate()
     except RnnlabError as exc:
@@ -186,6 +193,10 @@ def _check_progress(folder, config: dict) -> None:
     config_value(config, "progress", folder, lambda v: isinstance(v, dict), "a JSON object")
     for key, (check, expected) in _PROGRESS.items():
         config_value(config, f"progress.{key}", folder, check, expected, default=None)
+    progress = config["progress"]
+    nll, tokens = progress.get("epoch_nll") or 0, progress.get("epoch_tokens") or 0
+    if nll > 700 * max(tokens, 1):  # a mean above 700 nats per token: exp() of it overflows, no run gets there
+        raise config_error(folder, "progress.epoch_nll", f"is {nll:g} for {tokens} tokens, above 700 nats per token")
     history = config_value(config, "progress.history", folder, lambda v: isinstance(v, list), "a list", default=[])
     for index, record in enumerate(history):
         for key, check in _RECORD.items():
@@ -267,6 +278,11 @@ _OPTIMIZER_STATE = {torch.optim.SGD: ((), ("momentum_buffer",)),
                     torch.optim.AdamW: (("step", "exp_avg", "exp_avg_sq"), ("max_exp_avg_sq",))}
 
 
+# Ranges of the numeric hyper-parameters (float32 values; betas also below 1).
+_HYPER_RANGES = {"lr": (0, 3.4e38), "eps": (0, 1), "weight_decay": (0, 3.4e38), "momentum": (0, 1),
+                 "dampening": (0, 1), "betas": (0, 1)}
+
+
 def _same_kind(saved, current) -> bool:
     """A saved optimizer hyper-parameter of the same kind as the current one's value."""
     import math
@@ -301,9 +317,17 @@ def checked_optimizer_state(folder, config: dict, tensors: dict, optimizer: torc
         for key, value in group.items():
             if key == "params" or key not in saved:
                 continue
+            where = f"optimizer.param_groups[{index}].{key}"
             if not _same_kind(saved[key], value):
-                raise config_error(folder, f"optimizer.param_groups[{index}].{key}",
-                                   f"must be like {value!r}, got {saved[key]!r:.60}")
+                raise config_error(folder, where, f"must be like {value!r}, got {saved[key]!r:.60}")
+            if (isinstance(value, bool) or value is None) and saved[key] != value:  # how the optimizer was built
+                raise config_error(folder, where, f"must be {value!r} (this run's {type(optimizer).__name__}), "
+                                   f"got {saved[key]!r}")
+            low, high = _HYPER_RANGES.get(key, (None, None))
+            numbers = saved[key] if isinstance(value, (tuple, list)) else [saved[key]]
+            if low is not None and not all(low <= x <= high and (key != "betas" or x < 1) for x in numbers):
+                raise config_error(folder, where, f"must be from {low:g} to {high:g}"
+                                   f"{' (below 1)' if key == 'betas' else ''}, got {saved[key]!r:.60}")
             merged[key] = tuple(saved[key]) if isinstance(value, tuple) else saved[key]
         groups.append(merged)
     state: dict[int, dict] = {}
