@@ -181,3 +181,15 @@ def test_ngram_config_json(folders):
         model = store.load(folder)
         model.evaluate([1, 2, 3])
     _fuzz_config(folders, "ng", load, config_edits(original))
+
+
+@pytest.mark.parametrize("fill", ["interpolate", "drop"])
+def test_a_csv_without_any_number_is_a_data_error(tmp_path, fill):
+    """Found by the fuzzer: ``--fill interpolate`` of a column with no number at all
+    raised NumPy's ValueError ("array of sample points is empty")."""
+    from rnnlab.errors import DataError
+    from rnnlab.forecasting.series import load_series
+    path = tmp_path / "series.csv"
+    path.write_bytes(b"\x00\n\x00")
+    with pytest.raises(DataError, match="no numeric value at all"):
+        load_series(str(path), fill=fill)

@@ -49,6 +49,8 @@ def _fill(values: np.ndarray, rows: list, fill: str | None, source: str) -> np.n
                         "fix the data or pass --fill interpolate or --fill drop")
     if fill not in FILLS:
         raise UsageError(f"unknown --fill '{fill}'; choose one of {', '.join(FILLS)}")
+    if bad.all():  # nothing to keep or interpolate from
+        raise DataError(f"{source}: no numeric value at all ({len(values)} row(s)); it is not a series of numbers")
     if fill == "drop":
         return values[~bad]
     index = np.arange(len(values))
