@@ -275,3 +275,16 @@ def test_resume_is_exact_with_the_cosine_schedule(tmp_path):
     first.fit()
     assert first.progress["step"] == 8
     assert_resume_matches_straight_run(options, tmp_path / "run")
+
+
+def test_a_huge_learning_rate_ends_cleanly():
+    """lr 1e12: the loss explodes; the run must end in a perplexity of inf or a TrainingError,
+    never an OverflowError from exp()."""
+    config = small(lr=1e12, epochs=2, lr_schedule="constant", clip=None)
+    trainer = Trainer(config, dataset(config))
+    try:
+        summary = trainer.fit()
+    except TrainingError as error:
+        assert "became" in str(error)
+    else:
+        assert summary["train_perplexity"] > 1e6 or math.isinf(summary["train_perplexity"])

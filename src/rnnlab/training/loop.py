@@ -30,6 +30,7 @@ from rnnlab.errors import TrainingError, UsageError
 from rnnlab.evaluation import evaluate, unigram_result
 from rnnlab.jsonout import dumps
 from rnnlab.lm import LanguageModel, resolve_device
+from rnnlab.metrics import perplexity
 from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
 from rnnlab.precision import autocast, resolve_precision
 from rnnlab.progress import logger, progress
@@ -363,7 +364,7 @@ class Trainer:
         config, p = self.config, self.progress
         self._check_totals()
         val = evaluate(self.model, self.dataset.val) if len(self.dataset.val) > 1 else None
-        train_ppl = math.exp(p["epoch_nll"] / p["epoch_tokens"]) if p["epoch_tokens"] else float("nan")
+        train_ppl = perplexity(p["epoch_nll"], p["epoch_tokens"])  # inf, not an OverflowError, for a huge loss
         grad_count = p.get("grad_norm_count", 0)
         record = {
             "epoch": p["epoch"] + (p["batch_in_epoch"] / max(len(self.loader), 1) if p["batch_in_epoch"] else 0),
