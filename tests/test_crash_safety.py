@@ -86,7 +86,7 @@ def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
                  "--out", str(tmp_path / "warm-up")]) == 0
     kills, loaded, mid_save, saved_once = 0, 0, 0, {"latest": False, "best": False}
     started = time.monotonic()
-    while kills < 40 and time.monotonic() - started < 45:
+    while kills < 50 and time.monotonic() - started < 60:  # the issue: at least 50 kills within a minute
         pid = os.fork()
         if pid == 0:  # the child: never returns into pytest
             _train_in_child(out, corpus)
@@ -113,7 +113,7 @@ def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
             _check_loads(folder)
             saved_once[name] = True
             loaded += 1
-    assert kills >= 30, f"only {kills} kills in the time limit"
+    assert kills >= 50, f"only {kills} kills in the time limit"
     assert mid_save >= 5, f"only {mid_save} kills hit a save in progress"
     assert saved_once["latest"] and saved_once["best"]
     print(f"\n{kills} SIGKILLs, {loaded} checkpoint loads after them, {mid_save} kills left temporary files "

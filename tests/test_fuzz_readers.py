@@ -1,7 +1,8 @@
 """Hypothesis fuzzing of the readers of outside files: random bytes and random edits of
 valid files raise nothing but rnnlab's documented errors (:class:`rnnlab.errors.RnnlabError`
 and its subclasses), for the ARPA reader, a checkpoint's ``config.json`` (loaded through
-``rnnlab.load`` and the n-gram store), the forecasting CSV reader and the corpus reader."""
+``rnnlab.load`` and the n-gram store), the forecasting CSV reader, the corpus reader and
+the readers of labelled data (CoNLL, CSV/TSV tables, per-step feature sequences)."""
 from __future__ import annotations
 
 import json
@@ -24,6 +25,12 @@ FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None
 ARPA = ("\n\\data\\\nngram 1=4\nngram 2=2\n\n\\1-grams:\n-0.6\t<s>\t-0.3\n-0.5\ta\t-0.2\n-0.7\tb\t-0.1\n"
         "-0.9\t</s>\n\n\\2-grams:\n-0.3\t<s> a\n-0.2\ta b\n\n\\end\\\n").encode()
 CSV = b"date,value\n2024-01-01,1.5\n2024-01-02,2.0\n2024-01-03,2.5\n2024-01-04,3.0\n2024-01-05,2.75\n" * 3
+
+
+CONLL = (b"-DOCSTART- -X- O O\n\nI PRP O\nlike VBP O\neating VBG O\napple NN B-FOOD\n\n"
+         b"The DT O\nApple NNP B-ORG\nis VBZ O\na DT O\ngreat JJ O\ncompany NN O\n\n")
+TABLE = b'text,label\n"i like it, a lot",pos\nawful,neg\n"so ""great""",pos\nmeh,neg\n'
+FRAMES = b"id,step,f1,f2,label\na,0,0.1,0.2,x\na,1,0.3,0.4,x\nb,0,1.0,-1.0,y\nb,1,0.5,0.5,y\n"
 
 
 def edits(data: bytes):
@@ -193,3 +200,28 @@ def test_a_csv_without_any_number_is_a_data_error(tmp_path, fill):
     path.write_bytes(b"\x00\n\x00")
     with pytest.raises(DataError, match="no numeric value at all"):
         load_series(str(path), fill=fill)
+
+
+@FUZZ
+@given(st.binary(max_size=300) | edits(CONLL))
+def test_conll_reader(data):
+    from rnnlab.data.labelled import read_conll
+    path = _write(data, "train.conll")
+    try:
+        documented_errors_only(lambda: read_conll(path))
+        documented_errors_only(lambda: read_conll(path, tag_col=1, max_tokens=4))
+    finally:
+        shutil.rmtree(path.parent)
+
+
+@FUZZ
+@given(st.binary(max_size=300) | edits(TABLE) | edits(FRAMES))
+def test_table_and_frame_readers(data):
+    from rnnlab.data.labelled import read_feature_sequences, read_table
+    path = _write(data, "data.csv")
+    try:
+        documented_errors_only(lambda: read_table(path))
+        documented_errors_only(lambda: read_table(path, sep="\t", label_col=None))
+        documented_errors_only(lambda: read_feature_sequences(path))
+    finally:
+        shutil.rmtree(path.parent)
