@@ -38,6 +38,7 @@ from rnnlab.errors import CheckpointError, TrainingError, UsageError
 from rnnlab.jsonout import dumps
 from rnnlab.precision import autocast, resolve_precision
 from rnnlab.progress import logger, progress
+from rnnlab.training.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 
 
 @dataclass
@@ -107,32 +108,9 @@ class FitProgress:
     history: list = field(default_factory=list)
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """``optimizer.state_dict()`` as named tensors plus JSON (the hyper-parameters and scalars)."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"{index}.{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _optimizer_state(tensors: dict, meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    for index, values in meta.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 def _save(out: Path, task, model, best_weights: dict, optimizer, options: FitOptions, progress: FitProgress) -> None:
     """One checkpoint, replaced as a whole: the best weights (to use) and everything to resume."""
-    optimizer_tensors, optimizer_meta = _optimizer_tensors(optimizer)
+    optimizer_tensors, optimizer_meta = optimizer_to_tensors(optimizer)
     training = {"options": asdict(options), "metric": list(task.metric), "progress": asdict(progress),
                 "optimizer": optimizer_meta, "best_epoch": progress.best_epoch, "best_scores": progress.best_scores}
     config = {"task": task.state(), "model": model.config(), "training": training}
@@ -176,7 +154,7 @@ def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume:
             run = FitProgress(**config["training"]["progress"])
             best_weights = load_tensors(out, "model", config)
             model.load_state_dict(load_tensors(out, "last", config))
-            optimizer.load_state_dict(_optimizer_state(load_tensors(out, "optimizer", config),
+            optimizer.load_state_dict(optimizer_from_tensors(load_tensors(out, "optimizer", config),
                                                        config["training"]["optimizer"]))
             torch.set_rng_state(load_tensors(out, "state", config)["torch_rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
