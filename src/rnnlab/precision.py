@@ -13,7 +13,7 @@ so a command written on one machine runs on another.
 
 Set-up happens in one place: :func:`resolve_precision` decides once per run and
 :func:`autocast` is the context every training forward runs in. Models with a
-hand-written backward (``rnn-scratch``) read the decision from
+hand-written backward (``rnn-scratch``, the fused GRU layer) read the decision from
 :func:`compute_dtype` and run their own bfloat16 products; everything else
 (``torch.nn`` layers) follows ``torch.autocast``.
 """
