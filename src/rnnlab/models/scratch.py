@@ -80,7 +80,7 @@ class _RNNFunction(torch.autograd.Function):
         ctx.save_for_backward(tokens, h0, hidden, W_xh, W_hh, W_hq)
         ctx.xi = xi.tolist() if xi is not None else None  # Python floats: addmm's alpha
         ctx.compute = compute
-        return logits, hidden[-1].to(h0.dtype)
+        return logits, hidden[-1].to(h0.dtype, copy=True)  # a copy: the caller may keep and change it
 
     @staticmethod
     def backward(ctx, d_logits, d_last):
