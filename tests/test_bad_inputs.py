@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_hostile_checkpoints import edit_config, edit_tensors  # one way to forge a checkpoint
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 60
 T = ("--corpus fox.txt --model gru --hidden 8 --layers 1 --embed 4 --batch-size 4 --num-steps 8 "
@@ -290,36 +291,6 @@ def workspace(tmp_path_factory):
     return root
 
 
-def _edit_config(folder: Path, path: str, value=None, delete: bool = False) -> None:
-    import json
-    config = json.loads((folder / "config.json").read_text())
-    *parents, last = path.split(".")
-    node = config
-    for key in parents:
-        node = node[int(key)] if isinstance(node, list) else node[key]
-    if delete:
-        del node[last]
-    else:
-        node[int(last) if isinstance(node, list) else last] = value
-    (folder / "config.json").write_text(json.dumps(config))
-
-
-def _edit_tensors(folder: Path, stem: str, change) -> None:
-    """``stem.safetensors`` rewritten with ``change(tensors)`` applied, its checksum recomputed."""
-    import hashlib
-    import json
-
-    from safetensors.torch import load_file, save
-    path = folder / f"{stem}.safetensors"
-    tensors = load_file(str(path))
-    change(tensors)
-    data = save(tensors)
-    path.write_bytes(data)
-    config = json.loads((folder / "config.json").read_text())
-    config["files"][path.name] = hashlib.sha256(data).hexdigest()
-    (folder / "config.json").write_text(json.dumps(config))
-
-
 def make_hostile(root: Path) -> None:
     """The ``h-*`` folders of the hostile rows: copies of ``lm`` and ``ng`` with one edit.
     ``elsewhere/secret.txt`` lies outside the workspace: the rows check that eval, --resume
@@ -339,37 +310,37 @@ def make_hostile(root: Path) -> None:
         return root / name
 
     copy("lm", "h-bytes").joinpath("config.json").write_bytes(b"\xff{not json")
-    _edit_config(copy("lm", "h-no-model"), "model.model", delete=True)
-    _edit_config(copy("lm", "h-hidden"), "model.hidden_size", "8")
-    _edit_config(copy("lm", "h-layers"), "model.num_layers", 10**9)
-    _edit_config(copy("lm", "h-vocab-size"), "model.vocab_size", 3)
-    _edit_config(copy("lm", "h-vocab"), "vocab.idx_to_token", ["<unk>", "a"])
-    _edit_config(copy("lm", "h-token"), "preprocessing.token", "sentence")
-    _edit_config(copy("lm", "h-progress"), "progress.step", -5)
-    _edit_config(copy("lm", "h-history"), "progress.history", [{"step": 1}])
-    _edit_config(copy("lm", "h-train-config"), "train_config.hidden_size", 16)
-    _edit_config(copy("lm", "h-sample-length"), "train_config.sample_length", 10**12)
-    _edit_tensors(copy("lm", "h-shape"), "model", lambda t: t.update({"output.weight": torch.zeros(3, 3)}))
-    _edit_tensors(copy("lm", "h-dtype"), "model", lambda t: t.update({"output.weight": t["output.weight"].double()}))
-    _edit_tensors(copy("lm", "h-no-tensor"), "model", lambda t: t.pop("output.weight"))
-    _edit_tensors(copy("lm", "h-nan"), "model", lambda t: t["output.weight"].fill_(float("nan")))
-    _edit_tensors(copy("lm", "h-optimizer"), "optimizer", lambda t: t.update({"0.exp_avg": torch.zeros(2, 2)}))
-    _edit_config(copy("lm", "h-betas"), "optimizer.param_groups.0.betas", ["a", 2])
-    _edit_tensors(copy("lm", "h-rng"), "state", lambda t: t.update(torch_rng=torch.zeros(3, dtype=torch.uint8)))
+    edit_config(copy("lm", "h-no-model"), "model.model", delete=True)
+    edit_config(copy("lm", "h-hidden"), "model.hidden_size", "8")
+    edit_config(copy("lm", "h-layers"), "model.num_layers", 10**9)
+    edit_config(copy("lm", "h-vocab-size"), "model.vocab_size", 3)
+    edit_config(copy("lm", "h-vocab"), "vocab.idx_to_token", ["<unk>", "a"])
+    edit_config(copy("lm", "h-token"), "preprocessing.token", "sentence")
+    edit_config(copy("lm", "h-progress"), "progress.step", -5)
+    edit_config(copy("lm", "h-history"), "progress.history", [{"step": 1}])
+    edit_config(copy("lm", "h-train-config"), "train_config.hidden_size", 16)
+    edit_config(copy("lm", "h-sample-length"), "train_config.sample_length", 10**12)
+    edit_tensors(copy("lm", "h-shape"), "model", lambda t: t.update({"output.weight": torch.zeros(3, 3)}))
+    edit_tensors(copy("lm", "h-dtype"), "model", lambda t: t.update({"output.weight": t["output.weight"].double()}))
+    edit_tensors(copy("lm", "h-no-tensor"), "model", lambda t: t.pop("output.weight"))
+    edit_tensors(copy("lm", "h-nan"), "model", lambda t: t["output.weight"].fill_(float("nan")))
+    edit_tensors(copy("lm", "h-optimizer"), "optimizer", lambda t: t.update({"0.exp_avg": torch.zeros(2, 2)}))
+    edit_config(copy("lm", "h-betas"), "optimizer.param_groups.0.betas", ["a", 2])
+    edit_tensors(copy("lm", "h-rng"), "state", lambda t: t.update(torch_rng=torch.zeros(3, dtype=torch.uint8)))
     folder = copy("lm", "h-not-safetensors")
     data = b"\x08\x00\x00\x00\x00\x00\x00\x00{not json"  # a header length, then no header
     (folder / "model.safetensors").write_bytes(data)
     files = json.loads((folder / "config.json").read_text())["files"]
-    _edit_config(folder, "files", {**files, "model.safetensors": hashlib.sha256(data).hexdigest()})
-    _edit_config(copy("lm", "h-outside"), "data.location", str(outside))
-    _edit_config(root / "h-outside", "train_config.corpus", str(outside))
-    _edit_config(copy("lm", "h-escape"), "data.location", None)
-    _edit_config(root / "h-escape", "train_config.corpus", "../elsewhere/secret.txt")
-    _edit_config(copy("ng", "h-ng-order"), "model.order", 10**6)
-    _edit_tensors(copy("ng", "h-ng-keys"), "model", lambda t: t.update({"keys.2": t["keys.2"].flip(0)}))
-    _edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
-    _edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
-    _edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
+    edit_config(folder, "files", {**files, "model.safetensors": hashlib.sha256(data).hexdigest()})
+    edit_config(copy("lm", "h-outside"), "data.location", str(outside))
+    edit_config(root / "h-outside", "train_config.corpus", str(outside))
+    edit_config(copy("lm", "h-escape"), "data.location", None)
+    edit_config(root / "h-escape", "train_config.corpus", "../elsewhere/secret.txt")
+    edit_config(copy("ng", "h-ng-order"), "model.order", 10**6)
+    edit_tensors(copy("ng", "h-ng-keys"), "model", lambda t: t.update({"keys.2": t["keys.2"].flip(0)}))
+    edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
+    edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
+    edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
 
 
 def snapshot(root: Path) -> dict:

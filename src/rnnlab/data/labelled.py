@@ -95,6 +95,20 @@ def resolve_separator(sep: str | None, path: Path, header: str) -> str:
     return best
 
 
+def _column_indices(path, header: list[str], wanted) -> dict[str, int]:
+    """``{option: index in header}`` for each ``(option, column name)`` whose name is not None;
+    a name missing from the header is a DataError listing the header."""
+    columns = {}
+    for option, name in wanted:
+        if name is None:
+            continue
+        if name not in header:
+            raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
+                            f"{', '.join(repr(h) for h in header)}")
+        columns[option] = header.index(name)
+    return columns
+
+
 def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str | None = "label",
                sep: str | None = None, max_tokens: int | None = None) -> list[LabelledText]:
     """Rows of a CSV/TSV file with a header, as :class:`LabelledText` (see the module docstring).
@@ -111,14 +125,7 @@ def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str |
         header = [name.strip() for name in next(reader)]
     except csv.Error as exc:
         raise DataError(f"{path}: line 1: {exc}") from None
-    columns = {}
-    for option, name in (("--text-col", text_col), ("--label-col", label_col)):
-        if name is None:
-            continue
-        if name not in header:
-            raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
-                            f"{', '.join(repr(h) for h in header)}")
-        columns[option] = header.index(name)
+    columns = _column_indices(path, header, (("--text-col", text_col), ("--label-col", label_col)))
     rows = []
     line = reader.line_num + 1
     try:
@@ -174,14 +181,8 @@ def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col
     separator = resolve_separator(sep, path, text.splitlines()[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     header = [name.strip() for name in next(reader)]
-    named = {}
-    for option, name in (("id column", id_col), ("step column", step_col), ("--label-col", label_col)):
-        if name is None:
-            continue
-        if name not in header:
-            raise DataError(f"{path}: line 1: no column {name!r} ({option}); the header has "
-                            f"{', '.join(repr(h) for h in header)}")
-        named[option] = header.index(name)
+    named = _column_indices(path, header, (("id column", id_col), ("step column", step_col),
+                                           ("--label-col", label_col)))
     feature_columns = [i for i in range(len(header)) if i not in named.values() and header[i] not in ignore_cols]
     if not feature_columns:
         named_columns = ", ".join(repr(name) for name in (id_col, step_col, label_col) if name is not None)
