@@ -328,7 +328,7 @@ class Trainer:
         same schedule exactly); a time budget is per invocation, as ``--max-time`` is.
         """
         p, config = self.progress, self.config
-        total_epochs, budget, fit_started = getattr(self, "_budget", (config.epochs, None, time.perf_counter()))
+        total_epochs, budget, fit_started = self._budget  # set by fit(), the only caller of _update
         fractions = [0.0]
         if total_epochs < UNLIMITED_EPOCHS:
             fractions.append((p["epoch"] + p["batch_in_epoch"] / max(len(self.loader), 1)) / total_epochs)
