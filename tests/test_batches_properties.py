@@ -104,9 +104,61 @@ def test_ranks_get_disjoint_data(sampling):
     corpus = np.arange(3000)
     seen = []
     for rank in range(3):
-        loader = BatchIterator(corpus, 4, 10, sampling, seed=5, rank=rank, world_size=3)
+        loader = BatchIterator(corpus, 6, 10, sampling, seed=5, rank=rank, world_size=3)
         seen.append({int(t) for X, _ in loader for t in X.reshape(-1)})
     assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(2, 3000), st.integers(1, 4), st.integers(1, 4), st.integers(1, 12),
+       st.sampled_from(["random", "sequential"]), st.integers(0, 3))
+def test_ranks_split_the_global_batch(length, world_size, rows, num_steps, sampling, epoch):
+    """batch_size is global: every rank has the same len() and yields as many batches,
+    and the ranks' X (and Y) concatenated along dim 0 are the 1-process batch."""
+    batch_size = rows * world_size
+    if not valid(length, batch_size, num_steps):
+        return
+    corpus = np.arange(length, dtype=np.int64)
+    whole = BatchIterator(corpus, batch_size, num_steps, sampling, seed=3, epoch=epoch)
+    ranks = [BatchIterator(corpus, batch_size, num_steps, sampling, seed=3, epoch=epoch, rank=r,
+                           world_size=world_size) for r in range(world_size)]
+    assert {len(r) for r in ranks} == {len(whole)}
+    expected = list(whole)
+    per_rank = [list(r) for r in ranks]
+    assert {len(b) for b in per_rank} == {len(expected)}  # no rank waits at a last all-reduce
+    for k, (X, Y) in enumerate(expected):
+        assert all(b[k][0].shape == (rows, num_steps) for b in per_rank)
+        assert torch.equal(torch.cat([b[k][0] for b in per_rank]), X)
+        assert torch.equal(torch.cat([b[k][1] for b in per_rank]), Y)
+
+
+def test_batch_size_must_divide_among_ranks():
+    with pytest.raises(UsageError, match="multiple of the 3 processes; use --batch-size 3"):
+        BatchIterator(np.arange(3000), 4, 10, rank=0, world_size=3)
+    with pytest.raises(UsageError, match="outside world size"):
+        BatchIterator(np.arange(3000), 4, 10, rank=2, world_size=2)
+
+
+def test_random_permutation_is_compact_and_unchanged():
+    """The epoch order is numpy's permutation(n), stored in the smallest dtype."""
+    from rnnlab.data.batches import permutation
+    for n in (1, 255, 256, 70_000):
+        order = permutation(n, np.random.default_rng([7, 1]))
+        assert order.dtype == (np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32)
+        assert np.array_equal(order, np.random.default_rng([7, 1]).permutation(n))
+
+
+def test_memmap_rows_are_read_not_the_whole_corpus(tmp_path):
+    """A memory-mapped corpus gives the same batches as the array in memory."""
+    corpus = (np.arange(5000) % 251).astype(np.uint8)
+    path = tmp_path / "ids.bin"
+    corpus.tofile(path)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    for sampling in ("random", "sequential"):
+        for rank in range(2):
+            a = list(BatchIterator(corpus, 4, 7, sampling, seed=1, rank=rank, world_size=2))
+            b = list(BatchIterator(mapped, 4, 7, sampling, seed=1, rank=rank, world_size=2))
+            assert len(a) == len(b) and all(torch.equal(x, y) for (x, _), (y, _) in zip(a, b))
 
 
 def test_too_short_and_bad_sizes():
