@@ -1,0 +1,107 @@
+"""Command-line interface: parses arguments, calls the library, prints results.
+
+One module per command family, each with ``add_parser(commands)`` (its parsers and
+handlers) and its ``cmd_*`` functions: :mod:`~rnnlab.cli.corpus`, :mod:`~rnnlab.cli.lm`
+(demo, train, eval, generate), :mod:`~rnnlab.cli.ngram`, :mod:`~rnnlab.cli.forecast`,
+:mod:`~rnnlab.cli.reproduce`, :mod:`~rnnlab.cli.bench`, :mod:`~rnnlab.cli.classify` and
+:mod:`~rnnlab.cli.tag`; shared helpers and option groups in :mod:`~rnnlab.cli.common` and
+:mod:`~rnnlab.cli.tasks_common`. This module assembles the parser and maps errors to exit codes.
+
+Conventions for every command:
+* ``--json``: one JSON object on the last line of stdout (human text goes before it
+  or to stderr);
+* errors: ``error: <one line>`` on stderr, exit 2 for usage mistakes, 1 for data
+  and runtime problems (see :mod:`rnnlab.errors`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnlab.cli import bench, classify, corpus, forecast, lm, ngram, reproduce, tag
+from rnnlab.errors import RnnlabError, UsageError
+
+# The command families in the order ``rnnlab --help`` lists them.
+FAMILIES = (corpus, lm, ngram, forecast, reproduce, bench, classify, tag)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent sequence models from d2l's RNN chapter.")
+    parser.add_argument("--version", action="version", version=f"rnnlab {__import__('rnnlab').__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or log lines on stderr")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: PyTorch's choice, one per core)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for family in FAMILIES:
+        family.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from rnnlab.progress import configure_logging
+    configure_logging(verbose=not args.quiet)
+    previous = _handle_sigterm_as_interrupt()
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+            import torch
+            torch.set_num_threads(args.threads)
+        seed = getattr(args, "seed", None)  # NumPy and torch refuse negative seeds with a traceback
+        if seed is not None and not 0 <= seed < 2**63:
+            raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
+        return int(args.handler(args) or 0)
+    except RnnlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}{_resume_note(args)}", file=sys.stderr)
+        return 143 if terminated else 130
+    except BrokenPipeError:
+        return 1
+    finally:
+        if previous is not None:
+            import signal
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that training saves its checkpoint before exiting."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _handle_sigterm_as_interrupt():
+    """Make SIGTERM (``kill``, a job scheduler's stop) behave like Ctrl-C; return the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be set from the main thread
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _resume_note(args) -> str:
+    """After an interrupted training run: where its checkpoint is and how to continue it."""
+    folder = getattr(args, "interrupt_checkpoint", None)
+    if not getattr(args, "saves_checkpoint", False):  # set by the parsers of train and demo
+        return ""
+    if folder is None:
+        return " (no --out: nothing was saved)"
+    from rnnlab.checkpoint import load_config
+    try:
+        step = load_config(folder).get("progress", {}).get("step")
+    except RnnlabError:
+        return f"; stopped before the first checkpoint, nothing to resume in {folder}"
+    import shlex
+    return (f"; the run is saved in {folder} (step {step}): continue it with "
+            f"rnnlab train --resume {shlex.quote(str(folder))}")
+

@@ -1,0 +1,84 @@
+"""Helpers shared by the command families: ``--json`` output, output-file checks, number
+formatting, the corpus option group and plain-text tables."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+
+def emit(result: dict, as_json: bool) -> None:
+    """Print ``result`` as the last stdout line when ``--json`` was given (standard JSON:
+    NaN and infinities become null at any depth, see :mod:`rnnlab.jsonout`)."""
+    if as_json:
+        from rnnlab.jsonout import dumps
+        print(dumps(result))
+
+
+def help_handler(parser: argparse.ArgumentParser):
+    """The handler of a command family run without a subcommand: its help on stderr, exit 2."""
+    return lambda args: (parser.print_help(sys.stderr), 2)[1]
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} left by an earlier run (only rnnlab's own files are removed; "
+                             "a folder holding other files is always refused)")
+
+
+def output_file(path: str | None, option: str, overwrite: bool, figure: bool = False):
+    """Check an output file before the work starts (see rnnlab.fileio.prepare_output_file)."""
+    if path is None:
+        return None
+    from rnnlab.fileio import prepare_output_file
+    checked = str(prepare_output_file(path, option, overwrite))
+    if figure:
+        from rnnlab.plots import check_figure_format
+        check_figure_format(path, option)
+    return checked
+
+
+def _finite(value: float):
+    """JSON has no NaN/inf: map them to null."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def shown(token: str) -> str:
+    """A token as a reader can see it (spaces and newlines made visible)."""
+    return token.replace(" ", "␣").replace("\n", "⏎")
+
+
+def aligned_table(rows: list[list[str]]) -> list[str]:
+    """Rows as aligned text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+            for row in rows]
+
+
+def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None = "raw",
+                       token_default: str | None = "char", held_out: bool = False) -> None:
+    from rnnlab.data.corpus import DEFAULT_CORPUS
+    group = parser.add_argument_group("corpus")
+    group.add_argument("--corpus", default=None, metavar="NAME_OR_PATH",
+                       help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob; "
+                            "a folder with train/valid/test files gives those three splits")
+    if held_out:
+        group.add_argument("--val", dest="val_corpus", default=None, metavar="FILE",
+                           help="validation text file; the whole --corpus then trains (no --split)")
+        group.add_argument("--test", dest="test_corpus", default=None, metavar="FILE",
+                           help="test text file (default with --val: no test split)")
+    group.add_argument("--data-dir", default=None, help="folder holding downloaded corpora (default: $RNNLAB_DATA, then the user cache)")
+    group.add_argument("--encoding-errors", default="strict" if mode_default else None,
+                       help="strict (default), replace or ignore undecodable bytes")
+    group.add_argument("--mode", default=mode_default, help=f"preprocessing: d2l or raw (default {mode_default or 'raw'})")
+    group.add_argument("--token", default=token_default, help="tokenizer: char, word or byte (default char)")
+
+
+def load_corpus_from_args(args):
+    from rnnlab.data.corpus import load_corpus
+    return load_corpus(args.corpus, data_dir=args.data_dir, encoding_errors=args.encoding_errors,
+                       val=getattr(args, "val_corpus", None), test=getattr(args, "test_corpus", None))
