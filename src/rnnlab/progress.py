@@ -40,3 +40,31 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "",
 
     with tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True) as bar:
         yield from bar
+
+
+class ByteProgress:
+    """A bar counting bytes (tqdm shows MB/s) on a terminal; a no-op otherwise.
+
+    Use as a context manager and call :meth:`update` with the bytes just processed.
+    """
+
+    def __init__(self, total: int | None, desc: str = "", enabled: bool = True) -> None:
+        self.total, self.desc = total, desc
+        self.enabled = enabled and is_interactive() and logger.isEnabledFor(logging.INFO)
+        self._bar = None
+
+    def __enter__(self) -> "ByteProgress":
+        if self.enabled:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.total, desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024,
+                             leave=False, dynamic_ncols=True)
+        return self
+
+    def update(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -16,6 +16,11 @@ whose top-level files are named ``train``/``valid`` (or ``val``)/``test`` as one
 their dot-separated parts (``train.txt``, ``ptb.valid.txt``, ``wiki.test.tokens``).
 They ride along as :attr:`Corpus.val` and :attr:`Corpus.test`; the main text is then
 the whole training split.
+
+A *prepared corpus* (a folder holding ``manifest.json``, written by ``rnnlab corpus
+prepare``, :mod:`rnnlab.data.prepare`) loads as a :class:`Corpus` without text whose
+checksum is its manifest's SHA-1; :func:`rnnlab.data.dataset.prepare_text` then opens its
+memory-mapped token shards instead of encoding text.
 """
 from __future__ import annotations
 
@@ -301,6 +306,12 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
         text = read_text_file(path, encoding_errors)
         return Corpus(name=spec, text=text, sources=[str(path)], sha1=REMOTE[spec].sha1)
     folder = Path(os.path.expanduser(spec))
+    if not _is_glob(spec) and (folder / "manifest.json").is_file():
+        # A prepared corpus (rnnlab corpus prepare): prepare_text reads its memory-mapped shards.
+        if held_out_given:
+            raise UsageError(f"{spec} is a prepared corpus, which holds its own splits; drop --val/--test")
+        from rnnlab.data.prepare import prepared_corpus
+        return prepared_corpus(folder)
     split_files = split_folder_files(folder) if not _is_glob(spec) and folder.is_dir() else None
     if split_files:
         if held_out_given:

@@ -3,6 +3,8 @@
 This is the one entry point the commands use: ``prepare_text(corpus, ...)`` runs
 preprocess -> tokenize -> split -> vocabulary -> encode and returns a
 :class:`TextDataset`. Character and byte tokens stay NumPy arrays throughout.
+A prepared corpus (a folder from ``rnnlab corpus prepare``, :mod:`rnnlab.data.prepare`)
+is already split and encoded: its splits are ``numpy.memmap`` arrays of the same ids.
 
 Splits are contiguous (no shuffling of text):
 
@@ -104,6 +106,10 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
+    if getattr(corpus, "is_prepared", False):
+        # A prepared folder (rnnlab.data.prepare): memory-mapped ids, already split and encoded.
+        from rnnlab.data.prepare import dataset_from_prepared
+        return dataset_from_prepared(corpus, mode, token, split, min_freq, max_tokens, vocab)
     text = corpus.text if isinstance(corpus, Corpus) else corpus
     name = corpus.name if isinstance(corpus, Corpus) else ""
     held_out = {role: getattr(corpus, role, None) for role in ("val", "test")}

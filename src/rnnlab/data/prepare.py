@@ -1,0 +1,691 @@
+"""Prepared corpora: text of any size -> memory-mappable token shards + a JSON manifest.
+
+:func:`prepare_corpus` streams a text file (or a folder or glob of files, resolved as
+:func:`rnnlab.data.corpus.load_corpus` resolves them) in chunks of ``chunk_bytes``;
+memory stays bounded whatever the input size. :func:`open_prepared` reads the result
+back as a :class:`rnnlab.data.dataset.TextDataset` whose splits are ``numpy.memmap``
+arrays, so the batch iterators read only the rows they need.
+
+The token ids are exactly those of the in-memory path
+(:func:`rnnlab.data.dataset.prepare_text`) on the same text, for every mode and
+tokenizer, because the stream is cut only where that path's preprocessing and
+tokenization are additive:
+
+* bytes are decoded with an incremental UTF-8 decoder, so a character cut at a chunk
+  edge is completed by the next chunk (and ``--encoding-errors`` applies as in memory);
+* ``d2l`` works line by line, so each chunk is cut after its last line break (a ``\\r``
+  at the very end waits, it may be the first half of ``\\r\\n``); the partial last line
+  is carried into the next chunk;
+* ``raw`` words (``\\w+``, one symbol, a newline) are cut before the trailing run of word
+  characters, which is carried; chars and bytes need no carry;
+* several files are joined as :func:`load_corpus` joins them (a newline after a
+  file that does not end with one).
+
+Memory is O(``chunk_bytes``) plus the vocabulary counts, plus the longest line (d2l)
+or the longest word (raw words): those are carried whole. A text of one multi-gigabyte
+line in d2l mode is read whole -- as it is in memory.
+
+Two passes (plus a partial one):
+
+1. count the tokens (``n``) and, unless ``vocab_from`` gives a vocabulary, count each
+   token. The vocabulary comes from the training split only, as in memory; its end
+   ``int(n * train_fraction)`` is known only after the whole pass, so the counts of the
+   tokens after it are taken off by re-reading from the chunk that holds it (the pass
+   records where each chunk starts), about a tenth of the input with the default split.
+   ``split="d2l"``: the vocabulary is the whole text's, all of it trains (val/test empty).
+   A split folder (``train``/``valid``/``test`` files): the train file's vocabulary,
+   each file is its own split, as in memory.
+2. encode into one shard per split (``train-00000.bin``, ``val-00000.bin``,
+   ``test-00000.bin``: the vocabulary's smallest unsigned dtype, native little-endian
+   order), hashing each shard (SHA-256) and each source file (SHA-1) while writing.
+
+Split boundaries are those of the in-memory path: ``[0, int(n * f_train))``, then
+``int(n * f_val)`` and ``int(n * f_test)`` tokens; tokens after the test split (fractions
+summing to less than 1, rounding) are not written. A split of 0 tokens has no shard file.
+
+Crash safety: everything is written into a temporary sibling folder (``.rnnlab-tmp-...``,
+a name no command reads) and renamed into place when complete; an interrupted run
+(exception, Ctrl-C) deletes it, a SIGKILL leaves only that hidden folder. Re-running on
+an unchanged input (same files, sizes, modification times and SHA-1 contents, same
+options) reuses the folder; a changed input rebuilds it; other options than the
+folder's need ``overwrite``. A folder that is not a prepared corpus is never written to.
+
+Checks when reading: :func:`open_prepared` compares each shard's size with the manifest
+(cheap, always); ``verify=True`` also recomputes the SHA-256 of every shard (reads the
+whole corpus once; ``rnnlab corpus prepare`` computes them while writing).
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, REMOTE, Corpus, _glob_root, _is_glob,
+                                _resolve_files, fetch_remote, split_folder_files)
+from rnnlab.data.dataset import DEFAULT_SPLIT, TextDataset, parse_split
+from rnnlab.data.encode import byte_codes, codepoints
+from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import TEMP_PREFIX, file_digest, fsync_dir, temporary_name, write_synced
+from rnnlab.progress import ByteProgress, logger
+
+FORMAT = "rnnlab.corpus/1"
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+DEFAULT_CHUNK_BYTES = 16 << 20  # 16 MiB of input per chunk: ~10x that in temporaries at most
+_CODE_SPACE = 0x110000  # Unicode code points
+_WORD_CHAR = re.compile(r"\w")  # the \w of text._RAW_WORD
+
+
+def shard_name(split: str, index: int = 0) -> str:
+    return f"{split}-{index:05d}.bin"
+
+
+def is_prepared(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a ``manifest.json`` (what ``--corpus DIR`` looks for)."""
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+# ----------------------------------------------------------------------------------
+# streaming tokenization
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a token stream can restart: just before one chunk is read."""
+
+    file_index: int
+    offset: int        # bytes of that file read before the chunk
+    pending: bytes     # the decoder's buffered bytes: an incomplete UTF-8 sequence
+    carry: str         # decoded text not yet tokenized: a partial line or word
+    last_char: str     # last character decoded from this file so far ("" none)
+    newlines: int      # b"\n" in the file before ``offset`` (for error messages)
+
+
+class _TokenStream:
+    """The tokens of ``files`` joined as :func:`load_corpus` joins them, chunk by chunk.
+
+    :meth:`chunks` yields ``(mark, tokens, nbytes)``: ``tokens`` is a ``(k,) uint32``
+    code-point array (char), ``(k,) uint8`` (byte) or a list of ``k`` words; ``nbytes``
+    is how much input the chunk consumed.
+    """
+
+    def __init__(self, files: list[Path], mode: str, token: str, chunk_bytes: int, errors: str) -> None:
+        self.files, self.mode, self.token = files, mode, token
+        self.chunk_bytes, self.errors = chunk_bytes, errors
+        self.join = len(files) > 1  # load_corpus adds a newline only between several files
+        self.saw_text = False  # any non-whitespace character (load_corpus refuses blank text)
+
+    def chunks(self, start: _Mark | None = None, digests: list | None = None
+               ) -> Iterator[tuple[_Mark, object, int]]:
+        """Tokens chunk by chunk from ``start`` (the beginning by default). ``digests``:
+        a list that receives each file's SHA-1 (only meaningful from the beginning)."""
+        mark = start or _Mark(0, 0, b"", "", "", 0)
+        carry = mark.carry
+        for index in range(mark.file_index, len(self.files)):
+            resumed = index == mark.file_index
+            offset, newlines = (mark.offset, mark.newlines) if resumed else (0, 0)
+            last_char = mark.last_char if resumed else ""
+            decoder = codecs.getincrementaldecoder("utf-8")(self.errors)
+            decoder.setstate((mark.pending if resumed else b"", 0))
+            digest = hashlib.sha1() if digests is not None else None
+            path = self.files[index]
+            try:
+                handle = open(path, "rb")
+            except OSError as exc:
+                raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+            with handle:
+                handle.seek(offset)
+                while True:
+                    pending = decoder.getstate()[0]
+                    here = _Mark(index, offset, pending, carry, last_char, newlines)
+                    data = handle.read(self.chunk_bytes)
+                    end = not data
+                    try:
+                        text = decoder.decode(data, final=end)
+                    except UnicodeDecodeError as exc:
+                        raise self._decode_error(path, pending + data, exc, offset - len(pending), newlines) from None
+                    if text:
+                        last_char = text[-1]
+                        if not self.saw_text and not text.isspace():
+                            self.saw_text = True
+                    if end and self.join and last_char not in ("", "\n"):
+                        text += "\n"
+                    if digest is not None:
+                        digest.update(data)
+                    complete, carry = self._cut(carry + text, end and index == len(self.files) - 1)
+                    yield here, self._tokens(complete), len(data)
+                    offset += len(data)
+                    newlines += data.count(b"\n")
+                    if end:
+                        break
+            if digests is not None:
+                digests.append(digest.hexdigest())
+
+    @staticmethod
+    def _decode_error(path: Path, data: bytes, exc: UnicodeDecodeError, base: int, newlines: int) -> DataError:
+        line = newlines + data.count(b"\n", 0, exc.start) + 1
+        return DataError(f"{path} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {base + exc.start} "
+                         f"(line {line}); re-encode it as UTF-8 or pass --encoding-errors replace")
+
+    def _cut(self, text: str, last: bool) -> tuple[str, str]:
+        """Split ``text`` into what can be tokenized now and what must wait for more text."""
+        if last:
+            return text, ""
+        if self.mode == "d2l":
+            k = max(text.rfind("\n"), text.rfind("\r"))
+            if k == len(text) - 1 and text.endswith("\r"):  # may be the first half of "\r\n"
+                k = max(text.rfind("\n", 0, k), text.rfind("\r", 0, k))
+            return text[:k + 1], text[k + 1:]
+        if self.token == "word":
+            i = len(text)
+            while i > 0 and _WORD_CHAR.match(text[i - 1]):
+                i -= 1
+            return text[:i], text[i:]
+        return text, ""
+
+    def _tokens(self, text: str):
+        segments = preprocess(text, self.mode) if text else []
+        if self.token == "char":
+            return codepoints("".join(segments))
+        if self.token == "byte":
+            return byte_codes("".join(segments))
+        return tokenize(segments, "word", self.mode)
+
+
+class _Counts:
+    """Token counts: a dense array over code points / bytes, a Counter for words."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.dense = None if token == "word" else np.zeros(_CODE_SPACE if token == "char" else 256, np.int64)
+        self.words: Counter = Counter()
+
+    def add(self, tokens) -> None:
+        if self.dense is not None:
+            if len(tokens):
+                self.dense += np.bincount(tokens, minlength=len(self.dense))
+        else:
+            self.words.update(tokens)
+
+    def minus(self, other: "_Counts") -> Counter:
+        """``self - other`` as a Counter of positive counts (the keys :class:`Vocab` takes)."""
+        if self.dense is not None:
+            diff = self.dense - other.dense
+            return Counter({chr(int(v)): int(diff[v]) for v in np.flatnonzero(diff > 0)})
+        counts = self.words.copy()
+        counts.subtract(other.words)
+        return +counts  # drops zeros: a token seen only after the training split is not in it
+
+
+def _encoder(vocab: Vocab, token: str):
+    """A function tokens -> ids in ``vocab.dtype`` (unknown tokens: 0, ``<unk>``)."""
+    if token == "word":
+        lookup = vocab.token_to_idx.get
+        return lambda words: np.fromiter((lookup(w, 0) for w in words), dtype=vocab.dtype, count=len(words))
+    table = np.zeros(_CODE_SPACE if token == "char" else 256, dtype=vocab.dtype)
+    for index, tok in enumerate(vocab.idx_to_token):
+        if len(tok) == 1 and ord(tok) < len(table):
+            table[ord(tok)] = index
+    return lambda codes: table[codes]
+
+
+class _ShardWriter:
+    """One split's shard: appends ids, hashes them (SHA-256) as they are written."""
+
+    def __init__(self, folder: Path, split: str) -> None:
+        self.name = shard_name(split)
+        self.path = folder / self.name
+        self.handle = open(self.path, "wb")
+        self.digest = hashlib.sha256()
+        self.num_tokens = 0
+
+    def write(self, ids: np.ndarray) -> None:
+        if len(ids):
+            # the manifest promises little-endian ids (a no-op copy-free view on x86 and ARM)
+            data = np.ascontiguousarray(ids, dtype=ids.dtype.newbyteorder("<")).tobytes()
+            self.handle.write(data)
+            self.digest.update(data)
+            self.num_tokens += len(ids)
+
+    def close(self) -> dict:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        if self.num_tokens == 0:
+            self.path.unlink()  # a memmap cannot map an empty file: an empty split has no shard
+            return {"num_tokens": 0, "shards": []}
+        size = self.path.stat().st_size
+        return {"num_tokens": self.num_tokens,
+                "shards": [{"file": self.name, "num_tokens": self.num_tokens, "bytes": size,
+                            "sha256": self.digest.hexdigest()}]}
+
+
+# ----------------------------------------------------------------------------------
+# sources and the output folder
+
+
+def _resolve_source(source, data_dir) -> tuple[str, dict[str, list[Path]], str | None, Path | None]:
+    """``(name, {split: files}, location, root)``; ``root`` names multi-file sources as files_sha1 does."""
+    spec = str(source)
+    if spec in BUILTIN_NAMES:
+        raise UsageError(f"the built-in corpus '{spec}' is small enough to use as it is; corpus prepare takes "
+                         "a file, a folder or a glob")
+    if spec in REMOTE:
+        path = fetch_remote(spec, data_dir=data_dir)
+        return spec, {"train": [path]}, os.path.abspath(path), None
+    if not spec.strip():
+        raise UsageError("--corpus is empty; give a file, a folder or a glob")
+    expanded = os.path.expanduser(spec)
+    folder = Path(expanded)
+    if not _is_glob(spec) and folder.is_dir():
+        if (folder / MANIFEST).is_file():
+            raise UsageError(f"{spec} is already a prepared corpus; give the text it was prepared from")
+        split_files = split_folder_files(folder)
+        if split_files:
+            return (folder.resolve().name, {role: [path] for role, path in split_files.items()},
+                    os.path.abspath(folder), None)
+    files = _resolve_files(spec)
+    root = (_glob_root(expanded) if _is_glob(spec) else Path(expanded)) if len(files) > 1 else None
+    name = Path(spec).stem if len(files) == 1 else spec
+    return name, {"train": files}, os.path.abspath(expanded), root
+
+
+def _combined_sha1(files: list[Path], digests: list[str], root: Path | None) -> str:
+    """The corpus SHA-1 :func:`load_corpus` records (:func:`rnnlab.data.corpus.files_sha1`),
+    from per-file SHA-1s computed while streaming."""
+    if root is None:
+        return digests[0]
+    digest = hashlib.sha1()
+    named = sorted((p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix(), d)
+                   for p, d in zip(files, digests))
+    for name, sha1 in named:
+        digest.update(name.encode("utf-8") + b"\0" + sha1.encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def _file_records(roles: dict[str, list[Path]]) -> list[dict]:
+    records = []
+    for role, files in roles.items():
+        for path in files:
+            stat = path.stat()
+            records.append({"split": role, "path": os.path.abspath(path), "bytes": stat.st_size,
+                            "mtime_ns": stat.st_mtime_ns})
+    return records
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of a prepared corpus; :class:`DataError` when missing or not one."""
+    path = Path(os.path.expanduser(os.fspath(folder))) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path.parent} is not a prepared corpus (no {MANIFEST}); run rnnlab corpus prepare") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise DataError(f"{path} is not an rnnlab prepared corpus (format {found!r}, expected {FORMAT!r})")
+    return manifest
+
+
+def manifest_sha1(folder: str | os.PathLike) -> str:
+    """SHA-1 of ``manifest.json``: identifies the prepared data (it holds every shard's SHA-256)."""
+    return file_digest(Path(os.path.expanduser(os.fspath(folder))) / MANIFEST, "sha1")
+
+
+def _owned_names(manifest: dict) -> set[str]:
+    return {MANIFEST} | {shard["file"] for part in manifest.get("splits", {}).values()
+                         for shard in part.get("shards", [])}
+
+
+def _check_out(out: Path, overwrite: bool) -> dict | None:
+    """The existing manifest of ``out`` (None for a missing or empty folder); refuse
+    anything that is not a prepared corpus."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; give a folder path")
+    if not out.is_dir():
+        return None
+    entries = sorted(e.name for e in out.iterdir() if not e.name.startswith(TEMP_PREFIX))
+    if not entries:
+        return None
+    try:
+        manifest = read_manifest(out) if MANIFEST in entries else None
+    except DataError:
+        manifest = None
+    if manifest is None:
+        raise UsageError(f"--out {out} is not empty and is not an rnnlab prepared corpus (it holds {entries[0]!r}"
+                         f"{f' and {len(entries) - 1} more' if len(entries) > 1 else ''}); rnnlab never writes "
+                         "into a folder of other files: choose a new or empty folder")
+    foreign = sorted(set(entries) - _owned_names(manifest))
+    if foreign:
+        raise UsageError(f"--out {out} holds {foreign[0]!r}, which rnnlab did not write; move it away or choose "
+                         "another folder")
+    return manifest
+
+
+def _settings(mode, token, split, min_freq, encoding_errors, vocab_source) -> dict:
+    return {"mode": mode, "token": token, "split": list(split) if isinstance(split, tuple) else split,
+            "min_freq": min_freq, "encoding_errors": encoding_errors, "vocab_from": vocab_source}
+
+
+def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -> str | None:
+    """Why ``manifest`` cannot be reused for this request (None: it can). Hashes the
+    source files only when their names, sizes and modification times all match."""
+    if manifest.get("settings") != settings:
+        return "settings"
+    old = [{k: r.get(k) for k in ("split", "path", "bytes", "mtime_ns")} for r in manifest["source"]["files"]]
+    if old != records:
+        return "the source files changed (names, sizes or modification times)"
+    for record, saved in zip(records, manifest["source"]["files"]):
+        if file_digest(record["path"], "sha1") != saved.get("sha1"):
+            return f"the content of {record['path']} changed"
+    try:
+        _check_shards(out, manifest, verify=False)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def _vocab_from(folder, mode: str, token: str) -> tuple[Vocab, dict]:
+    manifest = read_manifest(folder)
+    pre = manifest["preprocessing"]
+    if (pre["mode"], pre["token"]) != (mode, token):
+        raise UsageError(f"--vocab {folder} was prepared with --mode {pre['mode']} --token {pre['token']}, not "
+                         f"--mode {mode} --token {token}; its vocabulary cannot encode this text")
+    return Vocab.from_dict(manifest["vocab"]), {"location": os.path.abspath(os.path.expanduser(os.fspath(folder))),
+                                                "manifest_sha1": manifest_sha1(folder)}
+
+
+# ----------------------------------------------------------------------------------
+# preparing
+
+
+def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", vocab_from=None,
+                   split=DEFAULT_SPLIT, min_freq: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                   encoding_errors: str = "strict", overwrite: bool = False, data_dir=None,
+                   show_progress: bool = True) -> dict:
+    """Stream ``source`` into a prepared corpus folder ``out_dir`` (see the module docstring).
+
+    ``source``: a text file, a folder (a split folder gives the ``files`` split), a glob,
+    or ``timemachine``. ``vocab_from``: a prepared folder whose vocabulary (same mode and
+    tokenizer) encodes this text; otherwise one is built from the training split with
+    ``min_freq``. ``split``: fractions (default 0.9,0.05,0.05) or ``"d2l"``.
+    ``chunk_bytes``: input bytes read at a time (memory is about 10x that at most).
+
+    Returns a summary dict: ``out``, ``reused`` (an up-to-date folder was kept),
+    ``rebuilt`` (why an existing folder was replaced, or None), ``num_tokens``, per-split
+    token counts, ``vocab_size``, ``dtype``, ``input_bytes``, ``seconds``, ``mb_per_s``.
+    """
+    check_mode(mode)
+    check_tokenizer(token)
+    split = parse_split(split)
+    if encoding_errors not in ENCODING_ERRORS:
+        raise UsageError(f"unknown --encoding-errors '{encoding_errors}'; choose one of {', '.join(ENCODING_ERRORS)}")
+    if int(chunk_bytes) != chunk_bytes or chunk_bytes < 1:
+        raise UsageError(f"chunk_bytes must be a positive integer, got {chunk_bytes}")
+    if int(min_freq) != min_freq or min_freq < 0:
+        raise UsageError(f"--min-freq must be an integer >= 0, got {min_freq}")
+    if vocab_from is not None and min_freq:
+        raise UsageError("--min-freq builds a vocabulary; --vocab reuses one: give one of them")
+    started = time.perf_counter()
+    out = Path(os.path.expanduser(os.fspath(out_dir)))
+    name, roles, location, root = _resolve_source(source, data_dir)
+    if "val" in roles or "test" in roles:
+        if split not in (DEFAULT_SPLIT, "files"):
+            raise UsageError(f"{source} holds its own train/valid/test files; they cannot be combined with --split")
+        split = "files"
+    elif split == "files":
+        raise UsageError("split 'files' needs a folder holding train/valid/test files")
+    vocab, vocab_source = _vocab_from(vocab_from, mode, token) if vocab_from is not None else (None, None)
+    settings = _settings(mode, token, split, int(min_freq), encoding_errors, vocab_source)
+    records = _file_records(roles)
+    input_bytes = sum(r["bytes"] for r in records)
+    existing = _check_out(out, overwrite)
+    rebuilt = None
+    if existing is not None:
+        why = _unchanged(existing, settings, records, out)
+        if why == "settings" and not overwrite:
+            old = existing.get("settings", {})
+            shown = ", ".join(f"{k} {old.get(k)!r}" for k in settings if old.get(k) != settings[k])
+            raise UsageError(f"--out {out} holds a corpus prepared with other options ({shown}); pass --overwrite "
+                             "to replace it, or choose another folder")
+        if why is None and not overwrite:
+            logger.info("%s is up to date with %s; reusing it", out, source)
+            return _summary(out, existing, reused=True, rebuilt=None, input_bytes=input_bytes,
+                            seconds=time.perf_counter() - started)
+        rebuilt = "--overwrite" if why in (None, "settings") else why
+        logger.info("rebuilding %s: %s", out, rebuilt)
+
+    streams = {role: _TokenStream(files, mode, token, int(chunk_bytes), encoding_errors)
+               for role, files in roles.items()}
+    # two full passes, plus the re-read of the text after the training split (its share, roughly)
+    passes = 2 + (1 - split[0] if vocab is None and isinstance(split, tuple) else 0)
+    with ByteProgress(int(input_bytes * passes), desc=f"preparing {name}", enabled=show_progress) as bar:
+        vocab, bounds, n = _vocabulary(streams, split, token, min_freq, vocab, bar)
+        tmp = out.parent / temporary_name(out.name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            splits, digests = _encode_all(streams, tmp, vocab, token, bounds, bar)
+            for record, digest in zip(records, digests):
+                record["sha1"] = digest
+            manifest = {
+                "format": FORMAT, "kind": "prepared-corpus", "settings": settings,
+                "preprocessing": {"mode": mode, "token": token},
+                "split": settings["split"], "boundaries": list(bounds) if bounds else None,
+                "num_tokens": n, "dtype": vocab.dtype.name, "byte_order": "little",
+                "splits": splits, "vocab": vocab.to_dict(),
+                "source": {"name": name, "spec": str(source), "location": location,
+                           "sha1": _combined_sha1(roles["train"], digests[:len(roles["train"])], root),
+                           "files": records},
+            }
+            write_synced(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+            fsync_dir(tmp)
+            _replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return _summary(out, manifest, reused=False, rebuilt=rebuilt, input_bytes=input_bytes,
+                    seconds=time.perf_counter() - started)
+
+
+def _vocabulary(streams: dict, split, token: str, min_freq: int, vocab: Vocab | None, bar):
+    """Pass 1: ``(vocab, bounds, n)``; ``bounds`` the split ends in the stream (None for 'files')."""
+    train = streams["train"]
+    counts = _Counts(token) if vocab is None else None
+    marks: list[tuple[_Mark, int]] = []  # (where each chunk starts, tokens before it)
+    n = 0
+    for mark, tokens, nbytes in train.chunks():
+        marks.append((mark, n))
+        if counts is not None:
+            counts.add(tokens)
+        n += len(tokens)
+        bar.update(nbytes)
+    if n == 0 or not train.saw_text:
+        raise DataError(f"{' '.join(str(f) for f in train.files[:1])}{' ...' if len(train.files) > 1 else ''} "
+                        f"has no {token} tokens after {train.mode} preprocessing")
+    if split == "files":
+        bounds = None
+    elif split == "d2l":
+        bounds = (n, n, n)
+    else:
+        n_train = int(n * split[0])
+        n_val, n_test = int(n * split[1]), int(n * split[2])
+        bounds = (n_train, n_train + n_val, n_train + n_val + n_test)
+    if vocab is not None:
+        return vocab, bounds, n
+    after = _Counts(token)  # tokens after the training split: counted again, then taken off
+    if bounds is not None and bounds[0] < n:
+        start, before = next((m, b) for m, b in reversed(marks) if b <= bounds[0])
+        for _, tokens, nbytes in train.chunks(start):
+            skip = max(0, bounds[0] - before)
+            after.add(tokens[skip:])
+            before += len(tokens)
+            bar.update(nbytes)
+    return Vocab(counts=counts.minus(after), min_freq=min_freq), bounds, n
+
+
+def _encode_all(streams: dict, folder: Path, vocab: Vocab, token: str, bounds, bar) -> tuple[dict, list[str]]:
+    """Pass 2: write the shards; return the manifest's ``splits`` and each source file's SHA-1."""
+    encode = _encoder(vocab, token)
+    writers = {split: _ShardWriter(folder, split) for split in SPLITS}
+    digests: list[str] = []
+    try:
+        for role, stream in streams.items():
+            pos = 0
+            for _, tokens, nbytes in stream.chunks(digests=digests):
+                ids = encode(tokens)
+                if bounds is None:
+                    writers[role].write(ids)
+                else:
+                    for split, lo, hi in zip(SPLITS, (0,) + bounds[:2], bounds):
+                        a, b = max(lo - pos, 0), min(hi - pos, len(ids))
+                        if a < b:
+                            writers[split].write(ids[a:b])
+                pos += len(ids)
+                bar.update(nbytes)
+            if role != "train" and pos == 0:
+                raise DataError(f"the {'validation' if role == 'val' else 'test'} file {stream.files[0]} has no "
+                                f"{token} tokens after {stream.mode} preprocessing")
+        return {split: writer.close() for split, writer in writers.items()}, digests
+    finally:
+        for writer in writers.values():
+            if not writer.handle.closed:
+                writer.handle.close()
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Rename the complete folder ``tmp`` to ``out``; an old ``out`` goes only after that."""
+    old = None
+    if out.is_dir():
+        if any(out.iterdir()):
+            old = out.parent / temporary_name(out.name + "-old")
+            os.rename(out, old)
+        else:
+            out.rmdir()
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _summary(out: Path, manifest: dict, reused: bool, rebuilt, input_bytes: int, seconds: float) -> dict:
+    splits = {f"{s}_tokens": manifest["splits"][s]["num_tokens"] for s in SPLITS}
+    return {"out": str(out), "reused": reused, "rebuilt": rebuilt, "num_tokens": manifest["num_tokens"], **splits,
+            "vocab_size": len(manifest["vocab"]["idx_to_token"]), "dtype": manifest["dtype"],
+            "mode": manifest["preprocessing"]["mode"], "token": manifest["preprocessing"]["token"],
+            "split": manifest["split"], "input_bytes": input_bytes, "seconds": round(seconds, 3),
+            "mb_per_s": None if reused or seconds <= 0 else round(input_bytes / 1e6 / seconds, 1)}
+
+
+# ----------------------------------------------------------------------------------
+# reading
+
+
+def _check_shards(folder: Path, manifest: dict, verify: bool) -> None:
+    dtype = np.dtype(manifest["dtype"])
+    for split in SPLITS:
+        part = manifest["splits"][split]
+        if len(part["shards"]) > 1:
+            raise DataError(f"{folder}: split {split} has {len(part['shards'])} shards; this rnnlab reads one per "
+                            "split (format 1)")
+        for shard in part["shards"]:
+            path = folder / shard["file"]
+            if not path.is_file():
+                raise DataError(f"{path} is missing; prepare the corpus again")
+            size = path.stat().st_size
+            if size != shard["num_tokens"] * dtype.itemsize or size != shard["bytes"]:
+                raise DataError(f"{path} has {size} bytes, the manifest says {shard['bytes']}; prepare the corpus again")
+            if verify and file_digest(path, "sha256") != shard["sha256"]:
+                raise DataError(f"{path} does not match its SHA-256 in the manifest; prepare the corpus again")
+
+
+def open_prepared(folder: str | os.PathLike, verify: bool = False) -> TextDataset:
+    """A prepared corpus as a :class:`TextDataset` whose splits are read-only
+    ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
+
+    Shard sizes are always checked against the manifest; ``verify=True`` also checks
+    every shard's SHA-256 (reads all the data once).
+    """
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    try:
+        vocab = Vocab.from_dict(manifest["vocab"])
+        dtype = np.dtype(manifest["dtype"])
+        _check_shards(path, manifest, verify)
+        parts = {}
+        for split in SPLITS:
+            shards = manifest["splits"][split]["shards"]
+            parts[split] = (np.memmap(path / shards[0]["file"], dtype=dtype.newbyteorder("<"), mode="r",
+                                      shape=(shards[0]["num_tokens"],)) if shards else np.zeros(0, dtype=dtype))
+        split = manifest["split"]
+        pre = manifest["preprocessing"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path / MANIFEST} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: "
+                        f"{exc})") from None
+    info = {"num_tokens": manifest["num_tokens"], **{f"{s}_tokens": len(parts[s]) for s in SPLITS},
+            "prepared": os.path.abspath(path)}
+    return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
+                       split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
+
+
+class PreparedCorpus(Corpus):
+    """What :func:`rnnlab.data.corpus.load_corpus` returns for a prepared folder: no
+    text, the folder's location, and the SHA-1 of its manifest as the corpus checksum
+    (so a checkpoint's data check tells when the folder was prepared again)."""
+
+    is_prepared = True  # what prepare_text looks for (it cannot import this module: a cycle)
+
+
+def prepared_corpus(folder: str | os.PathLike) -> PreparedCorpus:
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    return PreparedCorpus(name=str(manifest.get("source", {}).get("name") or path.resolve().name), text="",
+                          sources=[os.path.abspath(path / MANIFEST)], sha1=manifest_sha1(path),
+                          location=os.path.abspath(path))
+
+
+def dataset_from_prepared(corpus: PreparedCorpus, mode: str, token: str, split, min_freq: int,
+                          max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
+    """:func:`rnnlab.data.dataset.prepare_text` for a prepared folder: the folder fixes
+    the preprocessing, split and vocabulary, so other values are refused, except the
+    defaults (split 0.9,0.05,0.05 and min_freq 0 mean "not given"). ``max_tokens`` keeps
+    the first ``max_tokens`` training tokens; unlike in memory the vocabulary stays the
+    folder's (built from the whole training split)."""
+    data = open_prepared(corpus.location)
+    where = corpus.location
+    if (mode, token) != (data.mode, data.token):
+        raise UsageError(f"{where} was prepared with --mode {data.mode} --token {data.token}; pass those (or "
+                         f"prepare it again with --mode {mode} --token {token})")
+    if split != DEFAULT_SPLIT and split != data.split:
+        shown = lambda s: s if isinstance(s, str) else ",".join(f"{f:g}" for f in s)  # noqa: E731
+        raise UsageError(f"{where} was prepared with --split {shown(data.split)}, not {shown(split)}; leave out "
+                         "--split or prepare it again")
+    manifest_min = read_manifest(where)["settings"]["min_freq"]
+    if min_freq and min_freq != manifest_min:
+        raise UsageError(f"{where} was prepared with --min-freq {manifest_min}; its vocabulary is fixed")
+    if vocab is not None and vocab.idx_to_token != data.vocab.idx_to_token:
+        raise DataError(f"{where} was encoded with another vocabulary than the model's ({len(data.vocab)} vs "
+                        f"{len(vocab)} tokens); prepare it with --vocab FOLDER of the training corpus")
+    if max_tokens is not None:
+        data.train = data.train[:max_tokens]
+        data.info["train_tokens"] = len(data.train)
+    return data
