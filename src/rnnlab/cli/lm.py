@@ -37,6 +37,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# The options of ``rnnlab train`` that make its TrainConfig (argparse dests), those --resume accepts,
+# and the flags whose name differs from their dest (for the --resume refusal).
 TRAIN_OPTIONS = ("corpus", "val_corpus", "test_corpus", "mode", "token", "split", "max_tokens", "min_freq", "encoding_errors", "model",
                  "hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity",
                  "batch_size", "num_steps", "epochs", "max_time", "max_steps", "lr", "optimizer", "weight_decay", "clip",
@@ -49,7 +51,6 @@ FLAGS = {"hidden_size": "hidden", "num_layers": "layers", "embed_size": "embed",
 
 
 def cmd_train(args) -> int:
-    from rnnlab.errors import UsageError
     from rnnlab.training import run
     from rnnlab.training.config import make_config
 
