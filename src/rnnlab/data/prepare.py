@@ -65,6 +65,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Iterator
 
@@ -83,7 +84,7 @@ from rnnlab.progress import ByteProgress, logger
 FORMAT = "rnnlab.corpus/1"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
-DEFAULT_CHUNK_BYTES = 16 << 20  # 16 MiB of input per chunk: ~10x that in temporaries at most
+DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per chunk: its temporaries (int64 indices) stay under ~100 MB
 _CODE_SPACE = 0x110000  # Unicode code points
 _WORD_CHAR = re.compile(r"\w")  # the \w of text._RAW_WORD
 
@@ -234,7 +235,9 @@ def _encoder(vocab: Vocab, token: str):
     """A function tokens -> ids in ``vocab.dtype`` (unknown tokens: 0, ``<unk>``)."""
     if token == "word":
         lookup = vocab.token_to_idx.get
-        return lambda words: np.fromiter((lookup(w, 0) for w in words), dtype=vocab.dtype, count=len(words))
+        # map() over dict.get: no Python frame per word (the word path's cost is the tokenizer regex)
+        return lambda words: np.fromiter(map(lookup, words, repeat(0, len(words))), dtype=vocab.dtype,
+                                         count=len(words))
     table = np.zeros(_CODE_SPACE if token == "char" else 256, dtype=vocab.dtype)
     for index, tok in enumerate(vocab.idx_to_token):
         if len(tok) == 1 and ord(tok) < len(table):

@@ -161,3 +161,73 @@ def count_ngrams(ids: np.ndarray, order: int, vocab_size: int) -> NGramCounts:
         suffix[n][inverse] = ids_at[1:count + 1]
         ids_at = inverse
     return NGramCounts(vocab_size=int(vocab_size), keys=keys, counts=counts, suffix=suffix)
+
+
+def _merge(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys of several (keys, counts) pairs with their counts summed (exact int64)."""
+    if len(keys) == 1:
+        return keys[0], counts[0]
+    allk, allc = np.concatenate(keys), np.concatenate(counts)
+    order = np.argsort(allk, kind="stable")
+    allk, allc = allk[order], allc[order]
+    starts = np.flatnonzero(np.r_[True, allk[1:] != allk[:-1]])
+    return allk[starts], np.add.reduceat(allc, starts).astype(np.int64)
+
+
+def count_ngrams_chunked(ids: np.ndarray, order: int, vocab_size: int,
+                         chunk_tokens: int = 1 << 22) -> NGramCounts:
+    """:func:`count_ngrams` for a stream too large for its O(tokens) int64 temporaries
+    (a memory-mapped prepared corpus): the same keys and counts, with memory
+    O(``chunk_tokens`` + the distinct n-grams) whatever the stream length.
+
+    Orders are counted one after another; each chunk of ``ids`` (plus ``order - 1``
+    tokens of overlap, so n-grams across chunk edges count once) is read again per
+    order, and its prefix ids are looked up in the already complete lower order
+    (``np.searchsorted``). The suffix ids are not kept (Kneser-Ney recomputes them).
+    Costs about ``order**2 / 2`` reads of the stream instead of one.
+    """
+    if int(order) != order or order < 1:
+        raise UsageError(f"n-gram order must be an integer >= 1, got {order}")
+    if vocab_size < 1:
+        raise UsageError(f"vocabulary size must be >= 1, got {vocab_size}")
+    if ids.ndim != 1:
+        raise DataError(f"expected a 1-D token array, got shape {ids.shape}")
+    total = len(ids)
+    if total == 0:
+        raise DataError("cannot count n-grams of an empty token stream")
+    step = max(int(chunk_tokens), 1)
+    unigrams = np.zeros(vocab_size, dtype=np.int64)
+    for s in range(0, total, step):
+        part = np.asarray(ids[s:s + step]).astype(np.int64)
+        if part.min() < 0 or part.max() >= vocab_size:
+            raise DataError(f"token ids must lie in [0, {vocab_size}); got {part.min()}..{part.max()}")
+        unigrams += np.bincount(part, minlength=vocab_size)
+    keys, counts = [np.arange(vocab_size, dtype=np.int64)], [unigrams]
+    for n in range(2, order + 1):
+        num = total - n + 1  # n-grams in the stream
+        if num <= 0:
+            keys.append(np.zeros(0, dtype=np.int64))
+            counts.append(np.zeros(0, dtype=np.int64))
+            continue
+        if len(keys[-1]) and (len(keys[-1]) - 1) > (2 ** 63 - 1 - vocab_size) // vocab_size:
+            raise UsageError(f"too many distinct {n - 1}-grams to index {n}-grams in 64 bits")
+        acc_k, acc_c = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pend_k: list[np.ndarray] = []
+        pend_c: list[np.ndarray] = []
+        for s in range(0, num, step):
+            e = min(s + step, num)  # this chunk counts the n-grams starting in [s, e)
+            t = np.asarray(ids[s:e + n - 1]).astype(np.int64)
+            prefix = t  # ids of the m-grams starting at each position, m = 1 .. n-1
+            for m in range(2, n):
+                prefix = np.searchsorted(keys[m - 1], prefix[:-1] * vocab_size + t[m - 1:])
+            packed = prefix[:e - s] * vocab_size + t[n - 1:n - 1 + e - s]
+            uniq, cnt = np.unique(packed, return_counts=True)
+            pend_k.append(uniq)
+            pend_c.append(cnt.astype(np.int64))
+            if sum(len(k) for k in pend_k) > max(len(acc_k), step):  # amortised merging
+                acc_k, acc_c = _merge([acc_k] + pend_k, [acc_c] + pend_c)
+                pend_k, pend_c = [], []
+        acc_k, acc_c = _merge([acc_k] + pend_k, [acc_c] + pend_c)
+        keys.append(acc_k)
+        counts.append(acc_c)
+    return NGramCounts(vocab_size=int(vocab_size), keys=keys, counts=counts, suffix=None)

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
-from rnnlab.ngram.counts import NGramCounts, count_ngrams
+from rnnlab.ngram.counts import NGramCounts, count_ngrams, count_ngrams_chunked
 from rnnlab.ngram.smoothing import kneser_ney_tables, mle_tables
 
 SMOOTHINGS = ("mle", "addk", "kn")
@@ -83,9 +83,14 @@ class NGramLM:
         if self.smoothing == "arpa":
             raise UsageError("a model read from an ARPA file cannot be refitted; create NGramLM(order, 'kn')")
         vocab_size = checks.integer(vocab_size, "vocab_size", 1, 2**31 - 1)
-        ids = checks.token_ids(ids, vocab_size)
         start = time.perf_counter()
-        self.counts = count_ngrams(ids, self.order, vocab_size)
+        if isinstance(ids, np.memmap) and ids.dtype.kind == "u":
+            # A prepared corpus: count chunk by chunk instead of loading it as int64 (8 bytes a token).
+            self.counts = count_ngrams_chunked(ids, self.order, vocab_size)
+        else:
+            ids = checks.token_ids(ids, vocab_size)
+            start = time.perf_counter()
+            self.counts = count_ngrams(ids, self.order, vocab_size)
         self._build(time.perf_counter() - start)
         self.info["train_tokens"] = int(len(ids))
         return self
