@@ -462,7 +462,7 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
         why = _unchanged(existing, settings, records, out)
         if why == "settings" and not overwrite:
             old = existing.get("settings", {})
-            shown = ", ".join(f"{k} {old.get(k)!r}" for k in settings if old.get(k) != settings[k])
+            shown = ", ".join(f"{k} {old.get(k)!r}, now {settings[k]!r}" for k in settings if old.get(k) != settings[k])
             raise UsageError(f"--out {out} holds a corpus prepared with other options ({shown}); pass --overwrite "
                              "to replace it, or choose another folder")
         if why is None and not overwrite:

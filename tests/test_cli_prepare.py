@@ -1,0 +1,73 @@
+"""`rnnlab corpus prepare` and `--corpus DIR` in train, eval and ngram train."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from rnnlab.cli import main
+from rnnlab.data.corpus import load_corpus
+from rnnlab.data.dataset import prepare_text
+from rnnlab.data.prepare import manifest_sha1, open_prepared
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def text(seed: int, n_words: int = 6000) -> str:
+    words = load_corpus("pydoc").text[:40_000].split()
+    rng = np.random.default_rng(seed)
+    return " ".join(words[i] for i in rng.integers(0, len(words), n_words)) + "\n"
+
+
+def test_prepare_json_reuse_and_errors(tmp_path, capsys):
+    source = tmp_path / "text.txt"
+    source.write_text(text(0), encoding="utf-8")
+    out = tmp_path / "prepared"
+    code, stdout, _ = run(["corpus", "prepare", "--corpus", str(source), "--out", str(out), "--token", "word",
+                           "--min-freq", "2", "--json"], capsys)
+    assert code == 0
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["reused"] is False and result["token"] == "word" and result["dtype"] == "uint16"
+    ref = prepare_text(load_corpus(str(source)), token="word", min_freq=2)
+    assert result["train_tokens"] == len(ref.train) and result["vocab_size"] == len(ref.vocab)
+    code, stdout, _ = run(["corpus", "prepare", "--corpus", str(source), "--out", str(out), "--token", "word",
+                           "--min-freq", "2"], capsys)
+    assert code == 0 and stdout.startswith("up to date")
+    code, _, err = run(["corpus", "prepare", "--corpus", str(source), "--out", str(out)], capsys)
+    assert code == 2 and err.startswith("error: ") and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(["corpus", "prepare", "--corpus", str(tmp_path / "missing.txt"), "--out", str(out)], capsys)
+    assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    code, _, err = run(["corpus", "prepare", "--corpus", str(source), "--out", str(tmp_path / "x"),
+                        "--split", "0.9,0.2,0.1"], capsys)
+    assert code == 2 and "split fractions" in err
+
+
+def test_train_eval_and_ngram_from_a_prepared_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # recorded paths are read only inside the user's folders
+    source = tmp_path / "text.txt"
+    source.write_text(text(1), encoding="utf-8")
+    assert run(["corpus", "prepare", "--corpus", str(source), "--out", "prepared"], capsys)[0] == 0
+    code, stdout, err = run(["--threads", "1", "train", "--corpus", "prepared", "--out", "run", "--max-steps", "2",
+                             "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "8",
+                             "--json"], capsys)
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["sha1"] == manifest_sha1(tmp_path / "prepared")
+    assert config["data"]["location"] == str(tmp_path / "prepared")
+    code, stdout, err = run(["eval", "run", "--json"], capsys)
+    assert code == 0, err
+    code, stdout, err = run(["ngram", "train", "--corpus", "prepared", "--out", "ngram", "--order", "3",
+                             "--mode", "raw", "--token", "char",  # ngram train defaults to d2l words
+                             "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["train_tokens"] == len(open_prepared(tmp_path / "prepared").train)
+    # the folder prepared again from changed text: eval refuses to score other data
+    source.write_text(text(2), encoding="utf-8")
+    assert run(["corpus", "prepare", "--corpus", str(source), "--out", "prepared"], capsys)[0] == 0
+    code, _, err = run(["eval", "run"], capsys)
+    assert code == 1 and "changed since the checkpoint was written" in err
