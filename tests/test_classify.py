@@ -99,7 +99,7 @@ def test_label_decided_far_from_the_end():
     train, val, test = distant_cue_texts(600, seed=0), distant_cue_texts(100, seed=1), distant_cue_texts(300, seed=2)
     task = ClassificationTask.from_examples(train)
     model = task.build_model(seed=0, embed_size=16, hidden_size=24)
-    summary = fit(task, model, train, val, FitOptions(epochs=6, lr=5e-3, patience=2))
+    summary = fit(task, model, train, val, FitOptions(epochs=6, lr=5e-3, early_stop=2))
     assert summary["best"] >= 0.95
     assert task.evaluate(model, test)["accuracy"] >= 0.95
     assert min(len(t.text.split()) for t in test) >= 16  # the cue is at least 15 tokens from the end
@@ -206,8 +206,8 @@ def test_cli_resume_continues_exactly(trained, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["epochs"] == 2 and len(summary["history"]) == 2
     from rnnlab.checkpoint import load_tensors
-    for stem in ("last", "model", "optimizer"):
-        whole, part = load_tensors(tmp_path / "whole", stem), load_tensors(tmp_path / "part", stem)
+    for folder, stem in (("", "model"), ("", "optimizer"), ("best", "model")):  # latest and best weights
+        whole, part = load_tensors(tmp_path / "whole" / folder, stem), load_tensors(tmp_path / "part" / folder, stem)
         assert whole.keys() == part.keys() and all(torch.equal(whole[k], part[k]) for k in whole), stem
     assert main([*common, "--resume", str(tmp_path / "part"), "--out", str(tmp_path / "x")]) == 2
     assert main([*common]) == 2
@@ -219,16 +219,16 @@ def test_early_stopping_and_time_budget():
     task = ClassificationTask.from_examples(train)
     model = task.build_model(seed=0, embed_size=8, hidden_size=8)
     # a learning rate too small to change anything: no evaluation improves on the first one
-    summary = fit(task, model, train, val, FitOptions(epochs=10, lr=1e-9, patience=2))
-    assert summary["stopped"] == "early-stopping" and summary["epochs"] == 3 and summary["best_epoch"] == 1
+    summary = fit(task, model, train, val, FitOptions(epochs=10, lr=1e-9, early_stop=2))
+    assert summary["stopped"] == "early_stop" and summary["epochs"] == 3 and summary["best_epoch"] == 1
     summary = fit(task, model, train, val, FitOptions(epochs=10, max_time=1e-9))
-    assert summary["stopped"] == "max-time" and summary["steps"] == 1
+    assert summary["stopped"] == "max_time" and summary["steps"] == 1
 
 
 @pytest.mark.parametrize("option, message", [
-    ("--lr nan", "--lr must be a positive number"), ("--epochs 0", "--epochs must be a positive integer"),
+    ("--lr nan", "lr must be a finite number > 0"), ("--epochs 0", "epochs must be a positive integer"),
     ("--max-len 0", "--max-len must be a positive integer"), ("--dropout 1.5", "dropout must be in [0, 1)"),
-    ("--val-fraction 1", "--val-fraction must be in [0, 1)"), ("--max-time 0", "--max-time must be positive"),
+    ("--val-fraction 1", "--val-fraction must be in [0, 1)"), ("--max-time 0", "max-time must be > 0 seconds"),
 ])
 def test_bad_options(trained, tmp_path, capsys, option, message):
     folder, _ = trained

@@ -72,8 +72,8 @@ CONFIG_EDITS = [
     ("model.hidden_size", 10**12, "key 'model.hidden_size' must be an integer from 1"),
     ("model.num_layers", 10**9, "key 'model.num_layers' must be an integer from 1 to 1024"),
     ("model.model", "transformer", "key 'model.model' must be one of"),
-    ("model.dropout", float("nan"), "key 'model.dropout' must be a number from 0 to 1"),
-    ("model.tie_weights", "yes", "key 'model.tie_weights' must be true or false"),
+    ("model.dropout", float("nan"), "key 'model.dropout' must be in [0, 1)"),
+    ("model.tie_weights", "yes", "key 'model.tie_weights' must be True or False"),
     ("model.vocab_size", 3, "key 'model.vocab_size' is 3, but the vocabulary has"),
     ("model.extra", 1, "key 'model.extra' is not an option of the lstm model"),
     ("model", [1, 2], "key 'model' must be a JSON object"),
@@ -153,7 +153,7 @@ def test_resume_checks_optimizer_and_rng_state(run, capsys, stem, change, fragme
     ("optimizer.param_groups.0.amsgrad", True, "key 'optimizer.param_groups[0].amsgrad' must be False"),
     ("optimizer.param_groups.0.capturable", True, "key 'optimizer.param_groups[0].capturable' must be False"),
     ("optimizer.param_groups.0.params", [0, 0], "key 'optimizer.param_groups[0].params' must be"),
-    ("progress.epoch_nll", 1e300, "key 'progress.epoch_nll' is 1e+300"),
+    ("progress.loss_sum", 1e300, "key 'progress.loss_sum' is 1e+300"),
 ], ids=["betas-type", "betas-range", "weight-decay", "amsgrad", "capturable", "params", "epoch-nll"])
 def test_resume_checks_optimizer_hyper_parameters(run, capsys, key, value, fragment):
     edit_config(run, key, value)
@@ -168,8 +168,7 @@ def _corpus(run):
 
 def test_recorded_paths_are_read_only_inside_the_users_folders(trained, tmp_path, capsys, monkeypatch):
     """A checkpoint elsewhere whose config names a file: the file is not read unless the
-    user names it (--corpus, --data-dir) or it lies in the current folder or next to the
-    checkpoint folder."""
+    user names it (--corpus, --data-dir) or it lies in the current folder."""
     secret = tmp_path / "private" / "notes.txt"
     secret.parent.mkdir()
     secret.write_text(TEXT.upper())
@@ -201,6 +200,48 @@ def test_recorded_paths_are_read_only_inside_the_users_folders(trained, tmp_path
     with pytest.raises(DataError, match="outside the current folder"):
         from rnnlab.data.corpus import recorded_location
         recorded_location(str(secret), "notes.txt")
+
+
+def test_the_folder_holding_a_checkpoint_is_not_a_root(trained, tmp_path, capsys, monkeypatch):
+    """A run folder downloaded next to other files does not make rnnlab read them: its
+    neighbours are not what the user named. The message says to pass --corpus PATH, and
+    the common workflow (train and eval from the project folder) still reads it."""
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    beside = downloads / "fox.txt"
+    shutil.copy(trained / "fox.txt", beside)
+    shutil.copytree(trained / "run", downloads / "run")
+    edit_config(downloads / "run", "data.location", str(beside))
+    edit_config(downloads / "run", "train_config.corpus", "fox.txt")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("RNNLAB_DATA", raising=False)
+    for command in (["eval", str(downloads / "run")],
+                    ["train", "--resume", str(downloads / "run"), "--max-steps", "3"]):
+        assert main(["-q", *command]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"records its training corpus at {beside}, outside the current folder" in err[0], err
+        assert "pass --corpus PATH" in err[0], err
+    # Named by the user, or reachable from the folder the user works in: read.
+    assert main(["-q", "eval", str(downloads / "run"), "--corpus", str(beside)]) == 0, capsys.readouterr().err
+    assert main(["-q", "eval", str(downloads / "run"), "--data-dir", str(downloads)]) == 0, capsys.readouterr().err
+    monkeypatch.chdir(downloads)
+    assert main(["-q", "eval", "run"]) == 0, capsys.readouterr().err
+
+
+def test_a_recorded_fifo_is_refused_before_reading(trained, tmp_path, capsys, monkeypatch):
+    """A checkpoint whose recorded corpus is now a FIFO: a DataError, not a read that blocks."""
+    import os
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained / "run", tmp_path / "run")
+    os.mkfifo(tmp_path / "pipe.txt")
+    edit_config(tmp_path / "run", "data.location", str(tmp_path / "pipe.txt"))
+    assert main(["-q", "eval", "run"]) == 1  # would block forever without the check
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pipe.txt is a FIFO (named pipe), not a regular file" in err[0], err
 
 
 def test_ngram_folders_are_checked(tmp_path, capsys, monkeypatch):

@@ -17,7 +17,7 @@ from rnnlab.errors import UsageError
 from rnnlab.models import build_model
 from rnnlab.precision import autocast, compute_dtype, resolve_precision
 from rnnlab.training.config import make_config
-from rnnlab.training.loop import Trainer
+from rnnlab.tasks.lm import language_model_trainer as Trainer
 
 LOGIT_TOLERANCE = 0.03
 GRAD_TOLERANCE = 0.05
@@ -107,7 +107,7 @@ def test_bf16_training_checkpoints_float32_and_loads_on_fp32(tmp_path, model, mo
     trainer = Trainer(config, data, out_dir=tmp_path / "run")
     summary = trainer.fit()
     assert summary["precision"] == "bf16"
-    history = trainer.progress["history"]
+    history = trainer.progress.history
     assert history[-1]["train_perplexity"] < history[0]["train_perplexity"]
     from safetensors.torch import load_file
     tensors = load_file(tmp_path / "run" / "model.safetensors")

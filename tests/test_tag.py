@@ -123,7 +123,7 @@ def test_bidirectional_tagger_resolves_the_ambiguous_token_from_context():
     train, val, test = ambiguous_entities(400, seed=0), ambiguous_entities(100, seed=1), ambiguous_entities(200, seed=2)
     task = TaggingTask.from_examples(train)
     model = task.build_model(seed=0, **SMALL)
-    fit(task, model, train, val, FitOptions(epochs=10, batch_size=16, lr=5e-3, patience=3))
+    fit(task, model, train, val, FitOptions(epochs=10, batch_size=16, lr=5e-3, early_stop=3))
     report = task.evaluate(model, test)
     assert report["entity_f1"] >= 0.95, report
     predicted = task.predict_tags(model, test)
@@ -166,7 +166,7 @@ def test_cli_train_eval_predict_round_trip(trained, capsys):
     task, model, config = load_task(out, TaggingTask)
     sentences = read_conll(folder / "test.conll")
     assert task.evaluate(model, sentences)["entity_f1"] == pytest.approx(report["entity_f1"])
-    assert config["training"]["best_epoch"] >= 1
+    assert config["progress"]["best_epoch"] >= 1
     assert main(["-q", "tag", "predict", str(out), "anna chen works for apple", "--json"]) == 0
     pairs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
     assert [token for token, _ in pairs] == ["anna", "chen", "works", "for", "apple"]
@@ -224,7 +224,7 @@ def test_resume_is_exact(tmp_path):
     fit(task, model, train, None, FitOptions(epochs=3, **options), out_dir=tmp_path / "whole")
     task, model = fresh()
     first = fit(task, model, train, None, FitOptions(epochs=3, max_time=1e-9, **options), out_dir=tmp_path / "cut")
-    assert first["stopped"] == "max-time" and first["steps"] == 1  # cut after the first batch
+    assert first["stopped"] == "max_time" and first["steps"] == 1  # cut after the first batch
     from rnnlab.tasks.base import load_task
     task, model, _ = load_task(tmp_path / "cut", TaggingTask)
     second = fit(task, model, train, None, FitOptions(epochs=3, **options), out_dir=tmp_path / "cut", resume=True)

@@ -11,7 +11,8 @@ from rnnlab.data.dataset import prepare_text
 from rnnlab.errors import CheckpointError, DataError, TrainingError, UsageError
 from rnnlab.training import run
 from rnnlab.training.config import make_config
-from rnnlab.training.loop import StopTraining, Trainer
+from rnnlab.tasks.lm import language_model_trainer as Trainer
+from rnnlab.training.loop import StopTraining
 
 TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
         "matter to us his grey eyes shone and twinkled and his usually pale face was flushed and animated ") * 12
@@ -39,7 +40,7 @@ def test_every_bptt_mode_lowers_the_loss(model, sampling, bptt):
     config = small(model=model, sampling=sampling, bptt=bptt, epochs=6, lr=0.02, dropout=0.0)
     trainer = Trainer(config, dataset(config))
     summary = trainer.fit()
-    history = trainer.progress["history"]
+    history = trainer.progress.history
     assert summary["epochs"] == 6
     assert history[-1]["train_perplexity"] < history[0]["train_perplexity"]
     assert math.isfinite(summary["val_perplexity"])
@@ -52,7 +53,7 @@ def test_gradient_norm_is_logged_before_clipping():
     config = small(clip=1e-6, epochs=1)
     trainer = Trainer(config, dataset(config))
     trainer.fit()
-    record = trainer.progress["history"][-1]
+    record = trainer.progress.history[-1]
     assert record["grad_norm_mean"] > 1e-6  # the norm before clipping, not the clipped 1e-6
 
 
@@ -68,12 +69,12 @@ def test_resume_gives_identical_parameters(tmp_path, stop_at):
                           lr_schedule="plateau"),
                     data, out_dir=tmp_path / "run")
     first.fit()
-    assert first.progress["step"] == stop_at
+    assert first.progress.step == stop_at
     # Resume in a fresh Trainer from the files only.
     second = Trainer(config, data, out_dir=tmp_path / "run")
     second.restore(tmp_path / "run")
     second.fit()
-    assert second.progress["step"] == straight.progress["step"]
+    assert second.progress.step == straight.progress.step
     a, b = params(straight.model), params(second.model)
     assert a.keys() == b.keys()
     for key in a:
@@ -125,7 +126,7 @@ def test_callback_can_stop_training():
 
 def fit_with_val_perplexities(trainer, values, monkeypatch):
     """Train while the validation perplexity reads ``values`` in turn (the rest is real)."""
-    import rnnlab.training.loop as loop
+    import rnnlab.tasks.lm as loop
     real, values = loop.evaluate, iter(values)
 
     def scripted(model, ids, **kw):
@@ -140,10 +141,10 @@ def test_early_stopping_and_lr_decay(monkeypatch):  # improvement, then a platea
                    lr_patience=1, dropout=0.0)
     trainer = Trainer(config, dataset(config))
     summary = fit_with_val_perplexities(trainer, [5.0, 4.0, 4.5, 4.6, 4.7, 4.8], monkeypatch)
-    lrs = [h["lr"] for h in trainer.progress["history"]]
+    lrs = [h["lr"] for h in trainer.progress.history]
     assert summary["stopped"] == "early_stop" and summary["epochs"] == 4
     assert lrs == [0.5, 0.5, 0.5, 0.25]  # the lr each epoch trained with; it halves after each plateau
-    assert trainer.progress["lr"] == 0.125
+    assert trainer.progress.lr == 0.125
 
 
 def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path, monkeypatch):
@@ -152,7 +153,7 @@ def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path, monke
     summary = fit_with_val_perplexities(trainer, [5.0, 4.9999, 4.9998, 4.9997], monkeypatch)
     assert summary["stopped"] == "early_stop" and summary["epochs"] == 3
     assert summary["best_val_perplexity"] == 4.9998
-    assert json.loads((tmp_path / "best" / "config.json").read_text())["progress"]["best_val_perplexity"] == 4.9998
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["progress"]["best_value"] == 4.9998
 
 
 def test_full_bptt_refuses_beyond_the_memory_bound():
@@ -206,7 +207,7 @@ def test_checkpoint_folder_contents(tmp_path):
     assert names == ["best", "config.json", "metrics.jsonl", "model.safetensors", "optimizer.safetensors",
                      "perplexity.png", "state.safetensors"]
     best = json.loads((tmp_path / "best" / "config.json").read_text())
-    assert best["progress"]["best_val_perplexity"] == min(
+    assert best["progress"]["best_value"] == min(
         json.loads(line)["val_perplexity"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines())
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["vocab"]["idx_to_token"][0] == "<unk>"
@@ -233,7 +234,7 @@ def assert_resume_matches_straight_run(options, folder):
     second = Trainer(small(**options), data, out_dir=folder)
     second.restore(folder)
     second.fit()
-    assert second.progress["lr"] == straight.progress["lr"]
+    assert second.progress.lr == straight.progress.lr
     a, b = params(straight.model), params(second.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -253,7 +254,7 @@ def test_cosine_schedule_factor():
 def test_cosine_schedule_spans_the_epochs():
     config = small(epochs=2, lr=0.01, lr_schedule="cosine", early_stop=0)
     trainer = Trainer(config, dataset(config))
-    steps_per_epoch = len(trainer.loader)
+    steps_per_epoch = len(trainer.task.loader)
     seen = []
     trainer.callbacks.append(lambda record: seen.append(record["lr"]))
     trainer.fit()
@@ -273,7 +274,7 @@ def test_resume_is_exact_with_the_cosine_schedule(tmp_path):
             raise StopTraining
     first = Trainer(small(**options), dataset(small(**options)), out_dir=tmp_path / "run", callbacks=[stop_at_step_8])
     first.fit()
-    assert first.progress["step"] == 8
+    assert first.progress.step == 8
     assert_resume_matches_straight_run(options, tmp_path / "run")
 
 

@@ -18,6 +18,7 @@ from rnnlab.lm import LanguageModel
 from rnnlab.evaluation import evaluate
 from rnnlab.training.config import TrainConfig, make_config, PRESETS
 from rnnlab.training.loop import Trainer, StopTraining
+from rnnlab.tasks.lm import LanguageModelTask, language_model_trainer
 
 load = LanguageModel.load
 
@@ -27,5 +28,5 @@ __all__ = [
     "RnnlabError", "UsageError", "DataError", "CorpusNotFoundError", "CheckpointError", "TrainingError", "Corpus", "load_corpus", "preprocess", "tokenize", "detokenize",
     "Vocab", "encode", "BatchIterator", "random_batches", "sequential_batches",
     "TextDataset", "prepare_text", "build_model", "MODEL_NAMES", "LanguageModel", "load", "evaluate",
-    "TrainConfig", "make_config", "PRESETS", "Trainer", "StopTraining", "__version__",
+    "TrainConfig", "make_config", "PRESETS", "Trainer", "StopTraining", "LanguageModelTask", "language_model_trainer", "__version__",
 ]

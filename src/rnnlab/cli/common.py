@@ -82,3 +82,49 @@ def load_corpus_from_args(args):
     from rnnlab.data.corpus import load_corpus
     return load_corpus(args.corpus, data_dir=args.data_dir, encoding_errors=args.encoding_errors,
                        val=getattr(args, "val_corpus", None), test=getattr(args, "test_corpus", None))
+
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_config_options(group, section, defaults_given: bool = True, skip: tuple = (), aliases: dict | None = None,
+                       defaults: dict | None = None) -> list[str]:
+    """One ``--option`` per documented field of the options dataclass ``section`` (see
+    :func:`rnnlab.training.config.option`): flag, type, help and default come from the
+    field, so an option is written once, in the config. Returns the dests added.
+
+    ``defaults_given=False`` gives every option the default None (the command then knows
+    what the user gave, as ``rnnlab train`` must for presets and ``--resume``); the help
+    still names the field's default. ``aliases`` maps a dest to extra flags, ``defaults``
+    a dest to the command's own default.
+    """
+    from dataclasses import MISSING, fields
+
+    dests = []
+    for spec in fields(section):
+        meta = spec.metadata
+        if not meta.get("help") or spec.name in skip:
+            continue
+        flags = [meta.get("flag") or "--" + spec.name.replace("_", "-"), *(aliases or {}).get(spec.name, ())]
+        default = (defaults or {}).get(spec.name, spec.default if spec.default is not MISSING else None)
+        kind = str(spec.type).split(" ")[0]
+        shown = "" if default is None or kind == "bool" else f" (default {default})"
+        choices = f"; one of {', '.join(meta['choices'])}" if meta.get("choices") else ""
+        help_text = f"{meta['help']}{choices}{shown}"
+        if kind == "bool":
+            group.add_argument(*flags, dest=spec.name, action="store_true", default=default if defaults_given else None,
+                               help=help_text)
+        else:
+            group.add_argument(*flags, dest=spec.name, type=_TYPES[kind], default=default if defaults_given else None,
+                               metavar=meta.get("metavar"), help=help_text)
+        dests.append(spec.name)
+    return dests
+
+
+def flag_of(section, dest: str) -> str:
+    """The command-line flag of a config field (for messages naming it)."""
+    from dataclasses import fields
+    for spec in fields(section):
+        if spec.name == dest:
+            return spec.metadata.get("flag") or "--" + dest.replace("_", "-")
+    return "--" + dest.replace("_", "-")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rnnlab.cli.common import _fmt, add_corpus_options, add_overwrite_option, emit
+from rnnlab.cli.common import _fmt, add_config_options, add_corpus_options, add_overwrite_option, emit, flag_of
 from rnnlab.errors import UsageError
 
 
@@ -37,24 +37,18 @@ def cmd_demo(args) -> int:
     return 0
 
 
-# The options of ``rnnlab train`` that make its TrainConfig (argparse dests), those --resume accepts,
-# and the flags whose name differs from their dest (for the --resume refusal).
-TRAIN_OPTIONS = ("corpus", "val_corpus", "test_corpus", "mode", "token", "split", "max_tokens", "min_freq", "encoding_errors", "model",
-                 "hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity",
-                 "batch_size", "num_steps", "epochs", "max_time", "max_steps", "lr", "optimizer", "weight_decay", "clip",
-                 "sampling", "bptt", "bptt_keep_prob", "full_bptt_max_mb", "lr_schedule", "lr_decay", "lr_patience",
-                 "early_stop", "eval_every", "eval_every_steps", "sample_prefix", "sample_length", "seed", "device",
-                 "precision")
+# The options --resume accepts besides --out and --corpus (a moved copy of the same data).
 RESUMABLE = {"epochs", "max_time", "max_steps", "device", "precision"}
-FLAGS = {"hidden_size": "hidden", "num_layers": "layers", "embed_size": "embed", "val_corpus": "val",
-         "test_corpus": "test"}
 
 
 def cmd_train(args) -> int:
     from rnnlab.training import run
     from rnnlab.training.config import make_config
 
-    given = {key: getattr(args, key) for key in TRAIN_OPTIONS if getattr(args, key) is not None}
+    from dataclasses import fields
+
+    from rnnlab.training.config import TrainConfig
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     if args.no_clip:
         given["clip"] = None
     if args.resume:
@@ -62,7 +56,7 @@ def cmd_train(args) -> int:
         if fixed:
             raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
                              "--precision, --out and --corpus (a moved copy of the same data) may be given "
-                             f"(got --{', --'.join(FLAGS.get(k, k).replace('_', '-') for k in fixed)})")
+                             f"(got {', '.join(flag_of(TrainConfig, k) if k != 'preset' else '--preset' for k in fixed)})")
         args.interrupt_checkpoint = args.out if args.out is not None else args.resume
         _, summary = run.resume(args.resume, epochs=given.get("epochs"), max_time=given.get("max_time"),
                                 max_steps=given.get("max_steps"),
@@ -157,53 +151,19 @@ def add_parser(commands) -> None:
     demo.set_defaults(handler=cmd_demo, saves_checkpoint=True)
 
     from rnnlab.training.config import PRESETS
-    from rnnlab.models import MODEL_NAMES
     train = commands.add_parser("train", help="train a recurrent language model",
                                 description="Train an RNN/GRU/LSTM (or the from-scratch RNN) language model. "
                                             "Defaults suit your own text: a 2-layer LSTM with Adam.")
     add_corpus_options(train, mode_default=None, token_default=None, held_out=True)
     train.add_argument("--preset", default=None, help=f"the book's experiments: {', '.join(PRESETS)}")
-    train.add_argument("--split", default=None, help="train,val,test fractions (default 0.9,0.05,0.05) or 'd2l'")
-    train.add_argument("--max-tokens", type=int, default=None, help="use at most this many training tokens")
-    train.add_argument("--min-freq", type=int, default=None, help="drop tokens rarer than this from the vocabulary")
-    model = train.add_argument_group("model")
-    model.add_argument("--model", default=None, help=f"{', '.join(MODEL_NAMES)} (default lstm)")
-    model.add_argument("--hidden", dest="hidden_size", type=int, default=None, help="hidden units (default 256)")
-    model.add_argument("--layers", dest="num_layers", type=int, default=None, help="recurrent layers (default 2)")
-    model.add_argument("--dropout", type=float, default=None, help="dropout between layers (default 0.2)")
-    model.add_argument("--embed", dest="embed_size", type=int, default=None, help="embedding size; 0 = one-hot (default 64)")
-    model.add_argument("--tie-weights", action="store_true", default=None, help="share embedding and output weights")
-    model.add_argument("--nonlinearity", default=None, help="tanh or relu (--model rnn)")
+    from rnnlab.training.config import BatchOptions, DataOptions, LoopOptions, ModelOptions
+    # Every other option comes from its TrainConfig section (name, type, help, default).
+    add_config_options(train, DataOptions, defaults_given=False)
+    add_config_options(train.add_argument_group("model"), ModelOptions, defaults_given=False)
     opt = train.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=None, help="sequences per batch (default 32)")
-    opt.add_argument("--num-steps", type=int, default=None, help="time steps per sequence (default 64)")
-    opt.add_argument("--epochs", type=int, default=None, help="passes over the training split (default 20; unlimited with --max-time)")
-    opt.add_argument("--max-time", type=float, default=None, help="wall-clock budget in seconds")
-    opt.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    opt.add_argument("--lr", type=float, default=None, help="learning rate (default 0.002)")
-    opt.add_argument("--optimizer", default=None, help="sgd, adam or adamw (default adam)")
-    opt.add_argument("--weight-decay", type=float, default=None)
-    opt.add_argument("--clip", type=float, default=None, help="global gradient-norm threshold theta (default 1)")
+    add_config_options(opt, BatchOptions, defaults_given=False)
+    add_config_options(opt, LoopOptions, defaults_given=False)
     opt.add_argument("--no-clip", action="store_true", help="no gradient clipping")
-    opt.add_argument("--sampling", default=None, help="random or sequential (default sequential)")
-    opt.add_argument("--bptt", default=None, help="truncated, full or randomized (default truncated)")
-    opt.add_argument("--bptt-keep-prob", type=float, default=None, help="randomized BPTT: P(gradient crosses a step) (0.9)")
-    opt.add_argument("--full-bptt-max-mb", type=float, default=None, help="full BPTT memory bound (2048 MB)")
-    opt.add_argument("--lr-schedule", default=None,
-                     help="cosine (warm-up, then down to 5%% of --lr over the epochs, --max-steps or --max-time "
-                          "budget; default), plateau (multiply by --lr-decay on a validation plateau) or constant")
-    opt.add_argument("--lr-decay", type=float, default=None, help="plateau schedule: multiply lr by this on a validation plateau (default 0.5; 0 = off)")
-    opt.add_argument("--lr-patience", type=int, default=None, help="evaluations without improvement before decay (default 2)")
-    opt.add_argument("--early-stop", type=int, default=None, help="stop after this many evaluations without improvement (default 4; 0 = off)")
-    opt.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs (default 1)")
-    opt.add_argument("--eval-every-steps", type=int, default=None, help="also evaluate every N steps")
-    opt.add_argument("--sample-prefix", default=None, help="prefix of the greedy sample shown at each evaluation")
-    opt.add_argument("--sample-length", type=int, default=None, help="tokens in that sample (default 50)")
-    opt.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    opt.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
-    opt.add_argument("--precision", default=None,
-                     help="fp32, bf16 (bfloat16 products, float32 weights and loss) or auto: bf16 where the "
-                          "CPU or GPU supports it natively (default auto)")
     train.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (weights, config, metrics, plot)")
     train.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run saved in DIR (with --corpus: a moved copy of its corpus, same SHA-1)")

@@ -12,22 +12,19 @@ VAL_FRACTION = 0.1  # held out of --data for early stopping when no --val file i
 
 def add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float, dropout: float,
                     max_len: int) -> None:
-    """The training option group shared by the task families (classify train, tag train); the
-    defaults that differ between tasks are arguments."""
+    """The training option group shared by the task families (classify train, tag train): the
+    loop's options come from :class:`rnnlab.tasks.loop.FitOptions` (as ``rnnlab train``'s from
+    its config); the defaults that differ between tasks are arguments."""
+    from rnnlab.cli.common import add_config_options
+    from rnnlab.tasks.loop import FitOptions
+
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=20, help="most passes over the data (default 20)")
-    group.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
-                       help="stop after this many seconds of training (the epoch in progress is cut short)")
-    group.add_argument("--patience", type=int, default=4,
-                       help="stop after this many epochs without a better validation score (0: never; default 4)")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=f"sequences per step (default {batch_size})")
-    group.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
-    group.add_argument("--clip", type=float, default=5.0, help="gradient-norm clipping threshold (default 5)")
+    add_config_options(group, FitOptions, skip=("eval_every", "eval_every_steps"),
+                       aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr})
     group.add_argument("--dropout", type=float, default=dropout, help=f"dropout (default {dropout})")
     group.add_argument("--hidden-size", type=int, default=128, help="recurrent units per direction (default 128)")
     group.add_argument("--embed-size", type=int, default=100, help="word embedding size (default 100)")
     group.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and held-out split")
     group.add_argument("--max-len", type=int, default=max_len,
                        help=f"refuse a sequence of more tokens than this (default {max_len})")
     group.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
@@ -46,15 +43,14 @@ def add_run_options(parser: argparse.ArgumentParser, data_help: str) -> None:
 
 
 def _fit_options(args):
+    from dataclasses import fields
+
     from rnnlab.tasks.loop import FitOptions
-    return FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
-                      max_time=args.max_time, patience=args.patience, seed=args.seed)
+    return FitOptions(**{f.name: getattr(args, f.name) for f in fields(FitOptions) if hasattr(args, f.name)})
 
 
 def _start_or_resume(args, task_class):
     """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
-    from dataclasses import asdict
-
     from rnnlab.checkpoint import prepare_output_folder
     from rnnlab.tasks.base import load_task
     from rnnlab.tasks.loop import FitOptions
@@ -68,8 +64,8 @@ def _start_or_resume(args, task_class):
         raise UsageError("--resume continues the run in its own folder; leave out --out")
     task, model, config = load_task(args.resume, task_class)
     # the saved run's options, except how long to go on
-    saved = {**config["training"]["options"], "epochs": args.epochs, "max_time": args.max_time}
-    options = FitOptions(**{k: v for k, v in saved.items() if k in asdict(FitOptions())}).validate()
+    saved = {**config["train_config"], "epochs": args.epochs, "max_time": args.max_time}
+    options = FitOptions.from_dict(saved).validate()
     args.seed = options.seed  # the held-out split of --data must be the one of the first run
     return args.resume, (task, model), options
 
@@ -90,6 +86,6 @@ def _hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | 
 def _train_lines(summary: dict, what: str) -> list[str]:
     rate = summary["train_examples_per_second"]
     return [f"model      {what} ({summary['parameters']:,} parameters, {summary['threads']} threads)",
-            f"trained    {summary['epochs']} epochs, {summary['steps']:,} steps in {summary['train_seconds']:.1f} s "
+            f"trained    {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['train_seconds']:.1f} s "
             f"({rate:,.0f} sequences/s); stopped by {summary['stopped']}; best epoch {summary['best_epoch']}",
             f"best       {summary['validated_on']} {summary['metric']} {summary['best']:.4f}"]

@@ -41,7 +41,7 @@ def _held_out(run: dict) -> str:
 
 def _continuation(run: dict, prefix: str, training_text: str) -> tuple[str, bool]:
     """Greedy 50-character continuation of ``prefix``, and whether it is verbatim training text."""
-    lm = run["trainer"].language_model
+    lm = run["trainer"].task.language_model(run["trainer"].model)
     text = lm.generate(prefix, 50, greedy=True)
     continuation = text[len(lm.prefix_text(prefix)):]
     return continuation, continuation[:40] in training_text

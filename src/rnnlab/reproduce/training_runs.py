@@ -10,7 +10,7 @@ from __future__ import annotations
 from rnnlab.errors import TrainingError
 from rnnlab.reproduce.common import Context
 from rnnlab.training.config import make_config
-from rnnlab.training.loop import Trainer
+from rnnlab.tasks.lm import language_model_trainer
 from rnnlab.training.run import dataset_for
 from rnnlab.training.trace import GradNormTrace
 
@@ -32,7 +32,7 @@ def train_preset(context: Context, preset: str, no_clip: bool = False, **overrid
     if no_clip:
         config.clip = None
     dataset = preset_dataset(context, config)
-    trainer = Trainer(config, dataset)
+    trainer = language_model_trainer(config, dataset, baselines=True)
     trace = GradNormTrace(trainer)
     diverged = None
     try:
@@ -42,7 +42,7 @@ def train_preset(context: Context, preset: str, no_clip: bool = False, **overrid
         summary = trainer.summary()
     finally:
         trace.remove()
-    history = trainer.progress["history"]
+    history = trainer.progress.history
     best = min((h for h in history if h.get("val_perplexity") is not None),
                key=lambda h: h["val_perplexity"], default=None)
     return {"config": config, "trainer": trainer, "summary": summary, "history": history,

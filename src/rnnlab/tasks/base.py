@@ -5,14 +5,18 @@ A task (:class:`rnnlab.tasks.classify.ClassificationTask`,
 batches of tensors, the model, the loss, the metrics (with the one the training loop
 maximises, ``task.metric``) and predictions. :mod:`rnnlab.tasks.loop` trains any task.
 
-Checkpoints are :mod:`rnnlab.checkpoint` folders (safetensors + JSON)::
+Checkpoints are the training loop's folders (:func:`rnnlab.training.checkpoint.save_training`,
+safetensors + JSON), as for language models::
 
     DIR/config.json        {"task": vocabularies, labels, preprocessing; "model": the network's
-                            options; "training": options, history, best validation scores}
-    DIR/model.safetensors  the weights with the best validation score
-    DIR/last.safetensors, optimizer.safetensors, state.safetensors
-                           what resuming needs (see rnnlab.tasks.loop)
+                            options; "train_config": the options; "progress": counters, history,
+                            best validation scores; "optimizer": its hyper-parameters}
+    DIR/model.safetensors, optimizer.safetensors, state.safetensors
+                           the latest weights and what resuming needs
+    DIR/best/              the same files for the weights with the best validation score
     DIR/metrics.jsonl      one line per evaluation
+
+:func:`load_task` reads ``DIR/best`` when it exists (the weights to use), else ``DIR``.
 """
 from __future__ import annotations
 
@@ -32,9 +36,9 @@ PAD, UNK = "<pad>", "<unk>"
 # The output folders of the tasks, registered with the one output-folder check
 # (rnnlab.checkpoint.prepare_output_folder): what --overwrite may remove.
 for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
-    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "last.safetensors",
-                                              "optimizer.safetensors", "state.safetensors", "metrics.jsonl"),
-                                    "folders": ()})
+    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "optimizer.safetensors",
+                                              "state.safetensors", "metrics.jsonl"),
+                                    "folders": ("best",)})
     KIND_NAMES.setdefault(_kind, _name)
 
 
@@ -93,14 +97,19 @@ def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor
     return torch.from_numpy(out)
 
 
-def save_task(folder: str | os.PathLike, task, model: torch.nn.Module, training: dict) -> None:
-    """Write ``task`` and ``model`` as one checkpoint folder (replaced as a whole)."""
-    config = {"task": task.state(), "model": model.config(), "training": training}
+def save_task(folder: str | os.PathLike, task, model: torch.nn.Module, training: dict | None = None) -> None:
+    """Write ``task`` and ``model`` alone (no training state) as one checkpoint folder, replaced as a whole."""
+    config = {"task": task.state(), "model": model.config(), "training": training or {}}
     save_checkpoint(folder, config, model.state_dict(), kind=task.kind)
 
 
 def load_task(folder: str | os.PathLike, task_class, device: str | torch.device = "cpu"):
-    """(task, model in eval mode, config) from a folder written by :func:`save_task`."""
+    """(task, model in eval mode with the best weights, config) from a run folder of
+    :func:`rnnlab.tasks.loop.fit` (its ``best/`` when there is one)."""
+    from pathlib import Path
+    load_config(folder, kind=task_class.kind)  # a clear error for a folder of another kind first
+    if (Path(folder) / "best" / "config.json").is_file():
+        folder = Path(folder) / "best"
     config = load_config(folder, kind=task_class.kind)
     try:
         task = task_class.from_state(config["task"])

@@ -1,135 +1,124 @@
-"""One small training loop for every sequence task (classification, tagging).
+"""Classification and tagging on the one training loop (:mod:`rnnlab.training.loop`).
 
-``fit(task, model, train, val, options, out_dir)`` knows a task only through
-``task.batches`` / ``task.loss`` / ``task.evaluate`` / ``task.metric`` (a metric name
-in ``evaluate``'s result and whether it is maximised or minimised), so the loop,
-clipping, time budget, early stopping, logging and checkpointing are written once.
+``fit(task, model, train, val, options, out_dir)`` wraps a task definition
+(:class:`rnnlab.tasks.classify.ClassificationTask`, :class:`rnnlab.tasks.tag.TaggingTask`:
+``batches(examples, batch_size, generator)``, ``loss(model, batch)``,
+``evaluate(model, examples, batch_size)``, ``metric``, ``state()``) in
+:class:`ExampleTask`, the loop's view of a task over lists of examples, and runs the
+loop's :class:`~rnnlab.training.loop.Trainer`: the optimizer, clipping, mixed
+precision, time budget, early stopping on the task's metric, checkpoints and exact
+resume are the language model's.
 
-Per epoch: Adam steps over length-bucketed batches of the training examples (order a
-function of ``(seed, epoch)``), gradient norms clipped to ``clip``; then one evaluation
-on the validation examples. The weights with the best validation metric are kept (in
-memory and, with ``out_dir``, as the checkpoint there) and restored at the end;
-training stops after ``epochs``, after ``patience`` evaluations without improvement,
-or when ``max_time`` seconds of training are spent (the epoch in progress is cut
-short and evaluated). Without validation examples the last weights are kept and the
-metric is measured on the training examples.
-
-Checkpoint (with ``out_dir``, after every evaluation, replaced as a whole): the best
-weights in ``model.safetensors``; the last weights, Adam's state and torch's RNG state
-in ``last``/``optimizer``/``state.safetensors``; the counters (:class:`FitProgress`) in
-``config.json``. ``fit(..., resume=True)`` continues from there exactly: the epoch's
-batch order is a function of ``(seed, epoch)``, so a run cut mid-epoch (``max_time``,
-Ctrl-C) replays its epoch's order and skips the batches already done; ``N`` epochs in
-one go and ``k`` + resume + ``N - k`` give the same weights.
+Per epoch: steps over length-bucketed batches of the training examples (order a
+function of ``(seed, epoch)``), then one evaluation on the validation examples. The
+weights with the best validation metric are kept (in memory and in ``out_dir/best``)
+and loaded into the model at the end; the latest checkpoint (``out_dir``) resumes.
+Without validation examples the metric is measured on the training examples and
+the last weights are kept.
 """
 from __future__ import annotations
 
-import copy
-import math
 import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import load_config, load_tensors, prepare_output_folder, save_checkpoint
-from rnnlab.errors import CheckpointError, TrainingError, UsageError
-from rnnlab.jsonout import dumps
-from rnnlab.precision import autocast, resolve_precision
-from rnnlab.progress import logger, progress
-from rnnlab.training.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from rnnlab.checkpoint import config_value, load_config, prepare_output_folder
+from rnnlab.errors import UsageError
+from rnnlab.training.config import LoopOptions, option
+from rnnlab.training.loop import Trainer
 
 
 @dataclass
-class FitOptions:
-    """Optimisation options shared by every task (the CLI's defaults)."""
+class FitOptions(LoopOptions):
+    """The loop's options with the defaults of the task commands (constant learning rate,
+    float32, a looser clip) plus the batch size."""
 
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    clip: float | None = 5.0
-    max_time: float | None = None  # seconds of training; None: no limit
-    patience: int = 4  # evaluations without improvement before stopping; 0: never stop early
-    seed: int = 0
-    precision: str = "fp32"
-    weight_decay: float = 0.0
+    lr: float = option(1e-3, "learning rate")
+    clip: float | None = option(5.0, "gradient-norm clipping threshold")
+    lr_schedule: str = option("constant", "constant, cosine (warm-up, then down to 5%% of --lr over the budget) or "
+                              "plateau (multiply by --lr-decay on a validation plateau)",
+                              choices=("constant", "cosine", "plateau"))
+    precision: str = option("fp32", "fp32, bf16 (bfloat16 products, float32 weights and loss) or auto: bf16 "
+                            "where the CPU or GPU supports it natively", choices=("fp32", "bf16", "auto"))
+    batch_size: int = option(32, "sequences per step")
 
     def validate(self) -> "FitOptions":
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be a positive integer, got {self.epochs}")
+        super().validate()
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be a positive integer, got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"--lr must be a positive number, got {self.lr}")
-        if self.clip is not None and not self.clip > 0:
-            raise UsageError(f"--clip must be positive, got {self.clip}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise UsageError(f"--max-time must be positive, got {self.max_time}")
-        if self.patience < 0:
-            raise UsageError(f"--patience must be >= 0, got {self.patience}")
         return self
 
 
-# On a tie of the metric, the validation loss must fall by this much (nats) or by 1%,
-# whichever is more, to count: a saturated task should stop early, not polish 1e-5 nats.
-MIN_LOSS_GAIN = 1e-3
+class ExampleTask:
+    """The loop's view (:class:`rnnlab.training.loop.Task`) of a classification or tagging
+    task over lists of ``train`` and ``val`` examples."""
 
+    unit = "sequences"
 
-def _better(value: float, loss: float, best: tuple | None, mode: str) -> bool:
-    """Is (metric ``value``, validation ``loss``) better than ``best``? A tie on the metric
-    (common once a small validation set is all right) goes to the lower loss, so
-    training does not stop at the first epoch that reaches the ceiling."""
-    if best is None:
-        return True
-    best_value, best_loss = best
-    if value != best_value:
-        return value > best_value if mode == "max" else value < best_value
-    return loss < best_loss - max(MIN_LOSS_GAIN, 0.01 * best_loss)
+    def __init__(self, task, train: list, val: list | None, options: FitOptions) -> None:
+        self.task, self.train, self.val, self.options = task, train, val or None, options
+        self.kind, self.metric = task.kind, tuple(task.metric)
+        self.selects_best = self.val is not None  # else every evaluation (on train) is the best so far
+        self._epoch_batches: tuple[int, list] | None = None
 
+    def _batches(self, epoch: int) -> list:
+        if self._epoch_batches is None or self._epoch_batches[0] != epoch:
+            generator = torch.Generator().manual_seed(self.options.seed * 1_000_003 + epoch + 1)
+            self._epoch_batches = (epoch, list(self.task.batches(self.train, self.options.batch_size, generator)))
+        return self._epoch_batches[1]
 
-@dataclass
-class FitProgress:
-    """The counters of a run, saved in its checkpoint (``config.json``, ``training.progress``)."""
+    def num_batches(self, epoch: int) -> int:
+        return len(self._batches(epoch))
 
-    epoch: int = 0  # epochs completed
-    batch_in_epoch: int = 0  # batches of epoch ``epoch + 1`` already done (a run cut mid-epoch)
-    epoch_loss_sum: float = 0.0  # the cut epoch's summed loss (x examples) and examples so far
-    epoch_examples: int = 0
-    steps: int = 0
-    train_seconds: float = 0.0
-    examples_seen: int = 0
-    best_value: float | None = None
-    best_loss: float | None = None
-    best_epoch: int | None = None
-    best_scores: dict | None = None
-    evaluations_without_improvement: int = 0
-    stopped: str | None = None
-    history: list = field(default_factory=list)
+    def batches(self, epoch: int):
+        return iter(self._batches(epoch))
 
+    def loss(self, model, batch: dict, carry, step: int):
+        return self.task.loss(model, batch), batch["size"], None
 
-def _save(out: Path, task, model, best_weights: dict, optimizer, options: FitOptions, progress: FitProgress) -> None:
-    """One checkpoint, replaced as a whole: the best weights (to use) and everything to resume."""
-    optimizer_tensors, optimizer_meta = optimizer_to_tensors(optimizer)
-    training = {"options": asdict(options), "metric": list(task.metric), "progress": asdict(progress),
-                "optimizer": optimizer_meta, "best_epoch": progress.best_epoch, "best_scores": progress.best_scores}
-    config = {"task": task.state(), "model": model.config(), "training": training}
-    save_checkpoint(out, config, best_weights, kind=task.kind,
-                    extra={"last": model.state_dict(), "optimizer": optimizer_tensors,
-                           "state": {"torch_rng": torch.get_rng_state()}})
+    def evaluate(self, model) -> dict:
+        return self.task.evaluate(model, self.val or self.train, self.options.batch_size)
+
+    def record(self, train_loss: float, scores: dict | None, model) -> dict:
+        split, metric = ("val" if self.val else "train"), self.metric[0]
+        return {"train_loss": train_loss, f"{split}_{metric}": scores[metric], f"{split}_loss": scores["loss"]}
+
+    def log_line(self, record: dict) -> str:
+        scored = f"{'val' if self.val else 'train'}_{self.metric[0]}"
+        return (f"epoch {record['epoch']:.4g} step {record['step']}  train loss {record['train_loss']:.4f}  "
+                f"{scored.replace('_', ' ', 1)} {record[scored]:.4f}  ({record['seconds']:.1f} s)")
+
+    def checkpoint_sections(self) -> dict:
+        return {"task": self.task.state()}
+
+    def check_checkpoint(self, folder) -> dict:
+        config = load_config(folder, kind=self.kind)
+        for key in ("task", "model", "train_config", "progress"):
+            config_value(config, key, folder, lambda v: isinstance(v, dict), "a JSON object")
+        return config
+
+    def carry_template(self, model):
+        return None
+
+    def summary(self, trainer: Trainer) -> dict:
+        p = trainer.progress
+        return {"validated_on": "val" if self.val else "train", "scores": p.best_scores, "history": p.history,
+                "train_seconds": p.train_seconds,
+                "train_examples_per_second": p.items / p.train_seconds if p.train_seconds else None}
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
         out_dir: str | os.PathLike | None = None, overwrite: bool = False, resume: bool = False) -> dict:
-    """Train ``model`` for ``task`` (see the module docstring); return a summary dict (JSON).
+    """Train ``model`` for ``task`` (see the module docstring); return the summary dict (JSON).
 
     ``out_dir`` goes through the output-folder check of every command
     (:func:`rnnlab.checkpoint.prepare_output_folder`; ``overwrite`` replaces an earlier run).
     ``resume=True`` continues the run saved in ``out_dir`` exactly where it stopped (the
     task and model come from :func:`rnnlab.tasks.base.load_task`; ``options`` may raise
-    ``epochs`` and give a new ``max_time``, which counts the seconds of this call).
-    Torch's global random state is seeded from ``options.seed`` inside the run (dropout)
-    and restored for the caller afterwards.
+    ``epochs`` and give a new ``max_time``). Torch's global random state is seeded from
+    ``options.seed`` (dropout) and restored for the caller afterwards.
     """
     options.validate()
     if resume and out_dir is None:
@@ -137,116 +126,11 @@ def fit(task, model: torch.nn.Module, train: list, val: list | None, options: Fi
     if out_dir is not None:
         out_dir = prepare_output_folder(out_dir, task.kind, overwrite=overwrite, resume=resume)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options.seed)
-        return _fit(task, model, train, val, options, Path(out_dir) if out_dir is not None else None, resume)
+        trainer = Trainer(ExampleTask(task, train, val, options), model, options,
+                          out_dir=Path(out_dir) if out_dir is not None else None, keep_best=True)
+        if resume:
+            trainer.restore(out_dir)
+        return trainer.fit()
 
 
-def _fit(task, model, train, val, options: FitOptions, out: Path | None, resume: bool) -> dict:
-    metric, mode = task.metric
-    device = next(model.parameters()).device
-    precision = resolve_precision(options.precision, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    run = FitProgress()
-    best_weights = None
-    if resume:
-        config = load_config(out, kind=task.kind)
-        try:
-            run = FitProgress(**config["training"]["progress"])
-            best_weights = load_tensors(out, "model", config)
-            model.load_state_dict(load_tensors(out, "last", config))
-            optimizer.load_state_dict(optimizer_from_tensors(load_tensors(out, "optimizer", config),
-                                                       config["training"]["optimizer"]))
-            torch.set_rng_state(load_tensors(out, "state", config)["torch_rng"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{out}: cannot resume from this checkpoint ({type(exc).__name__}: {exc})") from None
-        for group in optimizer.param_groups:
-            group["lr"] = options.lr
-    started = time.perf_counter()
-    call_seconds = 0.0  # --max-time counts the training seconds of this call
-    epoch_start = None  # while an epoch's steps run: when they started
-    try:
-        while run.epoch < options.epochs:
-            epoch = run.epoch + 1
-            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
-            batches = list(task.batches(train, options.batch_size, generator))  # the epoch's order, replayable
-            model.train()
-            epoch_start = time.perf_counter()
-            cut = False
-            for batch in progress(batches[run.batch_in_epoch:], total=len(batches) - run.batch_in_epoch,
-                                  desc=f"epoch {epoch}"):
-                with autocast(device, precision):
-                    loss = task.loss(model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if options.clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
-                optimizer.step()
-                run.epoch_loss_sum += loss.item() * batch["size"]
-                run.epoch_examples += batch["size"]
-                run.examples_seen += batch["size"]
-                run.batch_in_epoch += 1
-                run.steps += 1
-                if not math.isfinite(run.epoch_loss_sum):
-                    raise TrainingError(f"the training loss became {loss.item()} in epoch {epoch}; try a lower --lr")
-                if options.max_time is not None and \
-                        call_seconds + time.perf_counter() - epoch_start >= options.max_time:
-                    cut = run.batch_in_epoch < len(batches)
-                    break
-            seconds = time.perf_counter() - epoch_start
-            epoch_start = None
-            call_seconds += seconds
-            run.train_seconds += seconds
-            train_loss = run.epoch_loss_sum / max(run.epoch_examples, 1)
-            if not cut:
-                run.epoch, run.batch_in_epoch, run.epoch_loss_sum, run.epoch_examples = epoch, 0, 0.0, 0
-            scores = task.evaluate(model, val if val else train, options.batch_size)
-            value = scores[metric]
-            split = "val" if val else "train"
-            record = {"epoch": epoch if not cut else epoch - 1 + run.batch_in_epoch / len(batches),
-                      "steps": run.steps, "train_loss": train_loss, f"{split}_{metric}": value,
-                      f"{split}_loss": scores["loss"], "seconds": round(run.train_seconds, 3)}
-            run.history.append(record)
-            best = None if run.best_value is None else (run.best_value, run.best_loss)
-            improved = _better(value, scores["loss"], best, mode) or not val
-            if improved:
-                run.best_value, run.best_loss, run.best_epoch = value, scores["loss"], record["epoch"]
-                run.best_scores = scores
-                best_weights = copy.deepcopy(model.state_dict())
-                run.evaluations_without_improvement = 0
-            else:
-                run.evaluations_without_improvement += 1
-            logger.info("epoch %.4g  train loss %.4f  %s %s %.4f%s  (%.1f s)", record["epoch"], train_loss, split,
-                        metric, value, "  *" if improved and val else "", run.train_seconds)
-            if val and options.patience and run.evaluations_without_improvement >= options.patience:
-                run.stopped = "early-stopping"
-            elif cut or (options.max_time is not None and call_seconds >= options.max_time):
-                run.stopped = "max-time"
-            else:
-                run.stopped = "epochs"
-            if out is not None:
-                with open(out / "metrics.jsonl", "a", encoding="utf-8") as log:
-                    log.write(dumps(record) + "\n")
-                _save(out, task, model, best_weights, optimizer, options, run)
-            if run.stopped != "epochs":
-                break
-    except KeyboardInterrupt:
-        if epoch_start is not None:  # cut inside the epoch's steps: count their time
-            run.train_seconds += time.perf_counter() - epoch_start
-        if out is not None and best_weights is not None:  # keep what was done; --resume goes on from here
-            run.stopped = "interrupted"
-            _save(out, task, model, best_weights, optimizer, options, run)
-        raise
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
-    model.eval()
-    rate = run.examples_seen / run.train_seconds if run.train_seconds else None
-    return {"metric": metric, "mode": mode, "best": run.best_value, "best_epoch": run.best_epoch,
-            "epochs": run.epoch + (run.batch_in_epoch > 0), "steps": run.steps, "stopped": run.stopped,
-            "train_seconds": run.train_seconds, "wall_seconds": time.perf_counter() - started,
-            "train_examples_per_second": rate, "parameters": sum(p.numel() for p in model.parameters()),
-            "validated_on": "val" if val else "train", "scores": run.best_scores,
-            "history": run.history, "out": str(out) if out is not None else None,
-            "threads": torch.get_num_threads(), "precision": precision}
-
-
-__all__ = ["FitOptions", "FitProgress", "fit"]
+__all__ = ["ExampleTask", "FitOptions", "fit"]

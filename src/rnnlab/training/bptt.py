@@ -18,8 +18,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-GATES = {"rnn": 1, "rnn-scratch": 1, "gru": 3, "lstm": 4}
-
 
 def randomized_scales(num_steps: int, keep_prob: float, seed: int, step: int) -> torch.Tensor:
     """``(num_steps,)`` float tensor of ``xi`` for optimizer step ``step``.
@@ -32,15 +30,9 @@ def randomized_scales(num_steps: int, keep_prob: float, seed: int, step: int) ->
 
 
 def full_bptt_megabytes(num_tokens: int, model_config: dict) -> float:
-    """Rough size of the activations kept for one backward pass over ``num_tokens`` tokens.
-
-    Per token and layer the recurrence keeps about ``gates + 2`` hidden-sized
-    vectors; the output layer keeps logits and their softmax (2 x vocab).
-    """
-    hidden = model_config.get("hidden_size", 0)
-    layers = model_config.get("num_layers", 1)
-    gates = GATES.get(model_config.get("model"), 4)
-    vocab = model_config.get("vocab_size", 0)
-    embed = model_config.get("embed_size") or vocab
-    floats = num_tokens * (layers * hidden * (gates + 2) + embed + 2 * vocab)
-    return floats * 4 / 2**20
+    """Rough size of the activations kept for one backward pass over ``num_tokens`` tokens
+    (float32; per token as the model's registry entry says, see
+    :meth:`rnnlab.models.ModelKind.activation_floats_per_token`)."""
+    from rnnlab.models import model_kind
+    floats = model_kind(model_config.get("model")).activation_floats_per_token(model_config)
+    return num_tokens * floats * 4 / 2**20

@@ -21,7 +21,7 @@ from rnnlab.checkpoint import (CONFIG, check_tensors, config_error, config_value
                                is_str_list, load_config, load_tensors, save_checkpoint)
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.models import MODEL_NAMES, RecurrentLM, model_from_config
+from rnnlab.models import MODEL_NAMES, RecurrentLM, model_from_config, model_kind
 
 KIND = "language-model"
 
@@ -57,20 +57,34 @@ def _state_tensors(carried) -> dict:
     return {f"carried.{i}": t for i, t in enumerate(parts)}
 
 
-def save_training(folder: str | os.PathLike, model: RecurrentLM, vocab: Vocab, preprocessing: dict,
-                  data: dict, train_config: dict, progress: dict, optimizer: torch.optim.Optimizer,
-                  carried_state=None) -> None:
-    """Write a complete, resumable training checkpoint into ``folder``."""
+def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: dict, train_config: dict,
+                  progress: dict, optimizer: torch.optim.Optimizer, carried_state=None, kind: str = KIND) -> None:
+    """Write a complete, resumable training checkpoint of any task into ``folder``.
+
+    ``sections``: what the task records about its data (a language model's ``vocab``,
+    ``preprocessing`` and ``data``; a classifier's ``task``), beside the model's config,
+    the options, the counters and the optimizer's hyper-parameters.
+    """
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     state = {"torch_rng": torch.get_rng_state(), **_state_tensors(carried_state)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from these
         state.update({f"cuda_rng.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())})
-    config = {"model": model.config(), "vocab": vocab.to_dict(), "preprocessing": preprocessing,
-              "data": data, "train_config": train_config, "progress": progress,
+    config = {"model": model.config(), **sections, "train_config": train_config, "progress": progress,
               "optimizer": {"name": train_config.get("optimizer"), **opt_meta},
               "carried_state_parts": len(_state_tensors(carried_state))}
     weights = {name: p for name, p in model.state_dict().items()}
-    save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=KIND)
+    save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=kind)
+
+
+def load_checked_weights(folder, config: dict, model: torch.nn.Module) -> dict:
+    """The weights of ``folder`` for ``model``: names, shapes, dtypes and finite values checked first."""
+    path = Path(folder) / "model.safetensors"
+    weights = load_tensors(folder, "model", config)
+    check_tensors(path, weights, model.state_dict())
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+    return weights
 
 
 def load_training_config(folder) -> dict:
@@ -82,36 +96,23 @@ def load_training_config(folder) -> dict:
 
 # Limits far above any model rnnlab trains; they keep a hand-edited config.json from
 # asking for a model that would take hours to build before its tensors are compared.
-MAX_SIZE = 1 << 20
-MAX_LAYERS = 1024
 # Bounds on training options read from a checkpoint: a crafted config.json must not make
 # --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
 TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
-MODEL_KEYS = {"rnn-scratch": ("hidden_size", "init_std"),
-              "rnn": ("hidden_size", "num_layers", "dropout", "embed_size", "tie_weights", "nonlinearity")}
-
-
 def _model_options(folder, config: dict) -> dict:
-    """The ``model`` record checked key by key: ``{"model": ..., "vocab_size": ..., options}``."""
+    """The ``model`` record checked key by key against the registry: ``{"model": ..., "vocab_size": ..., options}``."""
     spec = config_value(config, "model", folder, lambda v: isinstance(v, dict), "a JSON object")
     name = config_value(config, "model.model", folder, lambda v: v in MODEL_NAMES, f"one of {', '.join(MODEL_NAMES)}")
-    allowed = MODEL_KEYS["rnn-scratch" if name == "rnn-scratch" else "rnn"]
-    unknown = sorted(set(spec) - {"model", "vocab_size", *allowed})
+    kind = model_kind(name)
+    unknown = sorted(set(spec) - {"model", "vocab_size", *(o.name for o in kind.options)})
     if unknown:
         raise config_error(folder, f"model.{unknown[0]}", f"is not an option of the {name} model")
     options = {"model": name, "vocab_size": config_value(config, "model.vocab_size", folder, is_int(1, 2**31 - 1),
                                                          "an integer from 1 to 2**31 - 1")}
-    checks = {"hidden_size": (is_int(1, MAX_SIZE), f"an integer from 1 to {MAX_SIZE}"),
-              "init_std": (is_number(0, 1e6), "a finite number >= 0"),
-              "num_layers": (is_int(1, MAX_LAYERS), f"an integer from 1 to {MAX_LAYERS}"),
-              "dropout": (is_number(0, 1), "a number from 0 to 1"),
-              "embed_size": (is_int(0, MAX_SIZE), f"an integer from 0 (one-hot) to {MAX_SIZE}"),
-              "tie_weights": (lambda v: isinstance(v, bool), "true or false"),
-              "nonlinearity": (lambda v: v in ("tanh", "relu"), "tanh or relu")}
-    for key in allowed:
-        value = config_value(config, f"model.{key}", folder, *checks[key], default=None)
+    for option in kind.options:
+        value = config_value(config, f"model.{option.name}", folder, option.accepts, option.expected(), default=None)
         if value is not None:
-            options[key] = value
+            options[option.name] = value
     return options
 
 
@@ -171,36 +172,20 @@ def _check_vocab(folder, config: dict) -> Vocab:
         raise config_error(folder, "vocab", f"is not a valid vocabulary ({exc})") from None
 
 
-_PROGRESS = {"epoch": (is_int(0), "an integer >= 0"), "step": (is_int(0), "an integer >= 0"),
-             "batch_in_epoch": (is_int(0), "an integer >= 0"), "epoch_tokens": (is_int(0), "an integer >= 0"),
-             "train_tokens": (is_int(0), "an integer >= 0"),
-             "evals_without_improvement": (is_int(0), "an integer >= 0"),
-             "epoch_nll": (is_number(0), "a finite number >= 0"),
-             "train_seconds": (is_number(0), "a finite number >= 0"),
-             "wall_seconds": (is_number(0), "a finite number >= 0"),
-             "best_val_perplexity": (is_number(0, optional=True), "a finite number or null"),
-             "plateau_best": (is_number(0, optional=True), "a finite number or null"),
-             "lr": (is_number(0, 3.4e38, optional=True), "a finite number > 0 or null"),
-             "stopped": (is_str(optional=True), "a string or null"),
-             "grad_norm_sum": (is_number(0), "a finite number >= 0"),
-             "grad_norm_max": (is_number(0), "a finite number >= 0"),
-             "grad_norm_count": (is_int(0), "an integer >= 0")}
 _RECORD = {"epoch": is_number(0), "step": is_int(0), "train_perplexity": is_number(optional=True),
            "val_perplexity": is_number(optional=True)}
 
 
 def _check_progress(folder, config: dict) -> None:
+    from rnnlab.training.state import Progress
     config_value(config, "progress", folder, lambda v: isinstance(v, dict), "a JSON object")
-    for key, (check, expected) in _PROGRESS.items():
-        config_value(config, f"progress.{key}", folder, check, expected, default=None)
-    progress = config["progress"]
-    nll, tokens = progress.get("epoch_nll") or 0, progress.get("epoch_tokens") or 0
-    if nll > 700 * max(tokens, 1):  # a mean above 700 nats per token: exp() of it overflows, no run gets there
-        raise config_error(folder, "progress.epoch_nll", f"is {nll:g} for {tokens} tokens, above 700 nats per token")
-    history = config_value(config, "progress.history", folder, lambda v: isinstance(v, list), "a list", default=[])
-    for index, record in enumerate(history):
+    progress = Progress.from_dict(config["progress"], str(Path(folder) / "config.json"))
+    if progress.loss_sum > 700 * max(progress.loss_weight, 1):  # above 700 nats per token exp() overflows
+        raise config_error(folder, "progress.loss_sum", f"is {progress.loss_sum:g} for {progress.loss_weight} "
+                           "tokens, above 700 nats per token")
+    for index, record in enumerate(progress.history):
         for key, check in _RECORD.items():
-            if not isinstance(record, dict) or key not in record or not check(record[key]):
+            if key not in record or not check(record[key]):
                 raise config_error(folder, f"progress.history[{index}]",
                                    f"must be an evaluation record with a numeric '{key}', got {record!r:.60}")
 
@@ -363,12 +348,13 @@ def checked_optimizer_state(folder, config: dict, tensors: dict, optimizer: torc
     return {"state": state, "param_groups": groups}
 
 
-def load_resume_state(folder, config: dict, optimizer: torch.optim.Optimizer, device) -> tuple:
-    """Restore the optimizer and RNG; return the carried hidden state (or None).
+def load_resume_state(folder, config: dict, optimizer: torch.optim.Optimizer, device, template=None):
+    """Restore the optimizer and RNG; return the carried state (or None).
 
     Every tensor is checked first: optimizer state against the optimizer's parameters
-    (:func:`checked_optimizer_state`), the RNG state's size, the carried hidden state's
-    shape against the model and batch size.
+    (:func:`checked_optimizer_state`), the RNG state's size, the carried state against
+    ``template`` (the task's carried tensors on the meta device; None: the task carries
+    nothing between batches).
     """
     # On the CPU: load_state_dict moves each tensor next to its parameter, except Adam's
     # step counter, which must stay on the CPU.
@@ -377,10 +363,7 @@ def load_resume_state(folder, config: dict, optimizer: torch.optim.Optimizer, de
     state = load_tensors(folder, "state", config)
     path = Path(folder) / "state.safetensors"
     parts_count = config_value(config, "carried_state_parts", folder, is_int(0, 2), "0, 1 or 2", default=0)
-    model = _meta_model(folder, _model_options(folder, config))
-    batch_size = _train_config(folder, config).batch_size
-    carried = model.begin_state(batch_size, device="meta")
-    carried = carried if isinstance(carried, tuple) else (carried,)
+    carried = () if template is None else template if isinstance(template, tuple) else (template,)
     if parts_count not in (0, len(carried)):
         raise config_error(folder, "carried_state_parts", f"is {parts_count}, but the model's state has "
                            f"{len(carried)} part(s)")

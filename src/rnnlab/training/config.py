@@ -6,7 +6,8 @@ A :class:`TrainConfig` is plain data: it is stored in every checkpoint's
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 
 from rnnlab.errors import UsageError
 from rnnlab.precision import PRECISIONS
@@ -15,111 +16,16 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
 BPTT_MODES = ("truncated", "full", "randomized")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-UNLIMITED_EPOCHS = 1_000_000
 
 
-@dataclass
-class TrainConfig:
-    # data
-    corpus: str | None = None          # name or path; None = the built-in corpus
-    val_corpus: str | None = None      # validation text file; then all of `corpus` trains (split "files")
-    test_corpus: str | None = None     # test text file; None with val_corpus = an empty test split
-    mode: str = "raw"                  # preprocessing: raw | d2l
-    token: str = "char"                # char | word | byte
-    split: str = "0.9,0.05,0.05"       # fractions, or "d2l" (first max_tokens for training, rest held out)
-    max_tokens: int | None = None      # cap on training tokens (the book uses 10,000)
-    min_freq: int = 0
-    encoding_errors: str = "strict"    # how undecodable bytes in the corpus are handled
-    # model (defaults: a sensible model for a user's own text)
-    model: str = "lstm"                # rnn-scratch | rnn | gru | lstm
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout: float = 0.2
-    embed_size: int = 64               # 0 = one-hot input (the book's)
-    tie_weights: bool = False
-    nonlinearity: str = "tanh"
-    # optimisation
-    batch_size: int = 32
-    num_steps: int = 64
-    epochs: int = 20
-    max_time: float | None = None      # wall-clock budget in seconds
-    max_steps: int | None = None       # stop after this many optimizer steps in total
-    lr: float = 6e-3                   # peak of the cosine schedule (a sweep in the README, Performance)
-    optimizer: str = "adam"
-    weight_decay: float | None = None  # None: 0.01 for adamw, 0 for sgd and adam; 0 means 0
-    clip: float | None = 1.0           # global gradient-norm threshold theta; None = off
-    sampling: str = "sequential"       # random | sequential
-    bptt: str = "truncated"            # truncated | full | randomized
-    bptt_keep_prob: float = 0.9        # randomized: P(gradient crosses a time step), xi in {0, 1/p}
-    full_bptt_max_mb: float = 2048.0   # full BPTT: refuse when the estimated activations exceed this
-    lr_schedule: str = "cosine"        # cosine (warm-up, then down to 5% over the budget) | plateau | constant
-    lr_decay: float | None = 0.5       # plateau: multiply lr by this when val perplexity plateaus; None = off
-    lr_patience: int = 2               # evaluations without improvement before decaying
-    early_stop: int | None = 4         # stop after this many evaluations without improvement; None = off
-    eval_every: int = 1                # evaluate every this many epochs
-    eval_every_steps: int | None = None  # also evaluate every this many optimizer steps (large corpora)
-    sample_prefix: str | None = None   # prefix of the per-evaluation greedy sample; None = start of the text
-    sample_length: int = 50
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"            # fp32 | bf16 | auto (bf16 where the hardware has it; see rnnlab.precision)
+def check_device(device) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (one GPU per process of a distributed run) or ``mps``."""
+    if not isinstance(device, str) or not (device in DEVICES or re.fullmatch(r"cuda:\d{1,3}", device)):
+        raise UsageError(f"unknown device {device!r:.40}; choose one of {', '.join(DEVICES)} or cuda:N")
 
-    def validate(self) -> "TrainConfig":
-        from rnnlab.models import MODEL_NAMES
-        self._check_types()
-        # 0 switches an optional feature off (None means "not given" on the command line).
-        if self.early_stop == 0:
-            self.early_stop = None
-        if self.lr_decay in (0, 1):
-            self.lr_decay = None
-        if self.model not in MODEL_NAMES:
-            raise UsageError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UsageError(f"unknown lr schedule '{self.lr_schedule}'; choose one of {', '.join(LR_SCHEDULES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
-        if self.bptt not in BPTT_MODES:
-            raise UsageError(f"unknown BPTT strategy '{self.bptt}'; choose one of {', '.join(BPTT_MODES)}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
-        if self.device not in DEVICES:
-            raise UsageError(f"unknown device '{self.device}'; choose one of {', '.join(DEVICES)}")
-        for key in ("hidden_size", "num_layers", "batch_size", "num_steps", "epochs", "eval_every"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
-        for key in ("max_tokens", "max_steps", "early_stop", "eval_every_steps"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be positive, got {value}")
-        if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= 3.4e38):  # the float32 range
-            raise UsageError(f"lr must be a finite number > 0, got {self.lr}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
-        if not isinstance(self.lr_patience, int) or self.lr_patience < 1:
-            raise UsageError(f"lr-patience must be a positive integer, got {self.lr_patience}")
-        if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
-            raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {self.full_bptt_max_mb}")
-        if self.clip is not None and not self.clip > 0:
-            raise UsageError(f"clip must be > 0, got {self.clip}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise UsageError(f"max-time must be > 0 seconds, got {self.max_time}")
-        if not 0 < self.bptt_keep_prob <= 1:
-            raise UsageError(f"bptt-keep-prob must be in (0, 1], got {self.bptt_keep_prob}")
-        if self.lr_decay is not None and not 0 < self.lr_decay < 1:
-            raise UsageError(f"lr-decay must be in (0, 1), got {self.lr_decay}")
-        if self.bptt == "full" and self.sampling != "sequential":
-            raise UsageError("--bptt full carries gradients along the text, which needs --sampling sequential")
-        if self.sample_length < 0:
-            raise UsageError(f"sample-length must be >= 0, got {self.sample_length}")
-        if self.val_corpus is not None or self.test_corpus is not None:
-            from rnnlab.data.dataset import DEFAULT_SPLIT, parse_split
-            if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
-                preset = " (the d2l presets set it)" if self.split == "d2l" else ""
-                raise UsageError(f"--val/--test make the whole corpus the training split; they cannot be combined "
-                                 f"with --split {self.split}{preset}")
-            self.split = "files"  # so the checkpoint says which split was used
-        return self
+
+class _Section:
+    """What every options dataclass shares: type checks and a JSON round trip."""
 
     def _check_types(self) -> None:
         """Each field of its declared type (an int is a float too; a bool is neither), so a
@@ -145,21 +51,191 @@ class TrainConfig:
                 names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
                 raise UsageError(f"{field.name.replace('_', '-')} must be {names}, got {value!r:.60}")
 
-    def model_options(self) -> dict:
-        """Keyword arguments of :func:`rnnlab.models.build_model` for this config."""
-        if self.model == "rnn-scratch":
-            return {"hidden_size": self.hidden_size}
-        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout,
-                "embed_size": self.embed_size, "tie_weights": self.tie_weights,
-                "nonlinearity": self.nonlinearity}
-
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict):
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+UNLIMITED_EPOCHS = 1_000_000
+
+
+def option(default, help: str, flag: str | None = None, choices: tuple = (), metavar: str | None = None):
+    """A config field with what the command line needs to offer it: its ``help`` (the
+    default is appended by the CLI), an optional ``flag`` when it is not ``--field-name``,
+    and ``choices``. The CLI derives its options from these (see ``rnnlab.cli.common``)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "metavar": metavar})
+
+
+@dataclass
+class LoopOptions(_Section):
+    """What the one training loop (:mod:`rnnlab.training.loop`) needs, for every task."""
+
+    epochs: int = option(20, "passes over the training data (unlimited with --max-time alone)")
+    max_time: float | None = option(None, "wall-clock budget in seconds", metavar="SECONDS")
+    max_steps: int | None = option(None, "stop after this many optimizer steps in total")
+    lr: float = option(6e-3, "learning rate (the peak of the cosine schedule)")
+    optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
+    weight_decay: float | None = option(None, "weight decay (not given: 0.01 for adamw, 0 for sgd and adam)")
+    clip: float | None = option(1.0, "global gradient-norm threshold theta (--no-clip: none)")
+    lr_schedule: str = option("cosine", "cosine (warm-up, then down to 5%% of --lr over the epochs, --max-steps "
+                              "or --max-time budget), plateau (multiply by --lr-decay on a validation plateau) "
+                              "or constant", choices=LR_SCHEDULES)
+    lr_decay: float | None = option(0.5, "plateau schedule: multiply lr by this on a validation plateau (0 = off)")
+    lr_patience: int = option(2, "evaluations without improvement before the plateau decay")
+    early_stop: int | None = option(4, "stop after this many evaluations without improvement (0 = off)",
+                                    metavar="EVALUATIONS")
+    eval_every: int = option(1, "evaluate every N epochs")
+    eval_every_steps: int | None = option(None, "also evaluate every N optimizer steps (large corpora)")
+    seed: int = option(0, "random seed of the weights, the data order and dropout")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    precision: str = option("auto", "fp32, bf16 (bfloat16 products, float32 weights and loss) or auto: bf16 "
+                            "where the CPU or GPU supports it natively", choices=PRECISIONS)
+
+    def validate(self) -> "LoopOptions":
+        """Check every field's type and range (UsageError naming the option); 0 switches
+        ``early_stop`` and ``lr_decay`` off (None means "not given" on the command line)."""
+        self._check_types()
+        if self.early_stop == 0:
+            self.early_stop = None
+        if self.lr_decay in (0, 1):
+            self.lr_decay = None
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(f"unknown lr schedule '{self.lr_schedule}'; choose one of {', '.join(LR_SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        check_device(self.device)
+        for key in ("epochs", "eval_every"):
+            value = getattr(self, key)
+            if value < 1:
+                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+        for key in ("max_steps", "early_stop", "eval_every_steps"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UsageError(f"{key.replace('_', '-')} must be positive, got {value}")
+        if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= 3.4e38):  # the float32 range
+            raise UsageError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+        if self.lr_patience < 1:
+            raise UsageError(f"lr-patience must be a positive integer, got {self.lr_patience}")
+        if self.clip is not None and not self.clip > 0:
+            raise UsageError(f"clip must be > 0, got {self.clip}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise UsageError(f"max-time must be > 0 seconds, got {self.max_time}")
+        if self.lr_decay is not None and not 0 < self.lr_decay < 1:
+            raise UsageError(f"lr-decay must be in (0, 1), got {self.lr_decay}")
+        if self.weight_decay is not None and not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UsageError(f"weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        return self
+
+    def loop_options(self) -> "LoopOptions":
+        """This config's loop section on its own."""
+        return LoopOptions(**{f.name: getattr(self, f.name) for f in fields(LoopOptions)})
+
+
+@dataclass
+class DataOptions(_Section):
+    """Which text, how it is preprocessed, tokenized and split (:func:`rnnlab.data.dataset.prepare_text`)."""
+
+    corpus: str | None = None          # name or path; None = the built-in corpus
+    # validation text file; then all of `corpus` trains (split "files"); offered by the corpus options
+    val_corpus: str | None = field(default=None, metadata={"flag": "--val"})
+    test_corpus: str | None = field(default=None, metadata={"flag": "--test"})  # None with val_corpus: no test split
+    mode: str = "raw"                  # preprocessing: raw | d2l
+    token: str = "char"                # char | word | byte
+    split: str = option("0.9,0.05,0.05", "train,val,test fractions or 'd2l'")
+    max_tokens: int | None = option(None, "use at most this many training tokens")
+    min_freq: int = option(0, "drop tokens rarer than this from the vocabulary")
+    encoding_errors: str = "strict"    # how undecodable bytes in the corpus are handled
+
+    def _validate_data(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
+        if self.val_corpus is not None or self.test_corpus is not None:
+            from rnnlab.data.dataset import DEFAULT_SPLIT, parse_split
+            if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
+                preset = " (the d2l presets set it)" if self.split == "d2l" else ""
+                raise UsageError(f"--val/--test make the whole corpus the training split; they cannot be combined "
+                                 f"with --split {self.split}{preset}")
+            self.split = "files"  # so the checkpoint says which split was used
+
+
+@dataclass
+class ModelOptions(_Section):
+    """The recurrent language model (options of its entry in :data:`rnnlab.models.MODELS`)."""
+
+    model: str = option("lstm", "the model", choices=("rnn-scratch", "rnn", "gru", "lstm"))
+    hidden_size: int = option(256, "hidden units", flag="--hidden")
+    num_layers: int = option(2, "recurrent layers", flag="--layers")
+    dropout: float = option(0.2, "dropout between layers")
+    embed_size: int = option(64, "embedding size; 0 = one-hot input (the book's)", flag="--embed")
+    tie_weights: bool = option(False, "share embedding and output weights")
+    nonlinearity: str = option("tanh", "tanh or relu (--model rnn)", choices=("tanh", "relu"))
+
+    def _validate_model(self) -> None:
+        from rnnlab.models import model_kind
+        model_kind(self.model)
+        for key in ("hidden_size", "num_layers"):
+            value = getattr(self, key)
+            if value < 1:
+                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+
+    def model_options(self) -> dict:
+        """Keyword arguments of :func:`rnnlab.models.build_model`: the registry's options of
+        this model that the config sets."""
+        from rnnlab.models import model_kind
+        return {o.name: getattr(self, o.name) for o in model_kind(self.model).options if hasattr(self, o.name)}
+
+
+@dataclass
+class BatchOptions(_Section):
+    """How a language model reads its training text: minibatches, BPTT, the per-evaluation sample."""
+
+    batch_size: int = option(32, "sequences per batch")
+    num_steps: int = option(64, "time steps per sequence")
+    sampling: str = option("sequential", "minibatches", choices=("random", "sequential"))
+    bptt: str = option("truncated", "backpropagation through time", choices=BPTT_MODES)
+    bptt_keep_prob: float = option(0.9, "randomized BPTT: P(gradient crosses a step)")
+    full_bptt_max_mb: float = option(2048.0, "full BPTT: refuse when the estimated activations exceed this (MB)")
+    sample_prefix: str | None = option(None, "prefix of the greedy sample shown at each evaluation")
+    sample_length: int = option(50, "tokens in that sample")
+
+    def _validate_batches(self) -> None:
+        if self.sampling not in ("random", "sequential"):
+            raise UsageError(f"unknown sampling '{self.sampling}'; choose one of random, sequential")
+        if self.bptt not in BPTT_MODES:
+            raise UsageError(f"unknown BPTT strategy '{self.bptt}'; choose one of {', '.join(BPTT_MODES)}")
+        for key in ("batch_size", "num_steps"):
+            value = getattr(self, key)
+            if value < 1:
+                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+        if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
+            raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {self.full_bptt_max_mb}")
+        if not 0 < self.bptt_keep_prob <= 1:
+            raise UsageError(f"bptt-keep-prob must be in (0, 1], got {self.bptt_keep_prob}")
+        if self.bptt == "full" and self.sampling != "sequential":
+            raise UsageError("--bptt full carries gradients along the text, which needs --sampling sequential")
+        if self.sample_length < 0:
+            raise UsageError(f"sample-length must be >= 0, got {self.sample_length}")
+
+
+@dataclass
+class TrainConfig(DataOptions, ModelOptions, BatchOptions, LoopOptions):
+    """A language-model run: its data, model, batches and loop sections in one flat record
+    (the ``train_config`` of every checkpoint; ``config.lr``, ``config.model``, ...)."""
+
+    def validate(self) -> "TrainConfig":
+        LoopOptions.validate(self)  # types of every field first, then each section's ranges
+        self._validate_model()
+        self._validate_batches()
+        self._validate_data()
+        return self
 
 
 # The book's two experiments (d2l 0.17, section 8.5 and 8.6), exactly as printed there.

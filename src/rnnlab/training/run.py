@@ -94,8 +94,10 @@ def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_dir=None,
-          callbacks: list[Callback] | tuple = (), overwrite: bool = False) -> tuple[Trainer, dict]:
-    """Train a new model as ``config`` says; return the trainer and its summary.
+          callbacks: list[Callback] | tuple = (), overwrite: bool = False,
+          baselines: bool = True) -> tuple[Trainer, dict]:
+    """Train a new model as ``config`` says; return the trainer and its summary (with
+    ``baselines``: the unigram and Kneser-Ney validation perplexities beside the model's).
 
     ``out_dir`` is checked and created before anything else
     (:func:`rnnlab.checkpoint.prepare_output_folder`): a folder of other files is refused,
@@ -106,7 +108,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
         out_dir = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
     dataset, info = dataset_for(config, data_dir)
     _check_batch(config, dataset)
-    trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info)
+    trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info, baselines=baselines)
     logger.info("training %s (%s parameters) on %s: %s train / %s val %s tokens, vocabulary %s, device %s",
                 config.model, f"{trainer.model.num_parameters():,}", info["corpus"], f"{len(dataset.train):,}",
                 f"{len(dataset.val):,}", config.token, len(dataset.vocab), trainer.device)
@@ -117,7 +119,7 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
            max_steps: int | None = None,
            out_dir: str | os.PathLike | None = None, device: str | None = None, precision: str | None = None,
            data_dir=None, callbacks: list[Callback] | tuple = (), corpus: str | None = None,
-           overwrite: bool = False) -> tuple[Trainer, dict]:
+           overwrite: bool = False, baselines: bool = True) -> tuple[Trainer, dict]:
     """Continue the training run saved in ``folder`` exactly where it stopped.
 
     The training data is read again from where the checkpoint says and must be unchanged
@@ -146,21 +148,22 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
                                 saved_sources=saved.get("data", {}).get("sources"),
                                 saved_data=saved.get("data", {}), corpus=corpus, checkpoint=folder)
-    trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info)
+    trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info, baselines=baselines)
     trainer.restore(folder)
-    done = trainer.progress["epoch"]
-    if done >= config.epochs and not trainer.progress["batch_in_epoch"]:
+    done = trainer.progress.epoch
+    if done >= config.epochs and not trainer.progress.batch_in_epoch:
         raise UsageError(f"{folder} already finished {done} epochs; pass a larger --epochs to train further")
-    logger.info("resuming %s at epoch %d, step %d", folder, done + 1, trainer.progress["step"])
+    logger.info("resuming %s at epoch %d, step %d", folder, done + 1, trainer.progress.step)
     return trainer, trainer.fit()
 
 
 def _make_trainer(config: TrainConfig, dataset: TextDataset, **options) -> Trainer:
-    """A :class:`Trainer`; a model too large for memory is a clear error, not a traceback."""
+    """A language model's :class:`Trainer`; a model too large for memory is a clear error, not a traceback."""
     import torch
 
+    from rnnlab.tasks.lm import language_model_trainer
     try:
-        return Trainer(config, dataset, **options)
+        return language_model_trainer(config, dataset, **options)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
         if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and "allocate" not in str(exc):
             raise

@@ -32,7 +32,7 @@ class GradNormTrace:
 
     def _record(self, optimizer, args, kwargs) -> None:
         progress = self.trainer.progress
-        total, count = progress.get("grad_norm_sum", 0.0), progress.get("grad_norm_count", 0)
+        total, count = progress.grad_norm_sum, progress.grad_norm_count
         # An evaluation resets the counters to zero: the first step after it is the whole sum.
         self.norms.append(total - self._last_sum if count == self._last_count + 1 else total)
         self._last_sum, self._last_count = total, count

@@ -1,0 +1,193 @@
+"""Language modelling as a task of the one training loop (:mod:`rnnlab.training.loop`).
+
+Batches are :class:`~rnnlab.data.batches.BatchIterator` minibatches ``X, Y: (batch,
+num_steps)`` of the training split; the loss is the mean cross-entropy of next-token
+prediction (nats per token); the metric is validation perplexity (lower is better).
+What is specific to language models lives here:
+
+* the carried hidden state: with sequential partitioning each batch starts from the
+  previous batch's final state, detached (truncated BPTT); with random sampling every
+  batch starts from zeros;
+* full BPTT: the whole epoch is one "batch" (one graph, one backward, one update);
+* randomized BPTT: per-step gradient scales, a function of ``(seed, step)``;
+* a greedy sample at every evaluation, the perplexity figure, and (opt-in) the
+  unigram and Kneser-Ney baselines in the summary.
+"""
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+
+from rnnlab.data.batches import BatchIterator
+from rnnlab.data.dataset import TextDataset
+from rnnlab.errors import TrainingError
+from rnnlab.evaluation import evaluate, unigram_result
+from rnnlab.lm import LanguageModel
+from rnnlab.metrics import perplexity
+from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
+from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
+from rnnlab.training.checkpoint import KIND, load_training_config
+from rnnlab.training.config import TrainConfig
+from rnnlab.training.loop import Callback, Trainer
+
+
+class LanguageModelTask:
+    """Next-token prediction on ``dataset`` as ``config`` says (its data and batch sections)."""
+
+    kind = KIND
+    metric = ("perplexity", "min")
+    unit = "tokens"
+    selects_best = True
+
+    def __init__(self, config: TrainConfig, dataset: TextDataset, data_info: dict | None = None,
+                 baselines: bool = False, rank: int = 0, world_size: int = 1) -> None:
+        self.config, self.dataset = config, dataset
+        self.data_info = data_info or {"corpus": dataset.corpus_name}
+        self.baselines = baselines
+        self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps,
+                                    sampling=config.sampling, seed=config.seed, rank=rank, world_size=world_size)
+        self._ngram = None
+
+    # -- what the loop asks ------------------------------------------------------
+    def num_batches(self, epoch: int) -> int:
+        return 1 if self.config.bptt == "full" else len(self.loader)
+
+    def batches(self, epoch: int):
+        self.loader.epoch = epoch
+        if self.config.bptt == "full":
+            return iter([self.loader])  # the whole epoch is one step: loss() runs over it
+        return iter(self.loader)
+
+    def loss(self, model: RecurrentLM, batch, carry, step: int):
+        """(mean nats per token, tokens, the state handed to the next batch)."""
+        config = self.config
+        device = model.device
+        if config.bptt == "full":
+            state, total_nll, tokens = None, 0.0, 0
+            for X, Y in batch:
+                X, Y = X.to(device), Y.to(device)
+                state = model.begin_state(X.shape[0], device) if state is None else state
+                logits, state = model(X, state)  # no detach: gradients reach the first batch
+                state = map_state(lambda s: s.float(), state)
+                total_nll = total_nll + F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1),
+                                                        reduction="sum")
+                tokens += Y.numel()
+            return total_nll / tokens, tokens, None
+        X, Y = batch
+        X, Y = X.to(device), Y.to(device)
+        state = carry if carry is not None and config.sampling == "sequential" else model.begin_state(X.shape[0], device)
+        if config.bptt == "randomized":
+            scales = randomized_scales(X.shape[1], config.bptt_keep_prob, config.seed, step).to(device)
+            logits, state = model(X, state, scales)
+        else:
+            logits, state = model(X, state)
+        state = map_state(lambda s: s.float(), state)  # carried and checkpointed in float32
+        # The softmax and the loss stay in float32 whatever the precision of the products.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        return loss, Y.numel(), detach_state(state) if config.sampling == "sequential" else None
+
+    def evaluate(self, model: RecurrentLM) -> dict | None:
+        if len(self.dataset.val) <= 1:
+            return None
+        result = evaluate(model, self.dataset.val)
+        return {**result, "loss": result["nll_nats"] / max(result["tokens"], 1)}
+
+    def record(self, train_loss: float, scores: dict | None, model: RecurrentLM) -> dict:
+        record = {"train_perplexity": perplexity(train_loss, 1) if math.isfinite(train_loss) else None,
+                  "val_perplexity": scores["perplexity"] if scores else None,
+                  "val_bits_per_token": scores["bits_per_token"] if scores else None}
+        if self.config.sample_length:
+            prefix = self.config.sample_prefix or self._default_prefix()
+            record["sample"] = self.language_model(model).generate(prefix, self.config.sample_length, greedy=True)
+        return record
+
+    def log_line(self, record: dict) -> str:
+        def num(value, fmt):
+            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+        line = (f"epoch {num(record['epoch'], '.4g')} step {record['step']}: train ppl "
+                f"{num(record['train_perplexity'], '.3f')} | val ppl {num(record['val_perplexity'], '.3f')} "
+                f"({num(record['val_bits_per_token'], '.3f')} bits/token) | {num(record['tokens_per_second'], ',.0f')}"
+                f" tok/s | grad norm {num(record['grad_norm_mean'], '.3g')} (max {num(record['grad_norm_max'], '.3g')})"
+                f" | lr {num(record['lr'], '.3g')}")
+        if record.get("sample") is not None:
+            line += f"\n  sample: {record['sample']!r}"
+        return line
+
+    def figure(self, history: list, out_dir) -> None:
+        if len(history) < 2:
+            return
+        from rnnlab.plots import curves_plot
+        series = {"train": [h["train_perplexity"] for h in history]}
+        if history[-1]["val_perplexity"] is not None:
+            series["validation"] = [h["val_perplexity"] for h in history]
+        curves_plot([h["epoch"] for h in history], series, out_dir / "perplexity.png",
+                    xlabel="epoch", ylabel="perplexity", title=f"{self.config.model} on {self.data_info.get('corpus')}")
+
+    def checkpoint_sections(self) -> dict:
+        return {"vocab": self.dataset.vocab.to_dict(), "preprocessing": self.dataset.preprocessing(),
+                "data": self.data_info}
+
+    def check_checkpoint(self, folder) -> dict:
+        return load_training_config(folder)
+
+    def carry_template(self, model: RecurrentLM):
+        return model.begin_state(self.config.batch_size, device="meta")
+
+    def summary(self, trainer: Trainer) -> dict:
+        p = trainer.progress
+        last = p.history[-1] if p.history else {}
+        fields = {
+            "model": self.config.model, "train_perplexity": last.get("train_perplexity"),
+            "val_perplexity": last.get("val_perplexity"), "val_bits_per_token": last.get("val_bits_per_token"),
+            "best_val_perplexity": p.best_value, "sample": last.get("sample"),
+            "train_tokens": len(self.dataset.train), "val_tokens": len(self.dataset.val),
+            "vocab_size": len(self.dataset.vocab),
+        }
+        if self.baselines:
+            fields.update(self.baseline_fields())
+        return fields
+
+    # -- language-model extras ---------------------------------------------------
+    def language_model(self, model: RecurrentLM) -> LanguageModel:
+        return LanguageModel(model, self.dataset.vocab, self.dataset.mode, self.dataset.token)
+
+    def _default_prefix(self) -> str:
+        from rnnlab.data.text import detokenize
+        tokens = self.dataset.vocab.to_tokens(self.dataset.train[:8].tolist())
+        return detokenize(tokens, self.dataset.token)
+
+    def baseline_fields(self) -> dict:
+        """Add-one unigrams and interpolated Kneser-Ney on the same split: the references the
+        RNN should beat (order 5 for characters and bytes, 3 for words)."""
+        if len(self.dataset.val) <= 1:
+            return {"unigram_val_perplexity": None, "ngram_val_perplexity": None, "ngram_order": None}
+        if self._ngram is None:
+            from rnnlab.ngram import baseline
+            order = 3 if self.dataset.token == "word" else 5
+            self._ngram = baseline(self.dataset, order=order, smoothing="kn")
+        unigram = unigram_result(self.dataset.train, self.dataset.val, len(self.dataset.vocab))
+        return {"unigram_val_perplexity": unigram["perplexity"], "ngram_val_perplexity": self._ngram["perplexity"],
+                "ngram_order": self._ngram["order"]}
+
+
+def language_model_trainer(config: TrainConfig, dataset: TextDataset, model: RecurrentLM | None = None,
+                           out_dir=None, callbacks: list[Callback] | tuple = (), data_info: dict | None = None,
+                           baselines: bool = False) -> Trainer:
+    """The loop's :class:`~rnnlab.training.loop.Trainer` for a language model (built from
+    ``config`` when not given); ``baselines`` adds the n-gram references to the summary."""
+    config.validate()
+    if model is None:
+        model = build_model(config.model, len(dataset.vocab), seed=config.seed, **config.model_options())
+    if config.bptt == "full":
+        megabytes = full_bptt_megabytes(len(dataset.train), model.config())
+        if megabytes > config.full_bptt_max_mb:
+            raise TrainingError(
+                f"full BPTT over {len(dataset.train):,} training tokens needs about {megabytes:,.4g} MB of "
+                f"activations, above the limit of {config.full_bptt_max_mb:,.4g} MB (--full-bptt-max-mb); "
+                "use --bptt truncated, or fewer training tokens (--max-tokens)")
+    task = LanguageModelTask(config, dataset, data_info, baselines=baselines)
+    return Trainer(task, model, config, out_dir=out_dir, callbacks=callbacks)
+
+
+__all__ = ["LanguageModelTask", "language_model_trainer"]

@@ -1,0 +1,94 @@
+"""The counters of a training run: a typed record saved in every checkpoint (``progress``).
+
+:class:`Progress` is what the loop (:mod:`rnnlab.training.loop`) counts for any task;
+``config.json`` keeps it as a JSON object, read back by :meth:`Progress.from_dict`,
+which checks every value (a hand-edited or hostile file gives one CheckpointError
+naming the key, never a TypeError later).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from rnnlab.errors import CheckpointError
+
+# Names of the counters in checkpoints written before the loop served every task.
+LEGACY_NAMES = {"epoch_nll": "loss_sum", "epoch_tokens": "loss_weight", "train_tokens": "items",
+                "best_val_perplexity": "best_value"}
+
+
+@dataclass
+class Progress:
+    epoch: int = 0                  # epochs completed
+    step: int = 0                   # optimizer steps taken (all epochs)
+    batch_in_epoch: int = 0         # batches of epoch ``epoch + 1`` already done (a run cut mid-epoch)
+    loss_sum: float = 0.0           # training loss x items since the last evaluation (nats for an LM)
+    loss_weight: int = 0            # items (tokens, sequences) in that sum
+    items: int = 0                  # items trained on, all epochs (the rate's numerator)
+    best_value: float | None = None  # the task's metric at its best evaluation so far
+    best_loss: float | None = None   # the held-out loss there (breaks ties of the metric)
+    best_epoch: float | None = None
+    best_scores: dict | None = None  # everything the task measured at that evaluation
+    plateau_best: float | None = None  # the reference of the early-stopping / lr-plateau counter
+    evals_without_improvement: int = 0
+    lr: float | None = None
+    train_seconds: float = 0.0      # seconds of training steps (evaluation and checkpoints excluded)
+    wall_seconds: float = 0.0
+    grad_norm_sum: float = 0.0      # gradient norms (before clipping) since the last evaluation
+    grad_norm_max: float = 0.0
+    grad_norm_count: int = 0
+    stopped: str | None = None
+    history: list = field(default_factory=list)  # one record per evaluation
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, where: str = "config.json") -> "Progress":
+        """The record ``data`` describes; every value checked (CheckpointError naming ``where`` and the key)."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{where}: key 'progress' must be a JSON object")
+        data = {LEGACY_NAMES.get(key, key): value for key, value in data.items()}
+        values = {}
+        for spec in fields(cls):
+            if spec.name not in data or data[spec.name] is None and spec.default is None:
+                continue
+            value = data[spec.name]
+            if not _accepts(spec.type, value):
+                raise CheckpointError(f"{where}: key 'progress.{spec.name}' must be {_describe(spec.type)}, "
+                                      f"got {value!r:.60}")
+            values[spec.name] = value
+        for index, record in enumerate(values.get("history", [])):
+            if not (isinstance(record, dict) and _accepts("int", record.get("step"))
+                    and _accepts("float", record.get("epoch"))):
+                raise CheckpointError(f"{where}: key 'progress.history[{index}]' must be an evaluation record "
+                                      f"with a numeric 'epoch' and 'step', got {record!r:.60}")
+        return cls(**values)
+
+
+def _accepts(kind: str, value) -> bool:
+    optional = "None" in kind
+    if value is None:
+        return optional
+    if isinstance(value, bool):
+        return False
+    if kind.startswith("int"):
+        return isinstance(value, int) and value >= 0
+    if kind.startswith("float"):
+        return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    if kind.startswith("str"):
+        return isinstance(value, str)
+    if kind.startswith("dict"):
+        return isinstance(value, dict)
+    if kind.startswith("list"):
+        return isinstance(value, list)
+    return False
+
+
+def _describe(kind: str) -> str:
+    base = {"int": "an integer >= 0", "float": "a finite number >= 0", "str": "a string", "dict": "a JSON object",
+            "list": "a list"}[kind.split(" ")[0]]
+    return base + (" or null" if "None" in kind else "")
+
+
+__all__ = ["Progress", "LEGACY_NAMES"]
