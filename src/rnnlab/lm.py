@@ -156,6 +156,14 @@ class LanguageModel:
     # ---- persistence -------------------------------------------------------------
     @classmethod
     def load(cls, folder, device: str = "cpu") -> "LanguageModel":
-        """Load the model of a checkpoint folder written by ``rnnlab train`` (on any device)."""
-        from rnnlab.training.checkpoint import load_language_model
-        return load_language_model(folder, device=resolve_device(device))
+        """Load the model of a checkpoint folder written by ``rnnlab train`` (on any device).
+
+        Reads only what inference needs (the model, its vocabulary and preprocessing), each
+        value checked first (:mod:`rnnlab.models.loading`); training state is not read."""
+        from rnnlab.checkpoint import load_config
+        from rnnlab.models.loading import KIND, check_model_config, load_model
+        config = load_config(folder, kind=KIND)
+        _, vocab = check_model_config(folder, config)
+        model = load_model(folder, config, resolve_device(device)).eval()
+        pre = config.get("preprocessing", {})
+        return cls(model=model, vocab=vocab, mode=pre.get("mode", "raw"), token=pre.get("token", "char"))

@@ -17,13 +17,11 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import (CONFIG, check_tensors, config_error, config_value, is_int, is_number, is_str,
+from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, is_str,
                                is_str_list, load_config, load_tensors, save_checkpoint)
-from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.models import MODEL_NAMES, RecurrentLM, model_from_config, model_kind
+from rnnlab.models.loading import KIND, check_model_config, meta_model
 
-KIND = "language-model"
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -76,17 +74,6 @@ def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: d
     save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=kind)
 
 
-def load_checked_weights(folder, config: dict, model: torch.nn.Module) -> dict:
-    """The weights of ``folder`` for ``model``: names, shapes, dtypes and finite values checked first."""
-    path = Path(folder) / "model.safetensors"
-    weights = load_tensors(folder, "model", config)
-    check_tensors(path, weights, model.state_dict())
-    for name, tensor in weights.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
-    return weights
-
-
 def load_training_config(folder) -> dict:
     """``config.json`` of a training checkpoint, every value checked (:func:`check_training_config`)."""
     config = load_config(folder, kind=KIND)
@@ -99,32 +86,6 @@ def load_training_config(folder) -> dict:
 # Bounds on training options read from a checkpoint: a crafted config.json must not make
 # --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
 TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
-def _model_options(folder, config: dict) -> dict:
-    """The ``model`` record checked key by key against the registry: ``{"model": ..., "vocab_size": ..., options}``."""
-    spec = config_value(config, "model", folder, lambda v: isinstance(v, dict), "a JSON object")
-    name = config_value(config, "model.model", folder, lambda v: v in MODEL_NAMES, f"one of {', '.join(MODEL_NAMES)}")
-    kind = model_kind(name)
-    unknown = sorted(set(spec) - {"model", "vocab_size", *(o.name for o in kind.options)})
-    if unknown:
-        raise config_error(folder, f"model.{unknown[0]}", f"is not an option of the {name} model")
-    options = {"model": name, "vocab_size": config_value(config, "model.vocab_size", folder, is_int(1, 2**31 - 1),
-                                                         "an integer from 1 to 2**31 - 1")}
-    for option in kind.options:
-        value = config_value(config, f"model.{option.name}", folder, option.accepts, option.expected(), default=None)
-        if value is not None:
-            options[option.name] = value
-    return options
-
-
-def _meta_model(folder, options: dict, key: str = "model") -> RecurrentLM:
-    """The model ``options`` describe, built without memory (``meta`` tensors: shapes only)."""
-    try:
-        with torch.device("meta"):
-            return model_from_config(options)
-    except RnnlabError as exc:
-        raise config_error(folder, key, f"describes no valid model ({exc})") from None
-
-
 def _train_config(folder, config: dict):
     """The ``train_config`` record as a validated :class:`TrainConfig`, each field of its type."""
     import typing
@@ -157,21 +118,6 @@ def _train_config(folder, config: dict):
         raise config_error(folder, "train_config", f"is not a valid training configuration ({exc})") from None
 
 
-def _check_vocab(folder, config: dict) -> Vocab:
-    data = config_value(config, "vocab", folder, lambda v: isinstance(v, dict), "a JSON object")
-    config_value(config, "vocab.token_freqs", folder,
-                 lambda v: isinstance(v, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
-                                                       and is_int(0)(p[1]) for p in v),
-                 "a list of [token, count] pairs")
-    config_value(config, "vocab.min_freq", folder, is_int(0), "an integer >= 0")
-    config_value(config, "vocab.reserved_tokens", folder, is_str_list, "a list of strings")
-    config_value(config, "vocab.idx_to_token", folder, is_str_list, "a list of strings")
-    try:
-        return Vocab.from_dict(data)
-    except RnnlabError as exc:
-        raise config_error(folder, "vocab", f"is not a valid vocabulary ({exc})") from None
-
-
 _RECORD = {"epoch": is_number(0), "step": is_int(0), "train_perplexity": is_number(optional=True),
            "val_perplexity": is_number(optional=True)}
 
@@ -202,24 +148,13 @@ def check_training_config(folder, config: dict) -> None:
     """Check every value of a training checkpoint's ``config.json`` that rnnlab reads:
     types and ranges key by key, the vocabulary, a model the training configuration
     agrees with; raise one :class:`CheckpointError` naming the file and the key."""
-    from rnnlab.data.text import MODES, TOKENIZERS
-
-    options = _model_options(folder, config)
-    vocab = _check_vocab(folder, config)
-    if len(vocab) != options["vocab_size"]:
-        raise config_error(folder, "model.vocab_size", f"is {options['vocab_size']}, but the vocabulary has "
-                           f"{len(vocab)} tokens")
-    config_value(config, "preprocessing", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
-    config_value(config, "preprocessing.mode", folder, lambda v: v in MODES, f"one of {', '.join(MODES)}",
-                 default=None)
-    config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS, f"one of {', '.join(TOKENIZERS)}",
-                 default=None)
+    options, _ = check_model_config(folder, config)  # what inference reads: model, vocabulary, preprocessing
     train_config = _train_config(folder, config)
     _check_progress(folder, config)
     _check_data(folder, config)
     config_value(config, "carried_state_parts", folder, is_int(0, 2), "0, 1 or 2", default=0)
     config_value(config, "optimizer", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
-    described = _meta_model(folder, options)
+    described = meta_model(folder, options)
     if train_config.model != options["model"]:
         raise config_error(folder, "train_config.model", f"is {train_config.model!r}, but the model is "
                            f"{options['model']!r}")
@@ -228,33 +163,6 @@ def check_training_config(folder, config: dict) -> None:
         if built.get(key) != value:  # the trainer builds its model from train_config: they must agree
             raise config_error(folder, f"train_config.{key}", f"is {value!r}, but the model has {key} "
                                f"{built.get(key)!r}")
-
-
-def load_model(folder, config: dict | None = None, device: str | torch.device = "cpu") -> RecurrentLM:
-    """The network of a checkpoint: its tensors are checked against the model its config
-    describes (names, shapes, dtypes, finite values) before any is used."""
-    config = config if config is not None else load_training_config(folder)
-    options = _model_options(folder, config)
-    path = Path(folder) / "model.safetensors"
-    weights = load_tensors(folder, "model", config)
-    check_tensors(path, weights, _meta_model(folder, options).state_dict())
-    for name, tensor in weights.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
-    model = model_from_config(options)
-    model.load_state_dict(weights)
-    return model.to(device)
-
-
-def load_language_model(folder, device: str | torch.device = "cpu"):
-    """The trained model of ``folder`` as a :class:`rnnlab.lm.LanguageModel`."""
-    from rnnlab.lm import LanguageModel
-    config = load_training_config(folder)
-    model = load_model(folder, config, device)
-    model.eval()
-    pre = config.get("preprocessing", {})
-    return LanguageModel(model=model, vocab=Vocab.from_dict(config["vocab"]),
-                         mode=pre.get("mode", "raw"), token=pre.get("token", "char"))
 
 
 # Per-parameter optimizer state rnnlab's optimizers keep: keys that must come together, optional keys.

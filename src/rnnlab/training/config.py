@@ -36,12 +36,12 @@ class _Section:
         import numpy as np
 
         hints = typing.get_type_hints(type(self))
-        for field in fields(self):
-            value = getattr(self, field.name)
-            allowed = typing.get_args(hints[field.name]) or (hints[field.name],)
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            allowed = typing.get_args(hints[spec.name]) or (hints[spec.name],)
             if isinstance(value, np.integer):
                 value = int(value)
-                setattr(self, field.name, value)
+                setattr(self, spec.name, value)
             ok = any(value is None if kind is type(None) else
                      isinstance(value, bool) if kind is bool else
                      (isinstance(value, int) and not isinstance(value, bool)) if kind is int else
@@ -49,7 +49,7 @@ class _Section:
                      isinstance(value, kind) for kind in allowed)
             if not ok:
                 names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
-                raise UsageError(f"{field.name.replace('_', '-')} must be {names}, got {value!r:.60}")
+                raise UsageError(f"{spec.name.replace('_', '-')} must be {names}, got {value!r:.60}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -186,7 +186,8 @@ class Trainer:
     # ------------------------------------------------------------------------------
     def restore(self, folder) -> None:
         """Load weights, optimizer, RNG, counters and the carried state from a checkpoint of this task."""
-        from rnnlab.training.checkpoint import load_checked_weights, load_resume_state
+        from rnnlab.models.loading import load_checked_weights
+        from rnnlab.training.checkpoint import load_resume_state
         config = self.task.check_checkpoint(folder)
         self.model.load_state_dict(load_checked_weights(folder, config, self.model))
         self.carried = load_resume_state(folder, config, self.optimizer, self.device,
@@ -195,7 +196,6 @@ class Trainer:
         self._set_lr(self.progress.lr or self.options.lr)
         self._rng_seeded = True  # the checkpoint's RNG state was restored
         if self.keep_best and (Path(folder) / "best" / "config.json").exists():
-            from rnnlab.training.checkpoint import load_checked_weights
             best = Path(folder) / "best"
             self.best_weights = load_checked_weights(best, self.task.check_checkpoint(best), self.model)
         if self.out_dir is not None:
