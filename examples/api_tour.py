@@ -18,7 +18,7 @@ def report(record):                                             # called after e
     print(f"epoch {record['epoch']}: val perplexity {record['val_perplexity']:.2f} | {record['sample']!r}")
 
 
-trainer = rnnlab.Trainer(config, data, model=model, out_dir="runs/api", callbacks=[report])
+trainer = rnnlab.language_model_trainer(config, data, model=model, out_dir="runs/api", callbacks=[report])
 summary = trainer.fit()
 print(f"{summary['tokens_per_second']:,.0f} tokens/s; best val perplexity {summary['best_val_perplexity']:.2f}")
 

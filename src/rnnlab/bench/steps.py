@@ -72,9 +72,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.errors import UsageError
+from rnnlab.models import MODELS
 
 DEVICE = "cpu"
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+GATES = {name: MODELS[name].gates for name in ("rnn", "gru", "lstm")}  # the registry's
 KEPT_PER_LAYER = {"rnn": 1, "gru": 5, "lstm": 7}  # floats per token per layer, in units of H
 CLIP_NORM = 1.0
 SGD_LR = 1.0  # the book's learning rate for its tanh RNN
