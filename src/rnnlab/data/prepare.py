@@ -87,6 +87,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per chunk: its temporaries (int64 indices) stay under ~100 MB
 _CODE_SPACE = 0x110000  # Unicode code points
 _WORD_CHAR = re.compile(r"\w")  # the \w of text._RAW_WORD
+_ALL_WORD = re.compile(r"\w*")
 
 
 def shard_name(split: str, index: int = 0) -> str:
@@ -130,11 +131,17 @@ class _TokenStream:
         self.saw_text = False  # any non-whitespace character (load_corpus refuses blank text)
 
     def chunks(self, start: _Mark | None = None, digests: list | None = None
-               ) -> Iterator[tuple[_Mark, object, int]]:
+               ) -> Iterator[tuple[_Mark | None, object, int]]:
         """Tokens chunk by chunk from ``start`` (the beginning by default). ``digests``:
-        a list that receives each file's SHA-1 (only meaningful from the beginning)."""
+        a list that receives each file's SHA-1 (only meaningful from the beginning).
+
+        A chunk's mark is None while the carried text is longer than a chunk (a very
+        long line or word): such marks are not kept, so memory does not grow with them.
+        """
         mark = start or _Mark(0, 0, b"", "", "", 0)
-        carry = mark.carry
+        # The carry as a list of pieces: text with no place to cut is appended, not joined
+        # again with every chunk (which would copy a very long line quadratically).
+        carry, carry_len = ([mark.carry] if mark.carry else []), len(mark.carry)
         for index in range(mark.file_index, len(self.files)):
             resumed = index == mark.file_index
             offset, newlines = (mark.offset, mark.newlines) if resumed else (0, 0)
@@ -151,7 +158,8 @@ class _TokenStream:
                 handle.seek(offset)
                 while True:
                     pending = decoder.getstate()[0]
-                    here = _Mark(index, offset, pending, carry, last_char, newlines)
+                    here = (_Mark(index, offset, pending, "".join(carry), last_char, newlines)
+                            if carry_len <= self.chunk_bytes else None)
                     data = handle.read(self.chunk_bytes)
                     end = not data
                     try:
@@ -166,7 +174,14 @@ class _TokenStream:
                         text += "\n"
                     if digest is not None:
                         digest.update(data)
-                    complete, carry = self._cut(carry + text, end and index == len(self.files) - 1)
+                    last = end and index == len(self.files) - 1
+                    if not last and self._uncuttable(text):
+                        carry.append(text)
+                        carry_len += len(text)
+                        complete = ""
+                    else:
+                        complete, rest = self._cut("".join(carry) + text, last)
+                        carry, carry_len = ([rest] if rest else []), len(rest)
                     yield here, self._tokens(complete), len(data)
                     offset += len(data)
                     newlines += data.count(b"\n")
@@ -180,6 +195,13 @@ class _TokenStream:
         line = newlines + data.count(b"\n", 0, exc.start) + 1
         return DataError(f"{path} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {base + exc.start} "
                          f"(line {line}); re-encode it as UTF-8 or pass --encoding-errors replace")
+
+    def _uncuttable(self, text: str) -> bool:
+        """True when ``text`` holds no place to cut (no line break in d2l mode, only word
+        characters for raw words): all of it waits, whatever comes before."""
+        if self.mode == "d2l":
+            return "\n" not in text and "\r" not in text
+        return self.token == "word" and _ALL_WORD.fullmatch(text) is not None
 
     def _cut(self, text: str, last: bool) -> tuple[str, str]:
         """Split ``text`` into what can be tokenized now and what must wait for more text."""
@@ -389,16 +411,19 @@ def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -
     source files only when their names, sizes and modification times all match."""
     if manifest.get("settings") != settings:
         return "settings"
-    old = [{k: r.get(k) for k in ("split", "path", "bytes", "mtime_ns")} for r in manifest["source"]["files"]]
+    saved = manifest.get("source", {}).get("files") if isinstance(manifest.get("source"), dict) else None
+    if not isinstance(saved, list) or not all(isinstance(r, dict) for r in saved):
+        return "its manifest records no source files"
+    old = [{k: r.get(k) for k in ("split", "path", "bytes", "mtime_ns")} for r in saved]
     if old != records:
         return "the source files changed (names, sizes or modification times)"
-    for record, saved in zip(records, manifest["source"]["files"]):
-        if file_digest(record["path"], "sha1") != saved.get("sha1"):
+    for record, kept in zip(records, saved):
+        if file_digest(record["path"], "sha1") != kept.get("sha1"):
             return f"the content of {record['path']} changed"
     try:
         _check_shards(out, manifest, verify=False)
-    except DataError as exc:
-        return str(exc)
+    except (DataError, KeyError, TypeError, ValueError) as exc:
+        return f"its shards do not match the manifest ({exc})"
     return None
 
 
@@ -509,7 +534,7 @@ def _vocabulary(streams: dict, split, token: str, min_freq: int, vocab: Vocab | 
     """Pass 1: ``(vocab, bounds, n)``; ``bounds`` the split ends in the stream (None for 'files')."""
     train = streams["train"]
     counts = _Counts(token) if vocab is None else None
-    marks: list[tuple[_Mark, int]] = []  # (where each chunk starts, tokens before it)
+    marks: list[tuple[_Mark | None, int]] = []  # (where each chunk starts, tokens before it)
     n = 0
     for mark, tokens, nbytes in train.chunks():
         marks.append((mark, n))
@@ -532,7 +557,8 @@ def _vocabulary(streams: dict, split, token: str, min_freq: int, vocab: Vocab | 
         return vocab, bounds, n
     after = _Counts(token)  # tokens after the training split: counted again, then taken off
     if bounds is not None and bounds[0] < n:
-        start, before = next((m, b) for m, b in reversed(marks) if b <= bounds[0])
+        # the first mark (the beginning) is never None, so one is always found
+        start, before = next((m, b) for m, b in reversed(marks) if m is not None and b <= bounds[0])
         for _, tokens, nbytes in train.chunks(start):
             skip = max(0, bounds[0] - before)
             after.add(tokens[skip:])
