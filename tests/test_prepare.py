@@ -449,3 +449,16 @@ def test_a_large_corpus_is_prepared_and_iterated_in_bounded_memory(tmp_path):
     assert result["iterate_anon_peak_mb"] < RSS_BOUND_MB, result
     assert result["final_peak_rss_mb"] < RSS_BOUND_MB + result["train_tokens"] / 2**20, result
     assert result["batches"] >= 2 * (0.89 * TEXT_BYTES // (256 * 64) - 1)  # a whole epoch of each sampler
+
+
+def test_unigram_baseline_in_steps_equals_whole(monkeypatch):
+    """The add-one unigram reference reads a memory-mapped train split in steps."""
+    from rnnlab import evaluation
+
+    rng = np.random.default_rng(0)
+    train, val = rng.integers(0, 40, 50_000).astype(np.uint8), rng.integers(0, 45, 3000).astype(np.uint8)
+    whole = evaluation.unigram_result(train, val, 45)
+    monkeypatch.setattr(evaluation, "_CHUNK", 999)
+    steps = evaluation.unigram_result(train, val, 45)
+    assert steps["perplexity"] == pytest.approx(whole["perplexity"], rel=1e-12)
+    assert steps["unknown_tokens"] == whole["unknown_tokens"] > 0

@@ -74,14 +74,26 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     return lm_result(total, n, unknown)
 
 
+_CHUNK = 1 << 24  # tokens per step of unigram_result (128 MiB of int64 indices)
+
+
 def unigram_result(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> dict:
     """Perplexity of the add-one unigram model of ``train_ids`` on ``eval_ids[1:]``.
 
     The simplest reference a recurrent model must beat, scored on the same tokens.
     """
-    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1.0
+    # In steps of _CHUNK tokens: a memory-mapped corpus (rnnlab.data.prepare) is never
+    # converted to int64 whole; an array of one step computes exactly as before.
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    for start in range(0, len(train_ids), _CHUNK):
+        counts += np.bincount(np.asarray(train_ids[start:start + _CHUNK], dtype=np.int64), minlength=vocab_size)
+    counts += 1.0
     logp = np.log(counts / counts.sum())
-    targets = np.asarray(eval_ids[1:], dtype=np.int64)
-    if len(targets) == 0:
+    if len(eval_ids) <= 1:
         return lm_result(0.0, 0, 0)
-    return lm_result(float(-logp[targets].sum()), len(targets), int((targets == 0).sum()))
+    nll, unknown = 0.0, 0
+    for start in range(1, len(eval_ids), _CHUNK):
+        targets = np.asarray(eval_ids[start:start + _CHUNK], dtype=np.int64)
+        nll += float(-logp[targets].sum())
+        unknown += int((targets == 0).sum())
+    return lm_result(nll, len(eval_ids) - 1, unknown)
