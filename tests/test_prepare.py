@@ -146,6 +146,12 @@ def test_vocab_from_an_earlier_folder(tmp_path):
     assert b.vocab == a.vocab and np.array_equal(b.train, ref.train) and b.train[-1] == 0  # <unk>
     assert prep.read_manifest(tmp_path / "B")["settings"]["vocab_from"]["manifest_sha1"] == prep.manifest_sha1(
         tmp_path / "A")
+    assert prep.prepare_corpus(second, tmp_path / "B", vocab_from=tmp_path / "A", split="d2l")["reused"]
+    write(first, sample_text(5000, 3))  # the vocabulary folder prepared again: B is rebuilt with it
+    prep.prepare_corpus(first, tmp_path / "A")
+    again = prep.prepare_corpus(second, tmp_path / "B", vocab_from=tmp_path / "A", split="d2l")
+    assert "--vocab folder" in again["rebuilt"] and prep.open_prepared(tmp_path / "B").vocab == prep.open_prepared(
+        tmp_path / "A").vocab
     with pytest.raises(UsageError, match="prepared with --mode raw --token char, not --mode raw --token word"):
         prep.prepare_corpus(second, tmp_path / "C", token="word", vocab_from=tmp_path / "A")
 

@@ -409,8 +409,15 @@ def _settings(mode, token, split, min_freq, encoding_errors, vocab_source) -> di
 def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -> str | None:
     """Why ``manifest`` cannot be reused for this request (None: it can). Hashes the
     source files only when their names, sizes and modification times all match."""
-    if manifest.get("settings") != settings:
+    def options(kept: dict) -> dict:  # the options, without the --vocab folder's checksum
+        vocab = kept.get("vocab_from")
+        return {**kept, "vocab_from": {**vocab, "manifest_sha1": None} if isinstance(vocab, dict) else vocab}
+
+    old_settings = manifest.get("settings")
+    if not isinstance(old_settings, dict) or options(old_settings) != options(settings):
         return "settings"
+    if old_settings != settings:  # same options, but the --vocab folder was prepared again
+        return f"the --vocab folder {settings['vocab_from']['location']} changed"
     saved = manifest.get("source", {}).get("files") if isinstance(manifest.get("source"), dict) else None
     if not isinstance(saved, list) or not all(isinstance(r, dict) for r in saved):
         return "its manifest records no source files"
