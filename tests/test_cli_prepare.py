@@ -66,6 +66,9 @@ def test_train_eval_and_ngram_from_a_prepared_folder(tmp_path, capsys, monkeypat
     assert code == 0, err
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["train_tokens"] == len(open_prepared(tmp_path / "prepared").train)
+    code, stdout, err = run(["ngram", "eval", "ngram", "--split", "test", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["tokens"] == len(open_prepared(tmp_path / "prepared").test) - 1
     # the folder prepared again from changed text: eval refuses to score other data
     source.write_text(text(2), encoding="utf-8")
     assert run(["corpus", "prepare", "--corpus", str(source), "--out", "prepared"], capsys)[0] == 0
