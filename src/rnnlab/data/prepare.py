@@ -593,7 +593,7 @@ def _encode_all(streams: dict, folder: Path, vocab: Vocab, token: str, bounds, b
                             writers[split].write(ids[a:b])
                 pos += len(ids)
                 bar.update(nbytes)
-            if role != "train" and pos == 0:
+            if role != "train" and (pos == 0 or not stream.saw_text):  # as read_held_out: blank is empty
                 raise DataError(f"the {'validation' if role == 'val' else 'test'} file {stream.files[0]} has no "
                                 f"{token} tokens after {stream.mode} preprocessing")
         return {split: writer.close() for split, writer in writers.items()}, digests
