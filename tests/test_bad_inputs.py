@@ -30,7 +30,7 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("train-preset", "train T --preset d2l-huge", 2, "unknown preset"),
     ("train-hidden-0", "train T --hidden 0", 2, "hidden-size must be a positive integer"),
     ("train-layers-0", "train T --layers 0", 2, "num-layers must be a positive integer"),
-    ("train-embed-neg", "train T --embed -1", 2, "embed_size must be >= 0"),
+    ("train-embed-neg", "train T --embed -1", 2, "embed_size must be an integer from 0"),
     ("train-lr-neg", "train T --lr -1", 2, "lr must be a finite number > 0"),
     ("train-lr-nan", "train T --lr nan", 2, "lr must be a finite number > 0"),
     ("train-lr-inf", "train T --lr inf", 2, "lr must be a finite number > 0"),
@@ -66,7 +66,7 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("train-eval-steps-0", "train T --eval-every-steps 0", 2, "eval-every-steps must be positive"),
     ("train-sample-length-neg", "train T --sample-length -1", 2, "sample-length must be >= 0"),
     ("train-seed-neg", "train T --seed -1", 2, "--seed must be an integer from 0"),
-    ("train-nonlinearity", "train T --model rnn --nonlinearity sigmoid", 2, "nonlinearity must be tanh or relu"),
+    ("train-nonlinearity", "train T --model rnn --nonlinearity sigmoid", 2, "nonlinearity must be one of tanh, relu"),
     ("train-nonlinearity-lstm", "train T --model lstm --nonlinearity relu", 2, "applies to --model rnn only"),
     ("train-tie-weights", "train T --tie-weights --embed 0", 2, "weight tying needs embed_size == hidden_size"),
     ("train-device", "train T --device tpu", 2, "unknown device 'tpu'"),
@@ -238,6 +238,65 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("hostile-ngram-keys", "ngram generate h-ng-keys", 1, "tensor 'keys.2' must be strictly increasing"),
     ("hostile-ngram-logp", "ngram export h-ng-logp out.arpa", 1, "tensor 'logp.1' must be float64"),
     ("hostile-ngram-outside", "ngram eval h-ng-outside --split test", 1, "records its training corpus at"),
+    # --- special files (special/: a FIFO, a socket, symlink loops; see workspace): refused before any read
+    ("special-corpus-fifo", "train T --corpus special/fifo.txt", 1,
+     "corpus special/fifo.txt is a FIFO (named pipe), not a regular file"),
+    ("special-corpus-socket", "train T --corpus special/sock.txt", 1, "is a socket, not a regular file"),
+    ("special-corpus-device", "train T --corpus /dev/null", 1, "corpus /dev/null is a character device"),
+    ("special-corpus-folder-fifo", "train T --corpus special/mixed", 1,
+     "special/mixed/b.txt (in the corpus folder special/mixed) is a FIFO"),
+    ("special-corpus-glob-fifo", "train T --corpus 'special/mixed/*.txt'", 1,
+     "special/mixed/b.txt (matched by 'special/mixed/*.txt') is a FIFO"),
+    ("special-corpus-split-fifo", "train T --corpus special/split", 1,
+     "special/split/valid.txt (in the corpus folder special/split) is a FIFO"),
+    ("special-val-fifo", "train T --val special/fifo.txt", 1, "--val special/fifo.txt is a FIFO (named pipe)"),
+    ("special-test-device", "train T --test /dev/zero", 1, "--test /dev/zero is a character device"),
+    ("special-corpus-symlink-loop", "train T --corpus special/loop.txt", 1, "is a symbolic link to nothing"),
+    ("special-corpus-dangling", "train T --corpus special/dangling.txt", 1, "is a symbolic link to nothing"),
+    ("special-corpus-folder-named-txt", "train T --corpus special/folder.txt", 1, "has no text files"),
+    ("special-val-folder", "train T --val special/folder.txt", 1, "--val special/folder.txt: is a folder"),
+    ("special-eval-corpus-fifo", "eval lm --corpus special/fifo.txt", 1, "is a FIFO (named pipe)"),
+    ("special-eval-text-fifo", "eval lm --text special/fifo.txt", 1, "--text special/fifo.txt"),
+    ("special-eval-text-device", "eval lm --text /dev/zero", 1, "--text /dev/zero"),
+    ("special-eval-text-folder", "eval lm --text special/folder.txt", 1, "--text special/folder.txt"),
+    ("special-eval-fifo", "eval special/fifo.txt", 1, "is not a folder; expected an rnnlab checkpoint folder"),
+    ("special-eval-device", "eval /dev/null", 1, "is not a folder; expected an rnnlab checkpoint folder"),
+    ("special-ngram-train-fifo", "ngram train --corpus special/fifo.txt --out ng-fifo", 1, "is a FIFO (named pipe)"),
+    ("special-ngram-import-folder", "ngram import special/folder.txt --out ng-dir", 1, "cannot read ARPA file"),
+    ("special-ngram-import-loop", "ngram import special/loop.txt --out ng-loop", 1,
+     "Too many levels of symbolic links"),
+    ("special-ngram-eval-text-fifo", "ngram eval ng --text special/fifo.txt", 1, "--text special/fifo.txt"),
+    ("special-forecast-fifo", "forecast --series special/fifo.txt", 1, "is neither a file nor a known name"),
+    ("special-forecast-folder", "forecast --series special/folder.txt", 1, "is neither a file nor a known name"),
+    ("special-classify-fifo", "classify train --data special/fifo.txt --out c-fifo", 1, "special/fifo.txt"),
+    ("special-classify-folder", "classify train --data special/folder.txt --out c-dir", 1, "special/folder.txt"),
+    ("special-tag-fifo", "tag train --data special/fifo.txt --out t-fifo", 1, "special/fifo.txt"),
+    ("special-stats-fifo", "corpus stats --corpus special/fifo.txt", 1, "is a FIFO (named pipe)"),
+    ("special-stats-device", "corpus stats --corpus /dev/zero", 1, "corpus /dev/zero is a character device"),
+    # --- outputs inside other outputs, files where folders belong, sizes that cannot fit
+    ("nested-out-in-best", "train T --out lm/best", 2, "lies inside"),
+    ("nested-out-in-run", "train T --out lm/sub", 2, "which holds an rnnlab language-model run"),
+    ("nested-out-in-ngram", "train T --out ng/sub", 2, "which holds an rnnlab n-gram model"),
+    ("nested-resume-out-best", "train --resume lm --max-steps 5000 --out lm/best", 2, "lies inside"),
+    ("nested-resume-best-in-place", "train --resume lm/best --max-steps 5000", 2, "lies inside"),
+    ("nested-ngram-out-in-run", "ngram train --corpus fox.txt --out lm/ng", 2, "lies inside"),
+    ("nested-reproduce-out-in-run", "reproduce --out lm/report", 2, "lies inside"),
+    ("nested-forecast-out-in-ngram", "forecast --series sine --out ng/forecast", 2, "lies inside"),
+    ("out-is-corpus", "train T --out fox.txt", 2, "--out fox.txt is a file, not a folder"),
+    ("out-under-a-file", "train T --out fox.txt/run", 2, "cannot create the folder"),
+    ("out-is-checkpoint-file", "train T --out lm/model.safetensors", 2, "is a file, not a folder"),
+    ("reproduce-out-is-file", "reproduce --out fox.txt", 2, "is a file, not a folder"),
+    ("stats-plot-is-corpus", "corpus stats --corpus fox.txt --plot fox.txt", 2, "--plot fox.txt already exists"),
+    ("eval-a-file", "eval fox.txt", 1, "fox.txt is not a folder; expected an rnnlab checkpoint folder"),
+    ("eval-config-file", "eval lm/config.json", 1, "is not a folder; expected an rnnlab checkpoint folder"),
+    ("generate-a-file", "generate fox.txt", 1, "is not a folder; expected an rnnlab checkpoint folder"),
+    ("generate-seed-huge", "generate lm --seed 100000000000000000000", 2, "--seed must be an integer from 0"),
+    ("huge-hidden", "train T --hidden 1000000000000", 2, "hidden_size must be an integer from 1 to"),
+    ("huge-hidden-20-digits", "train T --hidden 100000000000000000000", 2, "hidden_size must be an integer from 1"),
+    ("huge-embed", "train T --embed 1000000000000", 2, "embed_size must be an integer from 0 to"),
+    ("huge-layers", "train T --layers 100000", 2, "num_layers must be an integer from 1 to"),
+    ("huge-batch", "train T --batch-size 1000000000", 1, "fewer than one batch needs"),
+    ("huge-num-steps", "train T --num-steps 1000000000", 1, "fewer than one batch needs"),
 ]
 
 
@@ -265,6 +324,7 @@ def workspace(tmp_path_factory):
     (root / "mine").mkdir()
     (root / "mine" / "config.json").write_text('{"learning_rate": 3}')
     (root / "exists.png").write_bytes(b"a figure")
+    make_special(root)
     unigrams = "\n\\data\\\nngram 1=3\n\n\\1-grams:\n"
     (root / "positive.arpa").write_text(unigrams + "0.5\t<s>\n-1\ta\n-1\t</s>\n\n\\end\\\n")
     (root / "nan.arpa").write_text(unigrams + "-0.5\t<s>\nnan\ta\n-1\t</s>\n\n\\end\\\n")
@@ -289,6 +349,33 @@ def workspace(tmp_path_factory):
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     return root
+
+
+def make_special(root: Path) -> None:
+    """``special/``: a FIFO (a read would block forever), a socket, symlink loops, a folder
+    named like a text file, and corpus folders holding a FIFO. Made where the platform can."""
+    import socket
+
+    special = root / "special"
+    (special / "mixed").mkdir(parents=True)
+    (special / "split").mkdir()
+    (special / "folder.txt").mkdir()
+    (special / "mixed" / "a.txt").write_text(TEXT)
+    (special / "split" / "train.txt").write_text(TEXT)
+    (special / "loop.txt").symlink_to("loop.txt")
+    (special / "dangling.txt").symlink_to("missing.txt")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(special / "fifo.txt")
+        os.mkfifo(special / "mixed" / "b.txt")
+        os.mkfifo(special / "split" / "valid.txt")
+    if hasattr(socket, "AF_UNIX"):
+        cwd = os.getcwd()
+        os.chdir(special)  # a relative name: socket paths are limited to about 100 bytes
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind("sock.txt")  # the socket file stays after close
+        finally:
+            os.chdir(cwd)
 
 
 def make_hostile(root: Path) -> None:
@@ -347,10 +434,43 @@ def snapshot(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
+def _platform_lacks(arguments: str, workspace: Path) -> str | None:
+    for word in shlex.split(arguments):
+        if word.startswith("/dev/") and not os.path.exists(word):
+            return f"no {word} here"
+        if word.startswith("special/") and word.split("/")[1].split("*")[0] and not any(
+                os.path.lexists(p) for p in [workspace / word.split("*")[0]]):
+            return f"this platform cannot make {word}"
+    return None
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int):
+    """Fail instead of hanging (a FIFO read blocks forever): SIGALRM where there is one."""
+    import signal
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise AssertionError(f"the command took over {seconds} s: blocked on a read?")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.mark.parametrize("arguments,status,fragment", [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
 def test_bad_input(workspace, monkeypatch, capsys, arguments, status, fragment):
     from rnnlab.cli import main
     import rnnlab.training.loop as loop
+
+    missing = _platform_lacks(arguments, workspace)
+    if missing:
+        pytest.skip(missing)
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
@@ -358,7 +478,8 @@ def test_bad_input(workspace, monkeypatch, capsys, arguments, status, fragment):
     monkeypatch.chdir(workspace)
     before = snapshot(workspace)
     try:
-        code = main(expand(arguments))
+        with _time_limit(120):
+            code = main(expand(arguments))
         from_argparse = False
     except SystemExit as exc:  # argparse's own errors (a missing required argument)
         code, from_argparse = exc.code, True
@@ -371,6 +492,88 @@ def test_bad_input(workspace, monkeypatch, capsys, arguments, status, fragment):
         assert fragment in err[0], err[0]
     changed = {k for k, v in snapshot(workspace).items() if before.get(k) != v}
     assert not changed, f"a refused command changed {sorted(changed)}"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    """In a subprocess with a time limit: without the check these reads block forever."""
+    import subprocess
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "fox.txt").write_text(TEXT)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text(TEXT)
+    os.mkfifo(tmp_path / "corpus" / "b.txt")
+    for arguments in ("corpus stats --corpus pipe.txt", "corpus stats --corpus corpus",
+                      "corpus stats --corpus 'corpus/*.txt'", "train T --val pipe.txt --out run"):
+        try:
+            done = subprocess.run([sys.executable, "-m", "rnnlab", *expand(arguments)], cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"rnnlab {arguments} blocked on a FIFO")
+        err = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(err) == 1 and "is a FIFO (named pipe), not a regular file" in err[0], \
+            (arguments, done.stderr)
+
+
+def test_a_file_swapped_for_a_fifo_after_the_check_is_not_waited_on(tmp_path, monkeypatch):
+    """read_regular_file examines the open handle too: a FIFO that appears between the
+    check and the open is refused, never read."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    import rnnlab.fileio as fileio
+    from rnnlab.errors import DataError
+
+    os.mkfifo(tmp_path / "pipe")
+    monkeypatch.setattr(fileio, "refuse_special_file", lambda *args: None)  # the first check missed it
+    with _time_limit(30), pytest.raises(DataError, match="is a FIFO"):
+        fileio.read_regular_file(tmp_path / "pipe")
+
+
+def test_an_unreadable_corpus_is_one_error(tmp_path, monkeypatch, capsys):
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        pytest.skip("runs as root (or not on POSIX): chmod 000 does not stop root from reading")
+    from rnnlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fox.txt").write_text(TEXT)
+    (tmp_path / "locked.txt").write_text(TEXT)
+    (tmp_path / "locked.txt").chmod(0)
+    try:
+        for arguments in ("corpus stats --corpus locked.txt", "train T --val locked.txt --out run"):
+            assert main(expand(arguments)) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "cannot read locked.txt: Permission denied" in err[0], err
+    finally:
+        (tmp_path / "locked.txt").chmod(0o644)
+
+
+def test_names_that_are_not_utf8_are_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A corpus or output name with bytes that are not UTF-8 would be recorded in
+    config.json and printed: refused up front (it once ended in a traceback at the
+    first save, after training), and a checkpoint that holds one still saves."""
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("file names here are always Unicode")
+    from rnnlab.checkpoint import load_config, save_checkpoint
+    from rnnlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fox.txt").write_text(TEXT)
+    name = os.fsdecode(b"\xff\xfe.txt")  # a lone surrogate in Python's view
+    try:
+        (tmp_path / name).write_text(TEXT)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    for argv, status, fragment in [
+            (["corpus", "stats", "--corpus", name], 1, "is not a UTF-8 name"),
+            (expand("train T --val x")[1:-1] + [name, "--out", "run"], 1, "--val "),
+            (expand("train T")[1:] + ["--out", os.fsdecode(b"run\xff")], 2, "--out "),
+            (["corpus", "stats", "--corpus", "fox.txt", "--plot", os.fsdecode(b"p\xff.png")], 2, "--plot ")]:
+        assert main(["-q", *argv]) == status, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0] and "is not a UTF-8 name" in err[0], err
+    save_checkpoint(tmp_path / "ck", {"data": {"location": str(tmp_path / name)}}, {})
+    assert load_config(tmp_path / "ck")["data"]["location"] == str(tmp_path / name)
 
 
 def test_the_table_has_at_least_a_hundred_rows_and_unique_ids():

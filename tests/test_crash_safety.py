@@ -129,6 +129,23 @@ def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
     assert [r["step"] for r in lines] == [r["step"] for r in history]
 
 
+def _wait_until_training_is_steady(proc: subprocess.Popen, out: Path, deadline: float) -> None:
+    """Wait for a readiness signal, not for a guessed time: the run has saved its latest
+    checkpoint and ``best/`` and written ``perplexity.png`` (after the second evaluation),
+    so the start-up imports, including the lazy import of matplotlib for the plot, are
+    over. A SIGTERM raised inside a half-done import of a C extension (matplotlib, PIL)
+    could leave the interpreter to abort while finalizing ("Fatal Python error",
+    exit -6), which is what a fixed 0.2 s sleep after the first save hit under load."""
+    while True:
+        ready = ((out / "config.json").is_file() and (out / "best" / "config.json").is_file()
+                 and (out / "perplexity.png").is_file())
+        if ready:
+            return
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training did not reach its second evaluation in time"
+        time.sleep(0.05)
+
+
 def test_sigterm_saves_and_prints_the_resume_command(tmp_path):
     corpus = tmp_path / "fox.txt"
     corpus.write_text(TEXT)
@@ -138,14 +155,9 @@ def test_sigterm_saves_and_prints_the_resume_command(tmp_path):
                              "--epochs", "100000", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "best" / "config.json").is_file():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no checkpoint within 60 s"
-            time.sleep(0.05)
-        time.sleep(0.2)
+        _wait_until_training_is_steady(proc, out, deadline=time.monotonic() + 120)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -208,31 +208,47 @@ def test_recorded_paths_are_read_only_inside_the_users_folders(trained, tmp_path
         recorded_location(str(secret), "notes.txt")
 
 
-def test_the_folder_holding_a_checkpoint_is_not_a_root(trained, tmp_path, capsys, monkeypatch):
-    """A run folder downloaded next to other files does not make rnnlab read them: its
-    neighbours are not what the user named. The message says to pass --corpus PATH, and
-    the common workflow (train and eval from the project folder) still reads it."""
+def test_beside_the_checkpoint_only_the_recorded_absolute_location_is_read(trained, tmp_path, capsys,
+                                                                           monkeypatch):
+    """The folder holding a run folder is not a root like the current folder: only the
+    absolute location rnnlab recorded may point there (eval from another folder keeps
+    working, issue 9), never a path as given, and never through a symlink leading out.
+    A refusal says to pass --corpus PATH."""
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     beside = downloads / "fox.txt"
     shutil.copy(trained / "fox.txt", beside)
-    shutil.copytree(trained / "run", downloads / "run")
-    edit_config(downloads / "run", "data.location", str(beside))
-    edit_config(downloads / "run", "train_config.corpus", "fox.txt")
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(trained / "fox.txt", private / "notes.txt")  # same text, so only the rule can refuse it
+    (downloads / "link.txt").symlink_to(private / "notes.txt")
+    run = downloads / "run"
+    shutil.copytree(trained / "run", run)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv("RNNLAB_DATA", raising=False)
-    for command in (["eval", str(downloads / "run")],
-                    ["train", "--resume", str(downloads / "run"), "--max-steps", "3"]):
+    edit_config(run, "data.location", str(beside))
+    assert main(["-q", "eval", str(run)]) == 0, capsys.readouterr().err  # the recorded absolute location
+    capsys.readouterr()
+    edit_config(run, "data.location", str(downloads / "link.txt"))  # beside, but a symlink leading out
+    edit_config(run, "train_config.corpus", "../downloads/link.txt")
+    for command in (["eval", str(run)], ["train", "--resume", str(run), "--max-steps", "3"]):
         assert main(["-q", *command]) == 1
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"records its training corpus at {beside}, outside the current folder" in err[0], err
+        assert len(err) == 1 and "link.txt, outside the current folder" in err[0], err
         assert "pass --corpus PATH" in err[0], err
-    # Named by the user, or reachable from the folder the user works in: read.
-    assert main(["-q", "eval", str(downloads / "run"), "--corpus", str(beside)]) == 0, capsys.readouterr().err
-    assert main(["-q", "eval", str(downloads / "run"), "--data-dir", str(downloads)]) == 0, capsys.readouterr().err
+    edit_config(run, "data.location", None)  # only the path as given: resolved from here, never beside the run
+    edit_config(run, "train_config.corpus", "../downloads/fox.txt")
+    assert main(["-q", "eval", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names its training corpus '../downloads/fox.txt', outside" in err[0], err
+    assert "--corpus PATH" in err[0]
+    # Named by the user: read.
+    assert main(["-q", "eval", str(run), "--corpus", str(beside)]) == 0, capsys.readouterr().err
+    assert main(["-q", "eval", str(run), "--data-dir", str(downloads)]) == 0, capsys.readouterr().err
     monkeypatch.chdir(downloads)
+    edit_config(run, "train_config.corpus", "fox.txt")
     assert main(["-q", "eval", "run"]) == 0, capsys.readouterr().err
 
 

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from rnnlab.errors import CheckpointError, UsageError
-from rnnlab.fileio import TEMP_PREFIX, file_digest, fsync_dir, probe_writable, temporary_name, write_synced
+from rnnlab.fileio import (TEMP_PREFIX, file_digest, fsync_dir, probe_writable, temporary_name, utf8_path_problem,
+                           write_synced)
 
 CONFIG = "config.json"
 FORMAT = "rnnlab.checkpoint/1"
@@ -107,7 +108,10 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
         contents[name] = save(_to_torch(group))
         checksums[name] = hashlib.sha256(contents[name]).hexdigest()
     document = {"format": FORMAT, "kind": kind, "files": checksums, **config}
-    contents[CONFIG] = json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8")
+    try:
+        contents[CONFIG] = json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a non-UTF-8 file name (lone surrogates): \u escapes round-trip it
+        contents[CONFIG] = json.dumps(document, indent=1, ensure_ascii=True).encode("ascii")
     _replace_files(folder, contents)
     return folder
 
@@ -188,6 +192,9 @@ def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool 
     The rules, shared by every command that writes a folder:
 
     * a path that is a file, or where no folder can be created or written, is refused;
+    * a path inside another rnnlab output folder (a run's ``best/``, an n-gram model) is
+      refused: a save there would mix a foreign folder into that checkpoint;
+    * a name that is not UTF-8 is refused (it is recorded and printed);
     * an empty or missing folder is used (created here);
     * a non-empty folder that is not an rnnlab output of ``kind`` is refused, naming one
       of its files: rnnlab never writes into a folder of someone else's files;
@@ -199,10 +206,14 @@ def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool 
     """
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
+    problem = utf8_path_problem(folder)
+    if problem:
+        raise UsageError(f"{option} {problem}")
     path = Path(os.path.expanduser(os.fspath(folder)))
     what = f"{option} {path}"
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} is a file, not a folder; give a folder path")
+    _refuse_nested(path, what)
     if path.is_dir():
         try:
             entries = sorted(entry.name for entry in path.iterdir())
@@ -217,6 +228,20 @@ def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool 
     probe_writable(path, what)
     recover_checkpoint(path)
     return path
+
+
+def _refuse_nested(path: Path, what: str) -> None:
+    """Refuse an output folder inside another rnnlab output folder (symlinks followed)."""
+    real = Path(os.path.realpath(path))
+    for parent in real.parents:
+        if not (parent / CONFIG).is_file():
+            continue
+        try:
+            config = load_config(parent)
+        except CheckpointError:  # a user's own config.json: not ours
+            continue
+        raise UsageError(f"{what} lies inside {parent}, which holds {_describe(config)}; rnnlab never writes "
+                         "into another output folder: choose a folder outside it")
 
 
 def _check_existing(path: Path, kind: str, entries: list[str], overwrite: bool, resume: bool, what: str) -> None:

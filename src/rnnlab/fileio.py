@@ -4,17 +4,20 @@
 * :func:`prepare_output_file` checks an output file (``--plot``, ``--arpa``, an export)
   before any work starts: never a folder, never an existing file unless ``overwrite``,
   and its folder creatable and writable (proved by writing a probe file);
-* :func:`fsync_dir` makes renames inside a folder durable.
+* :func:`fsync_dir` makes renames inside a folder durable;
+* :func:`special_file_kind` and :func:`read_regular_file` keep every reader away from
+  FIFOs, sockets and devices (a FIFO would block a read forever, a device never ends).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from rnnlab.errors import UsageError
+from rnnlab.errors import DataError, UsageError
 
 # Every temporary name rnnlab creates starts with this, so a later run (or the output
 # folder check) can tell its own leftovers from a user's files.
@@ -28,6 +31,63 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind_of_mode(mode: int) -> str | None:
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists (symlinks followed) and is neither a regular file nor
+    a folder: ``"a FIFO (named pipe)"``, ``"a socket"``, ``"a character device"``...;
+    ``None`` for a regular file, a folder, or a path that cannot be examined."""
+    try:
+        return _kind_of_mode(os.stat(path).st_mode)
+    except (OSError, ValueError):  # missing, a symlink loop, a NUL byte in the name
+        return None
+
+
+def refuse_special_file(path: str | os.PathLike, label: str | None = None) -> None:
+    """Raise :class:`DataError` when ``path`` is a FIFO, socket or device, before anything opens it."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise DataError(f"{label or path} is {kind}, not a regular file; rnnlab reads only regular files "
+                        "(a pipe or device could block or never end)")
+
+
+def read_regular_file(path: str | os.PathLike, label: str | None = None) -> bytes:
+    """The bytes of ``path``, which must be a regular file (symlinks followed).
+
+    FIFOs, sockets and devices raise :class:`DataError` before any read: the file is
+    examined, then opened without blocking and examined again through the open handle,
+    so a file swapped for a FIFO in between is refused too, never waited on."""
+    refuse_special_file(path, label)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        kind = _kind_of_mode(mode)
+        if kind is not None:
+            raise DataError(f"{label or path} is {kind}, not a regular file; rnnlab reads only regular files")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            return handle.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def temporary_name(label: str = "") -> str:
@@ -86,6 +146,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **options):
         tmp.unlink(missing_ok=True)
 
 
+def utf8_path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be written into a ``config.json`` or printed: a name with bytes
+    that are not UTF-8 (held by Python as lone surrogates); ``None`` when it can."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{ascii(os.fspath(path))} is not a UTF-8 name (it holds bytes that are not text); rnnlab records "
+                "and prints its paths, so rename it or choose a UTF-8 name")
+    except TypeError:  # bytes paths: never given by the CLI
+        return None
+    return None
+
+
 def probe_writable(folder: Path, what: str) -> None:
     """Prove that files can be created in ``folder`` by creating and deleting one."""
     probe = folder / temporary_name("probe")
@@ -103,6 +176,9 @@ def prepare_output_file(path: str | os.PathLike, option: str, overwrite: bool = 
     can be created; creates the missing parent folders. ``option`` names the argument in
     messages (``--plot``, ``FILE``).
     """
+    problem = utf8_path_problem(path)
+    if problem:
+        raise UsageError(f"{option} {problem}")
     path = Path(os.path.expanduser(os.fspath(path)))
     what = f"{option} {path}"
     if not path.name or path.is_dir():

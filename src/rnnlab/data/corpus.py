@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
-from rnnlab.fileio import file_digest
+from rnnlab.fileio import file_digest, read_regular_file, refuse_special_file, utf8_path_problem
 from rnnlab.progress import logger
 
 DEFAULT_CORPUS = "pydoc"
@@ -182,10 +182,20 @@ def builtin_text(name: str) -> str:
 
 
 def read_text_file(path: Path, encoding_errors: str = "strict") -> str:
-    """Read a UTF-8 file; undecodable bytes raise a :class:`DataError` saying where."""
+    """Read a UTF-8 file; undecodable bytes raise a :class:`DataError` saying where.
+
+    Only a regular file is read: a FIFO, socket or device is a :class:`DataError` before
+    any read (a FIFO would block forever); an unreadable file is one too."""
     if encoding_errors not in ENCODING_ERRORS:
         raise UsageError(f"unknown --encoding-errors '{encoding_errors}'; choose one of {', '.join(ENCODING_ERRORS)}")
-    data = path.read_bytes()
+    try:
+        data = read_regular_file(path)
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a file") from None
+    except FileNotFoundError:
+        raise CorpusNotFoundError(f"{path}: no such file") from None
+    except OSError as exc:  # no permission, a symlink loop, an I/O error
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8", errors=encoding_errors)
     except UnicodeDecodeError as exc:
@@ -195,6 +205,12 @@ def read_text_file(path: Path, encoding_errors: str = "strict") -> str:
             f"(line {line}); re-encode it as UTF-8 or pass --encoding-errors replace") from None
 
 
+def _refuse_non_utf8(path, label: str) -> None:
+    problem = utf8_path_problem(path)
+    if problem:
+        raise DataError(f"{label} {problem}")
+
+
 def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
@@ -202,15 +218,23 @@ def _is_glob(text: str) -> bool:
 def _resolve_files(spec: str) -> list[Path]:
     if _is_glob(spec):
         files = sorted(Path(p) for p in globlib.glob(os.path.expanduser(spec), recursive=True))
+        for p in files:  # a FIFO or device among the matches is refused, never skipped or read
+            refuse_special_file(p, f"{p} (matched by '{spec}')")
         files = [p for p in files if p.is_file()]
         if not files:
             raise CorpusNotFoundError(f"no files match the pattern '{spec}'")
         return files
     path = Path(os.path.expanduser(spec))
+    if path.is_symlink() and not path.exists():
+        raise CorpusNotFoundError(f"corpus {spec} is a symbolic link to nothing (its target is missing, or it "
+                                  "loops back to itself)")
+    refuse_special_file(path, f"corpus {spec}")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*")
-                       if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        candidates = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        for p in candidates:  # a FIFO named like a text file would block the read forever
+            refuse_special_file(p, f"{p} (in the corpus folder {path})")
+        files = [p for p in candidates if p.is_file()]
         if not files:
             raise DataError(f"folder {path} has no text files ({', '.join('*' + s for s in TEXT_SUFFIXES)})")
         return files
@@ -237,10 +261,14 @@ def split_folder_files(folder: str | os.PathLike) -> dict[str, Path] | None:
     folder = Path(folder)
     found: dict[str, list[Path]] = {role: [] for role in SPLIT_ROLES}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith("."):
             continue
         parts = {part.lower() for part in path.name.split(".")}
         roles = [role for role, words in SPLIT_ROLES.items() if parts & set(words)]
+        if roles:  # a FIFO named valid.txt is refused, not skipped
+            refuse_special_file(path, f"{path} (in the corpus folder {folder})")
+        if not path.is_file():
+            continue
         if len(roles) > 1:
             raise DataError(f"{path} names more than one split ({', '.join(roles)}); rename it or pass "
                             "--corpus TRAIN_FILE --val FILE --test FILE")
@@ -262,7 +290,9 @@ def read_held_out(path: str | os.PathLike, role: str, encoding_errors: str = "st
     ``from_option``: the path came from ``--val``/``--test``, so errors name the option.
     """
     label = f"--{role} {path}" if from_option else str(path)
+    _refuse_non_utf8(path, f"--{role}" if from_option else "file")
     file = Path(os.path.expanduser(str(path)))
+    refuse_special_file(file, label)
     if not file.is_file():
         what = "is a folder, not a file" if file.is_dir() else "no such file"
         raise CorpusNotFoundError(f"{label}: {what}")
@@ -332,6 +362,8 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
                 setattr(corpus, role, read_held_out(split_files[role], role, encoding_errors, from_option=False))
         return corpus
     files = _resolve_files(spec)
+    for path in files:  # recorded in config.json and printed: refused now, not at the first save
+        _refuse_non_utf8(path, "corpus file")
     parts = []
     for path in files:
         text = read_text_file(path, encoding_errors)
@@ -352,21 +384,41 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
                   sources=[str(p) for p in files], sha1=sha1, location=os.path.abspath(expanded))
 
 
+# Where a recorded path may point, for messages.
+ROOTS_TEXT = ("the current folder, the data folder (--data-dir, $RNNLAB_DATA), the folder of --corpus and (for "
+              "the absolute location rnnlab recorded) the folder holding the checkpoint folder")
+
+
+class Roots(list):
+    """The folders the user named (a list of real paths), plus ``beside_checkpoint``: the
+    folder holding the checkpoint folder given, which only the absolute location rnnlab
+    recorded at training time may point into (see :func:`recorded_location`)."""
+    beside_checkpoint: Path | None = None
+
+
 def allowed_roots(data_dir: str | os.PathLike | None = None, corpus: str | os.PathLike | None = None,
-                  checkpoint: str | os.PathLike | None = None) -> list[Path]:
-    """The folders a path recorded in a checkpoint may point into, all named by the user:
-    the current folder, the data folder (``data_dir``, ``$RNNLAB_DATA``), the folder of the
-    ``--corpus`` given and the folder holding the ``checkpoint`` folder given (a project's
-    ``runs/`` next to its texts). A checkpoint is data, not instructions: it never makes
-    rnnlab read elsewhere."""
+                  checkpoint: str | os.PathLike | None = None) -> Roots:
+    """The folders a path recorded in a checkpoint may point into, all named by the user
+    on the command line or in the environment: the current folder, the data folder
+    (``data_dir``, ``$RNNLAB_DATA``) and the folder of the ``--corpus`` given. A
+    checkpoint is data, not instructions: it never makes rnnlab read elsewhere.
+
+    The folder holding the ``checkpoint`` folder is kept apart (``beside_checkpoint``):
+    ``rnnlab eval /path/run`` from another folder must still find the corpus trained on
+    beside it through the absolute location recorded then (issue 9: the current folder
+    must not matter), but a path as given (relative, or from an older checkpoint) is never
+    resolved there, symlinks are followed before the check, and FIFOs and devices are
+    refused by every reader. See docs/bad_inputs.md.
+    """
     roots = [Path.cwd()] + [Path(os.path.expanduser(str(d))) for d in (data_dir, os.environ.get("RNNLAB_DATA")) if d]
-    if checkpoint is not None:
-        roots.append(Path(os.path.realpath(os.path.expanduser(str(checkpoint)))).parent)
     if corpus:
         given = os.path.expanduser(str(corpus))
         given_path = _glob_root(given) if _is_glob(given) else Path(given)
         roots.append(given_path if given_path.is_dir() else given_path.parent)
-    return [Path(os.path.realpath(root)) for root in roots]
+    result = Roots(Path(os.path.realpath(root)) for root in roots)
+    if checkpoint is not None:
+        result.beside_checkpoint = Path(os.path.realpath(os.path.expanduser(str(checkpoint)))).parent
+    return result
 
 
 def is_inside(path: str, roots: list[Path]) -> bool:
@@ -388,23 +440,31 @@ def recorded_location(location: str | None, as_given: str | None, roots: list[Pa
     Nothing given (the built-in corpus; held-out text of a split folder) stays ``None``.
 
     Both come from the checkpoint, so they are read only inside ``roots``
-    (:func:`allowed_roots`; by default the current folder and the data folder); a recorded
-    location elsewhere is a :class:`DataError` that asks for ``hint``.
+    (:func:`allowed_roots`; by default the current folder and the data folder); the
+    absolute ``location`` may also lie beside the checkpoint folder
+    (``roots.beside_checkpoint``), ``as_given`` never. A recorded location elsewhere is a
+    :class:`DataError` that asks for ``hint`` (and ``--corpus PATH``).
     """
     if as_given is None:
         return None
     roots = allowed_roots() if roots is None else roots
     if location and (os.path.exists(location) or (_is_glob(location) and globlib.glob(location, recursive=True))):
-        if is_inside(location, roots):
+        beside = getattr(roots, "beside_checkpoint", None)
+        if is_inside(location, roots) or (beside is not None and os.path.isabs(location)
+                                          and is_inside(location, [beside])):
             return location
-        raise DataError(f"the checkpoint records its {what} at {location}, outside the current folder, the data "
-                        "folder and the folder holding the checkpoint; rnnlab reads no file elsewhere because a "
-                        f"checkpoint names it: pass {hint}, or run from a folder that holds it")
+        raise DataError(f"the checkpoint records its {what} at {location}, outside {ROOTS_TEXT}; rnnlab reads "
+                        f"no file elsewhere because a checkpoint names it: pass {_hint(hint)}, or run from a "
+                        "folder that holds it")
     if as_given in CORPUS_NAMES or is_inside(as_given, roots):
         return as_given
-    raise DataError(f"the checkpoint names its {what} {as_given!r}, outside the current folder, the data folder "
-                    "and the folder holding the checkpoint; rnnlab reads no file elsewhere because a checkpoint "
-                    f"names it: pass {hint}")
+    raise DataError(f"the checkpoint names its {what} {as_given!r}, outside {ROOTS_TEXT}; rnnlab reads no "
+                    f"file elsewhere because a checkpoint names it: pass {_hint(hint)}")
+
+
+def _hint(hint: str) -> str:
+    """What to pass: always says ``--corpus PATH`` (the way to name the training text)."""
+    return hint if "--corpus" in hint else f"{hint}, or --corpus PATH naming the training corpus"
 
 
 def reload_corpus(name_or_path: str | None, sources: list[str] | None = None,
