@@ -13,7 +13,7 @@ from rnnlab.models.base import RecurrentLM
 
 @torch.no_grad()
 def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int = 256,
-             device: torch.device | str | None = None) -> dict:
+             device: torch.device | str | None = None, shard=None) -> dict:
     """Perplexity of ``model`` on the token stream ``ids`` (1-D array).
 
     Every token but the first is predicted once. The stream is cut into ``rows``
@@ -22,6 +22,11 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     after the last full row are scored with batch size 1, continuing the last
     row's state. Returns :func:`rnnlab.metrics.lm_result` (``unknown_tokens``
     counts ``<unk>`` targets, which are scored like any other token).
+
+    ``shard``: a :class:`rnnlab.training.distributed.Distributed` record; each of its
+    ranks scores a contiguous block of the same rows (the rank holding the last row
+    also scores the tail) and the summed NLL is all-reduced, so every rank returns what
+    one process would (up to the order of the float additions).
     """
     from rnnlab import checks
 
@@ -53,13 +58,16 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
                                    reduction="sum").item()
         return nll, state
 
-    if row_len > 0:
-        span = rows * row_len
-        inputs = stream[:span].reshape(rows, row_len)
-        targets = stream[1:span + 1].reshape(rows, row_len)
-        nll, state = score(inputs, targets, model.begin_state(rows, device))
+    rank, world_size = (shard.rank, shard.world_size) if shard is not None else (0, 1)
+    # This rank's rows: contiguous blocks, as even as possible (np.array_split's sizes).
+    first = rank * (rows // world_size) + min(rank, rows % world_size)
+    last = first + rows // world_size + (rank < rows % world_size)
+    if row_len > 0 and last > first:
+        inputs = stream[first * row_len:last * row_len].reshape(last - first, row_len)
+        targets = stream[first * row_len + 1:last * row_len + 1].reshape(last - first, row_len)
+        nll, state = score(inputs, targets, model.begin_state(last - first, device))
         total += nll
-    tail = n - rows * row_len
+    tail = n - rows * row_len if last == rows and last > first else 0  # the holder of the last row goes on
     if tail:
         start = rows * row_len
         if state is None:
@@ -69,6 +77,8 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
             tail_state = map_state(lambda s: s[:, -1:].contiguous(), state)
         nll, _ = score(stream[start:start + tail].unsqueeze(0), stream[start + 1:].unsqueeze(0), tail_state)
         total += nll
+    if shard is not None:
+        (total,) = shard.sum([total])
     unknown = int((stream[1:] == 0).sum())
     model.train(was_training)
     return lm_result(total, n, unknown)

@@ -28,19 +28,25 @@ from rnnlab.progress import logger
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable explicit choice is an error."""
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cuda:N`` one GPU; an unavailable explicit choice is an error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    import re
+    if (name == "cuda" or re.fullmatch(r"cuda:\d{1,3}", str(name))) and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
+    if str(name).startswith("cuda:") and re.fullmatch(r"cuda:\d{1,3}", name):
+        if int(name[5:]) >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return torch.device(name)
     if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda or mps")
+        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda, cuda:N or mps")
     return torch.device(name)
 
 

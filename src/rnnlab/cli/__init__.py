@@ -12,10 +12,17 @@ Conventions for every command:
   or to stderr);
 * errors: ``error: <one line>`` on stderr, exit 2 for usage mistakes, 1 for data
   and runtime problems (see :mod:`rnnlab.errors`).
+
+Under ``torchrun --nproc_per_node=N -m rnnlab train ...`` every process runs this
+``main``; only rank 0 prints (its summary, log lines and ``error:`` line), the other
+ranks exit with the same code in silence. ``train`` is the one command that runs
+distributed (:mod:`rnnlab.training.distributed`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from rnnlab.cli import bench, classify, corpus, forecast, lm, ngram, reproduce, tag
@@ -38,15 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rnnlab.training import distributed
+    try:
+        place = distributed.from_environment()
+    except RnnlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if not place.is_main:  # one gate for the output of a distributed run: rank 0 speaks
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            return _main(argv, place)
+    return _main(argv, place)
+
+
+def _main(argv: list[str] | None, place) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
     from rnnlab.progress import configure_logging
-    configure_logging(verbose=not args.quiet)
+    configure_logging(verbose=not args.quiet and place.is_main)
     previous = _handle_sigterm_as_interrupt()
     try:
+        if place.enabled and args.command != "train":
+            raise UsageError(f"rnnlab {args.command} runs in one process; of the commands only 'rnnlab train' runs "
+                             f"under torchrun ({place.world_size} processes here)")
         if args.threads is not None:
             if args.threads < 1:
                 raise UsageError(f"--threads must be a positive integer, got {args.threads}")

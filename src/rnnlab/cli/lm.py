@@ -68,6 +68,8 @@ def cmd_train(args) -> int:
             config.clip = None
         args.interrupt_checkpoint = args.out
         _, summary = run.train(config, out_dir=args.out, data_dir=args.data_dir, overwrite=args.overwrite)
+    if summary.get("rank"):  # another process of a distributed run (torchrun): rank 0 reports
+        return 0
     if not args.json:
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
               f"{summary['threads']} threads)")

@@ -12,6 +12,11 @@ What is specific to language models lives here:
 * randomized BPTT: per-step gradient scales, a function of ``(seed, step)``;
 * a greedy sample at every evaluation, the perplexity figure, and (opt-in) the
   unigram and Kneser-Ney baselines in the summary.
+
+Under DDP (``dist``, see :mod:`rnnlab.training.distributed`) the task's only
+distributed knowledge is its shard: the iterator yields this rank's rows of every
+global batch, and the validation stream's rows are split between the ranks and their
+NLL summed (:func:`rnnlab.evaluation.evaluate`'s ``shard``).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
 from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
+from rnnlab.training.distributed import SINGLE, Distributed
 from rnnlab.training.loop import Callback, Trainer
 
 
@@ -41,12 +47,13 @@ class LanguageModelTask:
     selects_best = True
 
     def __init__(self, config: TrainConfig, dataset: TextDataset, data_info: dict | None = None,
-                 baselines: bool = False, rank: int = 0, world_size: int = 1) -> None:
+                 baselines: bool = False, dist: Distributed = SINGLE) -> None:
         self.config, self.dataset = config, dataset
         self.data_info = data_info or {"corpus": dataset.corpus_name}
         self.baselines = baselines
-        self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps,
-                                    sampling=config.sampling, seed=config.seed, rank=rank, world_size=world_size)
+        self.shard = dist
+        self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps, sampling=config.sampling,
+                                    seed=config.seed, rank=dist.rank, world_size=dist.world_size)
         self._ngram = None
 
     # -- what the loop asks ------------------------------------------------------
@@ -90,7 +97,7 @@ class LanguageModelTask:
     def evaluate(self, model: RecurrentLM) -> dict | None:
         if len(self.dataset.val) <= 1:
             return None
-        result = evaluate(model, self.dataset.val)
+        result = evaluate(model, self.dataset.val, shard=self.shard if self.shard.enabled else None)
         return {**result, "loss": result["nll_nats"] / max(result["tokens"], 1)}
 
     def record(self, train_loss: float, scores: dict | None, model: RecurrentLM) -> dict:
@@ -173,9 +180,10 @@ class LanguageModelTask:
 
 def language_model_trainer(config: TrainConfig, dataset: TextDataset, model: RecurrentLM | None = None,
                            out_dir=None, callbacks: list[Callback] | tuple = (), data_info: dict | None = None,
-                           baselines: bool = False) -> Trainer:
+                           baselines: bool = False, dist: Distributed = SINGLE) -> Trainer:
     """The loop's :class:`~rnnlab.training.loop.Trainer` for a language model (built from
-    ``config`` when not given); ``baselines`` adds the n-gram references to the summary."""
+    ``config`` when not given); ``baselines`` adds the n-gram references to the summary;
+    ``dist``: this process's place in a distributed run (:func:`rnnlab.training.distributed.launch`)."""
     config.validate()
     if model is None:
         model = build_model(config.model, len(dataset.vocab), seed=config.seed, **config.model_options())
@@ -186,8 +194,8 @@ def language_model_trainer(config: TrainConfig, dataset: TextDataset, model: Rec
                 f"full BPTT over {len(dataset.train):,} training tokens needs about {megabytes:,.4g} MB of "
                 f"activations, above the limit of {config.full_bptt_max_mb:,.4g} MB (--full-bptt-max-mb); "
                 "use --bptt truncated, or fewer training tokens (--max-tokens)")
-    task = LanguageModelTask(config, dataset, data_info, baselines=baselines)
-    return Trainer(task, model, config, out_dir=out_dir, callbacks=callbacks)
+    task = LanguageModelTask(config, dataset, data_info, baselines=baselines, dist=dist)
+    return Trainer(task, model, config, out_dir=out_dir, callbacks=callbacks, dist=dist)
 
 
 __all__ = ["LanguageModelTask", "language_model_trainer"]

@@ -56,20 +56,27 @@ def _state_tensors(carried) -> dict:
 
 
 def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: dict, train_config: dict,
-                  progress: dict, optimizer: torch.optim.Optimizer, carried_state=None, kind: str = KIND) -> None:
+                  progress: dict, optimizer: torch.optim.Optimizer, carried_state=None, kind: str = KIND,
+                  world_size: int = 1) -> None:
     """Write a complete, resumable training checkpoint of any task into ``folder``.
 
     ``sections``: what the task records about its data (a language model's ``vocab``,
     ``preprocessing`` and ``data``; a classifier's ``task``), beside the model's config,
-    the options, the counters and the optimizer's hyper-parameters.
+    the options, the counters and the optimizer's hyper-parameters. ``model`` is the
+    unwrapped network (a DDP or ``torch.compile`` wrapper is looked through, so no
+    ``module.``/``_orig_mod.`` prefix reaches the file); ``world_size``: the number of
+    processes that trained it (``distributed.world_size``; resume needs the same).
     """
+    from rnnlab.training.distributed import unwrap
+    model = unwrap(model)
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     state = {"torch_rng": torch.get_rng_state(), **_state_tensors(carried_state)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from these
         state.update({f"cuda_rng.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())})
     config = {"model": model.config(), **sections, "train_config": train_config, "progress": progress,
               "optimizer": {"name": train_config.get("optimizer"), **opt_meta},
-              "carried_state_parts": len(_state_tensors(carried_state))}
+              "carried_state_parts": len(_state_tensors(carried_state)),
+              "distributed": {"world_size": int(world_size)}}
     weights = {name: p for name, p in model.state_dict().items()}
     save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=kind)
 
@@ -153,6 +160,8 @@ def check_training_config(folder, config: dict) -> None:
     _check_progress(folder, config)
     _check_data(folder, config)
     config_value(config, "carried_state_parts", folder, is_int(0, 2), "0, 1 or 2", default=0)
+    config_value(config, "distributed.world_size", folder, is_int(1, 1 << 20), "an integer from 1 to 2**20",
+                 default=1)
     config_value(config, "optimizer", folder, lambda v: isinstance(v, dict), "a JSON object", default={})
     described = meta_model(folder, options)
     if train_config.model != options["model"]:

@@ -11,7 +11,11 @@ a summary dict. It knows a task only through this interface (:class:`Task`)::
     task.batches(epoch)           the epoch's batches, in an order that is a function of (seed, epoch)
     task.loss(model, batch, carry, step) -> (mean loss, items, carry)
                                   ``carry``: what one batch hands to the next (a language
-                                  model's hidden state under sequential partitioning), or None
+                                  model's hidden state under sequential partitioning, tensors
+                                  with the batch in dim 1), or None. ``model`` is the network
+                                  to run forward: under DDP a thin wrapper whose call goes
+                                  through DistributedDataParallel and whose every attribute
+                                  (``begin_state``, ``device``, ``config()``) is the model's
     task.evaluate(model)          held-out scores (the metric, "loss", ...) or None
     task.record(train_loss, scores, model)  the task's fields of an evaluation's log record
     task.log_line(record)         that record for a human
@@ -30,6 +34,23 @@ checkpoint keeps weights, optimizer tensors, torch's RNG state, the counters
 (:class:`~rnnlab.training.state.Progress`) and, mid-epoch, the carried state. Resuming
 replays the epoch's order and skips the batches already done, so ``k`` steps + resume +
 ``N - k`` steps gives the same parameters as ``N`` steps in one go.
+
+Several processes (``dist``, a :class:`~rnnlab.training.distributed.Distributed` record
+with ``world_size > 1``; see :mod:`rnnlab.training.distributed`): the model is wrapped in
+DistributedDataParallel for the forward and backward, so every rank applies the same
+update with the gradient averaged over the global batch (the iterator gives every rank
+equally many rows, so the mean of the ranks' means is the global mean). Everything
+else sees the unwrapped model: evaluation, ``config()``, the checkpoint's weights (no
+``module.`` prefix). Every decision that ends or shapes the run is taken alike on every
+rank: the NaN/inf check reduces the loss over the ranks, the clock of the time budget
+and of the cosine schedule is rank 0's (broadcast every step), early stopping follows
+the reduced validation scores and rank 0's callbacks (broadcast). Side effects have one
+gate, ``dist.is_main``: checkpoints, ``metrics.jsonl``, figures, log lines, the progress
+bar and the callbacks happen on rank 0. A checkpoint holds the global batch's carried
+state (gathered from the ranks) and the number of processes; it resumes only with the
+same number. Dropout noise is drawn from a generator reseeded every step from
+``(seed, rank, step)``, so ranks draw different masks and a resume needs no per-rank
+random state.
 """
 from __future__ import annotations
 
@@ -48,6 +69,7 @@ from rnnlab.lm import resolve_device
 from rnnlab.precision import autocast, resolve_precision
 from rnnlab.progress import logger, progress
 from rnnlab.training.config import UNLIMITED_EPOCHS, LoopOptions
+from rnnlab.training.distributed import SINGLE, Distributed, DistributedModel
 from rnnlab.training.state import Progress
 
 Callback = Callable[[dict], object]
@@ -163,18 +185,25 @@ class Trainer:
     checkpoint (to resume), ``out_dir/best`` a checkpoint of the weights with the best
     validation score so far (to use), and ``metrics.jsonl``. With ``keep_best`` the
     best weights are also kept in memory and loaded into the model when ``fit`` ends.
+
+    ``dist``: this process's place in a distributed run (default: a single process);
+    ``model`` stays the unwrapped network, ``forward_model`` is what the task's loss runs.
     """
 
     def __init__(self, task: Task, model: torch.nn.Module, options: LoopOptions,
                  out_dir: str | os.PathLike | None = None, callbacks: list[Callback] | tuple = (),
-                 keep_best: bool = False) -> None:
+                 keep_best: bool = False, dist: Distributed = SINGLE) -> None:
         self.options = options.validate()
         self.task = task
-        self.device = resolve_device(options.device)
+        self.dist = dist
+        self.device = dist.device if dist.device is not None else resolve_device(options.device)
         self.model = model.to(self.device)
         self.precision = resolve_precision(options.precision, self.device)  # fp32 | bf16, decided once
         self.totals = _RunningTotals(self.device)
         self.optimizer = make_optimizer(self.model, options)
+        # Under DDP the forward (and so the gradient all-reduce) goes through the wrapper;
+        # the optimizer, evaluation and checkpoints use the model's own parameters.
+        self.forward_model = DistributedModel(self.model, dist) if dist.enabled else self.model
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
         self.keep_best = keep_best
@@ -189,16 +218,18 @@ class Trainer:
         from rnnlab.models.loading import load_checked_weights
         from rnnlab.training.checkpoint import load_resume_state
         config = self.task.check_checkpoint(folder)
+        check_world_size(folder, config, self.dist.world_size)
         self.model.load_state_dict(load_checked_weights(folder, config, self.model))
-        self.carried = load_resume_state(folder, config, self.optimizer, self.device,
-                                         self.task.carry_template(self.model))
+        carried = load_resume_state(folder, config, self.optimizer, self.device,
+                                    self.task.carry_template(self.model))
+        self.carried = self._my_rows(carried)
         self.progress = Progress.from_dict(config["progress"], f"{Path(folder) / 'config.json'}")
         self._set_lr(self.progress.lr or self.options.lr)
         self._rng_seeded = True  # the checkpoint's RNG state was restored
         if self.keep_best and (Path(folder) / "best" / "config.json").exists():
             best = Path(folder) / "best"
             self.best_weights = load_checked_weights(best, self.task.check_checkpoint(best), self.model)
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.dist.is_main:
             # The checkpoint's history is the record of what was trained; the log is rebuilt
             # from it, so a run killed between a checkpoint and its log line (or in the middle
             # of the line) goes on with metrics.jsonl and config.json agreeing.
@@ -208,13 +239,41 @@ class Trainer:
             atomic_write(self.out_dir / "metrics.jsonl", lines.encode("utf-8"))
 
     def save(self, best: bool = False) -> None:
-        """Checkpoint into ``out_dir`` (``out_dir/best`` for the best validation score so far)."""
+        """Checkpoint into ``out_dir`` (``out_dir/best`` for the best validation score so far).
+
+        Under DDP every rank calls it (the carried state of the global batch is gathered
+        from the ranks) and rank 0 writes.
+        """
         if self.out_dir is None:
             return
         from rnnlab.training.checkpoint import save_training
+        carried = self._all_rows(self.carried) if self.progress.batch_in_epoch else None
+        if not self.dist.is_main:
+            return
         save_training(self.out_dir / "best" if best else self.out_dir, self.model, self.task.checkpoint_sections(),
                       self.options.to_dict(), self.progress.to_dict(), self.optimizer,
-                      carried_state=self.carried if self.progress.batch_in_epoch else None, kind=self.task.kind)
+                      carried_state=carried, kind=self.task.kind, world_size=self.dist.world_size)
+
+    def _all_rows(self, carried):
+        """The carried state of the global batch: the ranks' rows (dim 1) side by side."""
+        if carried is None or not self.dist.enabled:
+            return carried
+        parts = carried if isinstance(carried, tuple) else (carried,)
+        gathered = tuple(self.dist.gather_rows(part, dim=1) for part in parts)
+        return gathered if isinstance(carried, tuple) else gathered[0]
+
+    def _my_rows(self, carried):
+        """This rank's rows of a checkpoint's global carried state (inverse of :meth:`_all_rows`)."""
+        if carried is None or not self.dist.enabled:
+            return carried
+        parts = carried if isinstance(carried, tuple) else (carried,)
+        rows = parts[0].shape[1] // self.dist.world_size
+        mine = tuple(part[:, self.dist.rank * rows:(self.dist.rank + 1) * rows].contiguous() for part in parts)
+        return mine if isinstance(carried, tuple) else mine[0]
+
+    def _elapsed(self, since: float) -> float:
+        """Seconds since ``since`` by rank 0's clock, so every rank takes the same time decisions."""
+        return self.dist.broadcast(time.perf_counter() - since)
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -228,7 +287,6 @@ class Trainer:
         total_epochs = epochs if epochs is not None else options.epochs
         budget = max_time if max_time is not None else options.max_time
         fit_started = time.perf_counter()
-        deadline = fit_started + budget if budget else None
         self._budget = (total_epochs, budget, fit_started)
         if not self._rng_seeded:
             torch.manual_seed(options.seed)  # dropout noise; its state is checkpointed from here on
@@ -237,7 +295,7 @@ class Trainer:
         reason = "epochs"
         try:
             while p.epoch < total_epochs:
-                outcome = self._run_epoch(deadline)
+                outcome = self._run_epoch(budget, fit_started)
                 if outcome in ("early_stop", "max_steps", "max_time"):
                     reason = outcome
                     break
@@ -251,13 +309,17 @@ class Trainer:
                     if options.max_steps is not None and p.step >= options.max_steps:
                         reason = "max_steps"
                         break
-                    if deadline is not None and time.perf_counter() > deadline:
+                    if budget and self._elapsed(fit_started) > budget:
                         reason = "max_time"
                         break
         except KeyboardInterrupt:
             p.stopped = "interrupted"
-            self.totals.drain()  # a step cut short leaves nothing worth counting
-            self.save()
+            *_, items, _ = self.totals.drain()  # a step cut short leaves no loss worth counting
+            p.items += items * self.dist.world_size
+            if not self.dist.enabled:
+                # Under DDP the ranks are interrupted at different points and cannot agree on
+                # a checkpoint: the one of the last evaluation stays.
+                self.save()
             raise
         p.stopped = reason
         p.wall_seconds += time.perf_counter() - fit_started
@@ -270,19 +332,23 @@ class Trainer:
         self.model.eval()
         return self.summary()
 
-    def _run_epoch(self, deadline: float | None) -> str:
+    def _run_epoch(self, budget: float | None, fit_started: float) -> str:
         """One epoch (or its remainder after a resume): "done", or why it stopped early."""
         options, p, task = self.options, self.progress, self.task
         self.model.train()
+        show = self.dist.is_main
         skip = p.batch_in_epoch
         carry = self.carried if skip else None
         total = task.num_batches(p.epoch)
         started = time.perf_counter()
-        for index, batch in enumerate(progress(task.batches(p.epoch), total=total, desc=f"epoch {p.epoch + 1}")):
+        for index, batch in enumerate(progress(task.batches(p.epoch), total=total, desc=f"epoch {p.epoch + 1}",
+                                               enabled=show)):
             if index < skip:
                 continue  # already trained on before the checkpoint
+            if self.dist.enabled:
+                torch.manual_seed(_step_seed(options.seed, self.dist.rank, p.step))  # dropout: f(seed, rank, step)
             with autocast(self.device, self.precision):
-                loss, items, carry = task.loss(self.model, batch, carry, p.step)
+                loss, items, carry = task.loss(self.forward_model, batch, carry, p.step)
             self._update(loss, items)
             p.batch_in_epoch = index + 1
             self.carried = carry
@@ -294,7 +360,7 @@ class Trainer:
             last = index + 1 >= total
             if options.max_steps is not None and p.step >= options.max_steps and not last:
                 return "max_steps"
-            if deadline is not None and time.perf_counter() > deadline and not last:
+            if budget and not last and self._elapsed(fit_started) > budget:
                 return "max_time"
         self.carried = None
         return "done"
@@ -316,7 +382,6 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         self.totals.add(loss.detach(), grad_norm.detach(), items)
         p.step += 1
-        p.items += items
         if self.device.type == "cpu" or p.step % CHECK_EVERY_ACCELERATED == 0:
             self._check_totals()
         if self.options.lr_schedule == "cosine":
@@ -337,13 +402,22 @@ class Trainer:
         if options.max_steps:
             fractions.append(p.step / options.max_steps)
         if budget:
-            fractions.append((time.perf_counter() - fit_started) / budget)
+            fractions.append(self._elapsed(fit_started) / budget)
         return min(1.0, max(fractions))
 
     def _check_totals(self) -> None:
-        """Move the device totals into the (JSON) progress counters; stop on NaN/inf."""
+        """Move the device totals into the (JSON) progress counters; stop on NaN/inf.
+
+        Under DDP the loss and item totals are summed over the ranks first (one small
+        all-reduce), so a NaN on any rank stops every rank at the same step; the gradient
+        norms are the same on every rank (DDP averaged the gradients before they were taken).
+        """
         p = self.progress
         loss_sum, grad_sum, grad_max, items, count = self.totals.drain()
+        if self.dist.enabled:
+            loss_sum, items = self.dist.sum([loss_sum, items])
+            items = int(items)
+        p.items += items
         if not (math.isfinite(loss_sum) and math.isfinite(grad_sum)):
             what = "loss" if not math.isfinite(loss_sum) else "gradient norm"
             p.step -= 1  # the update was not (CPU) or should not have been applied
@@ -401,16 +475,20 @@ class Trainer:
                         self._set_lr(p.lr * options.lr_decay)
                     if options.early_stop and p.evals_without_improvement >= options.early_stop:
                         stop = True
-        logger.info(task.log_line(record))
+        if self.dist.is_main:
+            logger.info(task.log_line(record))
         self.save()
         if improved:
             self.save(best=True)
-        self._write_logs(record)
-        for callback in self.callbacks:
-            try:
-                callback(record)
-            except StopTraining:
-                stop = True
+        if self.dist.is_main:
+            self._write_logs(record)
+            for callback in self.callbacks:  # on rank 0; its decision to stop is every rank's
+                try:
+                    callback(record)
+                except StopTraining:
+                    stop = True
+        if self.dist.enabled:
+            stop = bool(self.dist.broadcast(float(stop)))
         if stop:
             p.stopped = "early_stop"
         return stop
@@ -438,9 +516,29 @@ class Trainer:
             "steps": p.step, "seconds": round(p.train_seconds, 3),
             "wall_seconds": round(p.wall_seconds, 3), "precision": self.precision, "stopped": p.stopped,
             "device": str(self.device), "threads": torch.get_num_threads(),
+            "processes": self.dist.world_size, "rank": self.dist.rank,
             "out": str(self.out_dir) if self.out_dir else None,
             **self.task.summary(self),
         }
 
 
-__all__ = ["Task", "Trainer", "StopTraining", "Callback", "better", "cosine_lr_factor", "make_optimizer"]
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of a rank's random draws (dropout) at a step of a distributed run."""
+    import numpy as np
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+def check_world_size(folder, config: dict, world_size: int) -> None:
+    """Refuse to resume a checkpoint written by another number of processes (UsageError)."""
+    from rnnlab.checkpoint import config_value, is_int
+    saved = config_value(config, "distributed.world_size", folder, is_int(1), "an integer >= 1", default=1)
+    if saved != world_size:
+        how = "without torchrun (or --nproc_per_node=1)" if saved == 1 else \
+            f"with {saved} processes (torchrun --nproc_per_node={saved} on one node)"
+        raise UsageError(f"{folder} was trained by {saved} process{'es' if saved > 1 else ''} and this run has "
+                         f"{world_size}; resume it {how}: each process's rows of the batch and its carried state "
+                         "depend on the number")
+
+
+__all__ = ["Task", "Trainer", "StopTraining", "Callback", "better", "check_world_size", "cosine_lr_factor",
+           "make_optimizer"]

@@ -2,6 +2,11 @@
 
 They connect corpus loading, datasets, the trainer and checkpoints; the CLI calls
 these and only formats what they return.
+
+:func:`train` and :func:`resume` run data-parallel when started by ``torchrun``
+(:func:`rnnlab.training.distributed.launch`): every process reads the corpus and
+trains its rows of each global batch; rank 0 prepares the output folder, writes,
+logs and computes the n-gram baselines.
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
-from rnnlab.training.loop import Callback, Trainer
+from rnnlab.training.distributed import SINGLE, Distributed, launch
+from rnnlab.training.loop import Callback, Trainer, check_world_size
 
 
 def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
@@ -102,17 +108,30 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
     ``out_dir`` is checked and created before anything else
     (:func:`rnnlab.checkpoint.prepare_output_folder`): a folder of other files is refused,
     an existing run only replaced with ``overwrite``.
+
+    Under ``torchrun`` this is one process of a data-parallel run (``config.batch_size``
+    is the global batch); its summary has ``rank`` and ``processes``.
     """
     config.validate()
-    if out_dir is not None:
-        out_dir = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
-    dataset, info = dataset_for(config, data_dir)
-    _check_batch(config, dataset)
-    trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info, baselines=baselines)
-    logger.info("training %s (%s parameters) on %s: %s train / %s val %s tokens, vocabulary %s, device %s",
-                config.model, f"{trainer.model.num_parameters():,}", info["corpus"], f"{len(dataset.train):,}",
-                f"{len(dataset.val):,}", config.token, len(dataset.vocab), trainer.device)
-    return trainer, trainer.fit()
+    with launch(config.device) as dist:
+        if out_dir is not None:
+            out_dir = dist.on_main(lambda: prepare_output_folder(out_dir, KIND, overwrite=overwrite))
+        dataset, info = dataset_for(config, data_dir)
+        _check_batch(config, dataset)
+        trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info,
+                                baselines=baselines and dist.is_main, dist=dist)
+        if dist.is_main:
+            logger.info("training %s (%s parameters) on %s: %s train / %s val %s tokens, vocabulary %s, device %s%s",
+                        config.model, f"{trainer.model.num_parameters():,}", info["corpus"], f"{len(dataset.train):,}",
+                        f"{len(dataset.val):,}", config.token, len(dataset.vocab), trainer.device, _processes(dist))
+        return trainer, trainer.fit()
+
+
+def _processes(dist: Distributed) -> str:
+    if not dist.enabled:
+        return ""
+    backend = "nccl" if dist.device is not None and dist.device.type == "cuda" else "gloo"
+    return f"; {dist.world_size} processes (DDP over {backend}), each with 1/{dist.world_size} of the global batch"
 
 
 def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float | None = None,
@@ -124,9 +143,19 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
 
     The training data is read again from where the checkpoint says and must be unchanged
     (same SHA-1); ``corpus`` points at a moved copy of it. ``out_dir`` (default: ``folder``
-    itself) is checked like a new run's unless it is ``folder``.
+    itself) is checked like a new run's unless it is ``folder``. Under ``torchrun`` the
+    number of processes must be the one that wrote the checkpoint.
     """
     saved = load_training_config(folder)
+    with launch(device if device is not None else saved["train_config"].get("device", "auto")) as dist:
+        return _resume(folder, saved, dist, epochs=epochs, max_time=max_time, max_steps=max_steps, out_dir=out_dir,
+                       device=device, precision=precision, data_dir=data_dir, callbacks=callbacks, corpus=corpus,
+                       overwrite=overwrite, baselines=baselines)
+
+
+def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps, out_dir, device, precision, data_dir,
+            callbacks, corpus, overwrite, baselines) -> tuple[Trainer, dict]:
+    check_world_size(folder, saved, dist.world_size)
     config = TrainConfig.from_dict(saved["train_config"])
     if epochs is not None:
         config.epochs = epochs
@@ -144,16 +173,18 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
                          "it counts all steps of the run")
     target = Path(out_dir) if out_dir is not None else Path(folder)
     in_place = target.exists() and Path(folder).exists() and os.path.samefile(target, folder)
-    target = prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place)
+    target = dist.on_main(lambda: prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place))
     dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
                                 saved_sources=saved.get("data", {}).get("sources"),
                                 saved_data=saved.get("data", {}), corpus=corpus, checkpoint=folder)
-    trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info, baselines=baselines)
+    trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info,
+                            baselines=baselines and dist.is_main, dist=dist)
     trainer.restore(folder)
     done = trainer.progress.epoch
     if done >= config.epochs and not trainer.progress.batch_in_epoch:
         raise UsageError(f"{folder} already finished {done} epochs; pass a larger --epochs to train further")
-    logger.info("resuming %s at epoch %d, step %d", folder, done + 1, trainer.progress.step)
+    if dist.is_main:
+        logger.info("resuming %s at epoch %d, step %d%s", folder, done + 1, trainer.progress.step, _processes(dist))
     return trainer, trainer.fit()
 
 
