@@ -64,7 +64,7 @@ def run(context: Context) -> SectionResult:
         result.rows.append(within(f"training perplexity: {label}", book, ppl, tolerance,
                                   why_if_not=short or "see the note below the table",
                                   held_out=_held_out(runs[name])))
-    dataset = runs["scratch"]["trainer"].dataset
+    dataset = runs["scratch"]["trainer"].task.dataset
     training_text = "".join(dataset.vocab.to_tokens(dataset.train.tolist()))
     continuations = {}
     for prefix in PREFIXES:
