@@ -71,7 +71,7 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("train-tie-weights", "train T --tie-weights --embed 0", 2, "weight tying needs embed_size == hidden_size"),
     ("train-device", "train T --device tpu", 2, "unknown device 'tpu'"),
     ("train-precision", "train T --precision fp8", 2, "unknown precision 'fp8'"),
-    ("train-threads-0", "--threads 0 train T", 2, "--threads must be a positive integer"),
+    ("train-threads-0", "--threads 0 train T", 2, "--threads must be an integer from 1 to 4096"),
     # --- train: data
     ("train-split-two", "train T --split 0.5,0.5", 2, "split fractions must be three"),
     ("train-split-word", "train T --split abc", 2, "--split must be 'd2l' or three fractions"),
@@ -152,7 +152,9 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("stats-plot-under-file", "corpus stats --corpus fox.txt --plot fox.txt/zipf.png", 2, "cannot create the folder"),
     # --- ngram
     ("ngram-no-out", "ngram train --corpus fox.txt", 2, "the following arguments are required: --out"),
-    ("ngram-order-0", "ngram train --corpus fox.txt --order 0 --out o", 2, "n-gram order must be an integer >= 1"),
+    ("ngram-order-0", "ngram train --corpus fox.txt --order 0 --out o", 2, "n-gram order must be an integer from 1"),
+    ("ngram-order-huge", "ngram train --corpus fox.txt --order 1000 --out o", 2,
+     "n-gram order must be an integer from 1 to 64"),
     ("ngram-smoothing", "ngram train --corpus fox.txt --smoothing wb --out o", 2, "unknown smoothing 'wb'"),
     ("ngram-k-neg", "ngram train --corpus fox.txt --smoothing addk --k -1 --out o", 2, "add-k needs k > 0"),
     ("ngram-k-nan", "ngram train --corpus fox.txt --smoothing addk --k nan --out o", 2, "add-k needs k > 0"),
@@ -266,8 +268,9 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("special-ngram-import-loop", "ngram import special/loop.txt --out ng-loop", 1,
      "Too many levels of symbolic links"),
     ("special-ngram-eval-text-fifo", "ngram eval ng --text special/fifo.txt", 1, "--text special/fifo.txt"),
-    ("special-forecast-fifo", "forecast --series special/fifo.txt", 1, "is neither a file nor a known name"),
-    ("special-forecast-folder", "forecast --series special/folder.txt", 1, "is neither a file nor a known name"),
+    ("special-forecast-fifo", "forecast --series special/fifo.txt", 1, "is a FIFO (named pipe)"),
+    ("special-forecast-folder", "forecast --series special/folder.txt", 1, "special/folder.txt is a folder, not a file"),
+    ("special-ngram-import-fifo", "ngram import special/fifo.txt --out ng-fifo2", 1, "ARPA file special/fifo.txt is a FIFO"),
     ("special-classify-fifo", "classify train --data special/fifo.txt --out c-fifo", 1, "special/fifo.txt"),
     ("special-classify-folder", "classify train --data special/folder.txt --out c-dir", 1, "special/folder.txt"),
     ("special-tag-fifo", "tag train --data special/fifo.txt --out t-fifo", 1, "special/fifo.txt"),
@@ -296,6 +299,10 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("huge-embed", "train T --embed 1000000000000", 2, "embed_size must be an integer from 0 to"),
     ("huge-layers", "train T --layers 100000", 2, "num_layers must be an integer from 1 to"),
     ("huge-batch", "train T --batch-size 1000000000", 1, "fewer than one batch needs"),
+    ("huge-threads", "--threads 100000000000 train T", 2, "--threads must be an integer from 1 to 4096"),
+    ("huge-generate-samples", "generate lm --num-samples 1000000000", 2, "num_samples must be an integer from 1 to"),
+    ("huge-generate-length", "generate lm --length 1000000000000", 2, "length must be at most 10,000,000"),
+    ("huge-bench-repeats", "bench --repeats 100000000000", 2, "--repeats must be an integer from 1 to 1000"),
     ("huge-num-steps", "train T --num-steps 1000000000", 1, "fewer than one batch needs"),
 ]
 

@@ -258,3 +258,10 @@ def test_evaluate_refuses_an_unseen_label():
     model = task.build_model(seed=0, embed_size=4, hidden_size=4)
     with pytest.raises(DataError, match="line 7: label 'z' was never seen in training"):
         task.evaluate(model, [LabelledText("a", "z", 7)])
+
+
+def test_sizes_beyond_the_bound_are_refused_before_allocation():
+    from rnnlab.data.labelled import LabelledText
+    task = ClassificationTask.from_examples([LabelledText("a b", "x", 1), LabelledText("c", "y", 2)])
+    with pytest.raises(UsageError, match="hidden_size must be an integer from 1 to 1048576"):
+        task.build_model(hidden_size=10**9)

@@ -64,6 +64,18 @@ def refuse_special_file(path: str | os.PathLike, label: str | None = None) -> No
                         "(a pipe or device could block or never end)")
 
 
+def check_input_file(path: str | os.PathLike, label: str) -> Path:
+    """``path`` as a Path when it is a regular file (symlinks followed); otherwise one
+    :class:`DataError` saying what it is instead: missing, a folder, a FIFO, a device..."""
+    path = Path(path)
+    refuse_special_file(path, label)
+    if path.is_dir():
+        raise DataError(f"{label} is a folder, not a file")
+    if not path.is_file():
+        raise DataError(f"{label}: no such file")
+    return path
+
+
 def read_regular_file(path: str | os.PathLike, label: str | None = None) -> bytes:
     """The bytes of ``path``, which must be a regular file (symlinks followed).
 

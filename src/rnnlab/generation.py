@@ -182,11 +182,17 @@ def _one_thread_on_cpu(device: torch.device, weight_bytes: int):
         torch.set_num_threads(previous)
 
 
+MAX_LENGTH = 10_000_000  # tokens per call: about a minute of a small model; more is a typo, not a request
+MAX_STREAMS = 100_000  # samples generated side by side
+
+
 def _check_request(prefix_ids: Sequence[int], length: int) -> None:
     if len(prefix_ids) == 0:
         raise UsageError("generation needs a prefix of at least one token")
     if length < 0:
         raise UsageError(f"length must be >= 0, got {length}")
+    if length > MAX_LENGTH:
+        raise UsageError(f"length must be at most {MAX_LENGTH:,} tokens per call, got {length}")
 
 
 def warm_up(model: RecurrentLM, prefix_ids: Sequence[int], batch_size: int) -> tuple[Stepper, torch.Tensor]:

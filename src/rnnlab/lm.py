@@ -107,7 +107,8 @@ class LanguageModel:
         (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
         """
         self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
-        checks.integer(num_samples, "num_samples", 1)
+        from rnnlab.generation import MAX_STREAMS
+        checks.integer(num_samples, "num_samples", 1, MAX_STREAMS)
         if seed is not None:
             checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)

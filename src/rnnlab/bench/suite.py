@@ -431,8 +431,8 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: str | Itera
     sections = parse_sections(only)
     plan = QUICK if quick else FULL
     if repeats is not None:
-        if repeats < 1:
-            raise UsageError(f"--repeats must be a positive integer, got {repeats}")
+        if not 1 <= repeats <= 1000:
+            raise UsageError(f"--repeats must be an integer from 1 to 1000, got {repeats}")
         plan = Plan(**{**asdict(plan), "repeats": repeats})
     header = environment()
     bf16 = bool(header["bf16_supported"])

@@ -71,8 +71,8 @@ def _main(argv: list[str] | None, place) -> int:
             raise UsageError(f"rnnlab {args.command} runs in one process; of the commands only 'rnnlab train' runs "
                              f"under torchrun ({place.world_size} processes here)")
         if args.threads is not None:
-            if args.threads < 1:
-                raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+            if not 1 <= args.threads <= 4096:
+                raise UsageError(f"--threads must be an integer from 1 to 4096, got {args.threads}")
             import torch
             torch.set_num_threads(args.threads)
         seed = getattr(args, "seed", None)  # NumPy and torch refuse negative seeds with a traceback

@@ -74,8 +74,8 @@ def cmd_ngram_eval(args) -> int:
 
     model = _ngram_load(args.checkpoint)
     if args.text is not None:
-        if not Path(args.text).is_file():
-            raise DataError(f"--text {args.text}: no such file")
+        from rnnlab.fileio import check_input_file
+        check_input_file(args.text, f"--text {args.text}")
         ids = api.encode_for(model, read_text_file(Path(args.text), args.encoding_errors or "strict"))
         source = args.text
     else:

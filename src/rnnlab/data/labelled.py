@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import check_input_file
 
 SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _DETECTABLE = ("\t", ",", ";", "|")
@@ -63,9 +64,7 @@ def _check_limit(max_tokens: int | None) -> None:
 
 
 def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
-    path = Path(os.path.expanduser(os.fspath(path)))
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = check_input_file(os.path.expanduser(os.fspath(path)), str(path))
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: drop a byte-order mark that spreadsheets write
     except UnicodeDecodeError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
+from rnnlab.fileio import check_input_file
 
 DATASETS = {"sunspots": ("sunspots", "SUNACTIVITY"), "nile": ("nile", "volume"), "co2": ("co2", "co2")}
 FILLS = ("interpolate", "drop")
@@ -120,7 +121,7 @@ def load_series(spec: str, fill: str | None = None, seed: int = 0, length: int =
     if not path.is_file() and ":" in spec:
         head, column = spec.rsplit(":", 1)
         path = Path(head)
-    if not path.is_file():
+    if not path.exists():
         raise CorpusNotFoundError(f"series '{spec}' is neither a file nor a known name "
                                   f"(sine, {', '.join(DATASETS)})")
-    return _read_csv(path, column, fill)
+    return _read_csv(check_input_file(path, f"series {path}"), column, fill)

@@ -17,6 +17,8 @@ rebuilds the same architecture; checkpoints store it.
 """
 from __future__ import annotations
 
+import contextlib
+
 from typing import Callable, Union
 
 import torch
@@ -81,8 +83,30 @@ def scale_grad(state: State, scale: torch.Tensor) -> State:
     return map_state(lambda s: _ScaleGrad.apply(s, scale.to(s.dtype)), state)
 
 
+# Layer sizes beyond this are refused before any allocation (a typo of a few zeros must be
+# an error, not an allocator traceback or a machine swapping for an hour).
+MAX_LAYER_SIZE = 1 << 20
+SIZED = ("hidden_size", "embed_size", "num_layers", "char_size", "char_hidden_size")
+
+
 def check_positive(**sizes: int) -> None:
     from rnnlab.errors import UsageError
     for key, value in sizes.items():
         if value is None or int(value) < 1:
             raise UsageError(f"{key} must be a positive integer, got {value}")
+        if key in SIZED and int(value) > MAX_LAYER_SIZE:
+            raise UsageError(f"{key} must be an integer from 1 to {MAX_LAYER_SIZE}, got {value}")
+
+
+@contextlib.contextmanager
+def memory_guard(what: str = "the model", hint: str = "use smaller sizes"):
+    """Turn an allocation failure while building or running ``what`` into one TrainingError."""
+    import torch
+
+    from rnnlab.errors import TrainingError
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and "allocate" not in str(exc):
+            raise
+        raise TrainingError(f"{what} does not fit in memory ({str(exc).splitlines()[0][:160]}); {hint}") from None

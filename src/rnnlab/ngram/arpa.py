@@ -35,7 +35,7 @@ import numpy as np
 
 from rnnlab.data.vocab import UNK, Vocab
 from rnnlab.errors import DataError, UsageError
-from rnnlab.fileio import atomic_open
+from rnnlab.fileio import atomic_open, refuse_special_file
 from rnnlab.ngram.counts import NGramCounts
 from rnnlab.ngram.model import NGramLM
 
@@ -111,6 +111,7 @@ def write_arpa(model: NGramLM, path: str | os.PathLike, vocab: Vocab | None = No
 def _parse(path):
     """``(header counts, {n: list of (log10 p, words tuple, log10 bow or None)})``."""
     counts, sections, n = {}, {}, None
+    refuse_special_file(path, f"ARPA file {path}")  # a FIFO or device would block or never end
     try:
         handle = open(path, "rb")  # decoded line by line, so an error can say which line
     except OSError as exc:

@@ -31,6 +31,9 @@ LOADABLE = SMOOTHINGS + ("arpa",)
 ALIASES = {"laplace": ("addk", 1.0), "add1": ("addk", 1.0), "kneser-ney": ("kn", None)}
 
 
+MAX_ORDER = 64  # far above any useful order; a typo (--order 1000) must not build 1000 tables
+
+
 def check_smoothing(smoothing: str, k: float) -> tuple[str, float]:
     if not isinstance(smoothing, str):
         raise UsageError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {smoothing!r:.40}")
@@ -64,8 +67,8 @@ class NGramLM:
     def __init__(self, order: int = 3, smoothing: str = "kn", k: float = 1.0) -> None:
         if isinstance(order, (bool, str)) or not isinstance(order, (int, float, np.number)) or not np.isfinite(order) \
                 or int(order) != order \
-                or order < 1:
-            raise UsageError(f"n-gram order must be an integer >= 1, got {order!r:.40}")
+                or not 1 <= order <= MAX_ORDER:
+            raise UsageError(f"n-gram order must be an integer from 1 to {MAX_ORDER}, got {order!r:.40}")
         self.order = int(order)
         self.smoothing, self.k = check_smoothing(smoothing, k)
         self.counts: NGramCounts | None = None

@@ -18,7 +18,7 @@ from rnnlab.checkpoint import (config_error, config_value, is_int, is_number, is
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.ngram.counts import NGramCounts
-from rnnlab.ngram.model import NGramLM
+from rnnlab.ngram.model import MAX_ORDER, NGramLM
 
 KIND = "ngram"
 
@@ -42,7 +42,6 @@ def save(model: NGramLM, folder: str | os.PathLike) -> None:
     save_checkpoint(folder, config, tensors, kind=KIND)
 
 
-MAX_ORDER = 64  # far above any useful order; keeps a hand-edited config.json from asking for 10**9 tables
 
 
 def _check_config(folder, config: dict) -> tuple[NGramLM, int]:

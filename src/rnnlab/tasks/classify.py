@@ -18,6 +18,7 @@ import numpy as np
 
 from rnnlab.data.labelled import FeatureSequence, LabelledText
 from rnnlab.errors import DataError, UsageError
+from rnnlab.models.base import memory_guard
 from rnnlab.tasks.base import Index, bucketed_batches, pad
 from rnnlab.tasks.metrics import classification_report
 from rnnlab.tasks.models import SequenceClassifier
@@ -63,7 +64,7 @@ class ClassificationTask:
 
     def build_model(self, seed: int | None = None, **options) -> SequenceClassifier:
         options = {key: value for key, value in options.items() if key not in ("vocab_size", "num_classes")}
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), memory_guard("the classifier"):
             if seed is not None:
                 torch.manual_seed(seed)
             return SequenceClassifier(len(self.vocab), len(self.labels), **options)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from rnnlab.data.labelled import TaggedSentence, split_tag
 from rnnlab.errors import DataError
+from rnnlab.models.base import memory_guard
 from rnnlab.tasks.base import Index, bucketed_batches, pad
 from rnnlab.tasks.metrics import tagging_report
 from rnnlab.tasks.models import SequenceTagger
@@ -68,7 +69,7 @@ class TaggingTask:
     def build_model(self, seed: int | None = None, **options) -> SequenceTagger:
         options = {key: value for key, value in options.items()
                    if key not in ("vocab_size", "char_vocab_size", "num_tags")}
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), memory_guard("the tagger"):
             if seed is not None:
                 torch.manual_seed(seed)
             return SequenceTagger(len(self.words), len(self.chars), len(self.tags), **options)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rnnlab.data.corpus import allowed_roots, recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import DataError, TrainingError, UsageError
+from rnnlab.errors import DataError, UsageError
 from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.training.checkpoint import KIND, load_training_config
@@ -190,16 +190,10 @@ def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps,
 
 def _make_trainer(config: TrainConfig, dataset: TextDataset, **options) -> Trainer:
     """A language model's :class:`Trainer`; a model too large for memory is a clear error, not a traceback."""
-    import torch
-
+    from rnnlab.models.base import memory_guard
     from rnnlab.tasks.lm import language_model_trainer
-    try:
+    with memory_guard(hint="use a smaller --hidden, --layers or --embed"):
         return language_model_trainer(config, dataset, **options)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-        if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and "allocate" not in str(exc):
-            raise
-        raise TrainingError(f"the model does not fit in memory ({str(exc).splitlines()[0][:160]}); use a smaller "
-                            "--hidden, --layers or --embed") from None
 
 
 def _check_batch(config: TrainConfig, dataset: TextDataset) -> None:
@@ -224,9 +218,8 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     from rnnlab.lm import LanguageModel
     lm = LanguageModel.load(folder)
     if text_path is not None:
-        path = Path(text_path)
-        if not path.is_file():
-            raise DataError(f"--text {text_path}: no such file")
+        from rnnlab.fileio import check_input_file
+        path = check_input_file(text_path, f"--text {text_path}")
         text = read_text_file(path, encoding_errors)
         result = lm.score(text)
         source = str(path)
