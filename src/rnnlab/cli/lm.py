@@ -71,8 +71,9 @@ def cmd_train(args) -> int:
     if summary.get("rank"):  # another process of a distributed run (torchrun): rank 0 reports
         return 0
     if not args.json:
+        processes = f"{summary['processes']} processes x " if summary.get("processes", 1) > 1 else ""
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
-              f"{summary['threads']} threads)")
+              f"{processes}{summary['threads']} threads)")
         print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['wall_seconds']:.1f} s "
               f"({summary['seconds']:.1f} s of training steps at {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s, "
               f"{summary['precision']}); stopped by {summary['stopped']}")
