@@ -305,3 +305,33 @@ def test_torchrun_command_line(tmp_path):
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "must be a multiple of the 2 processes" in errors[0], failed.stderr[-3000:]
     assert failed.stdout == ""
+
+
+def test_launch_environment_and_devices(monkeypatch, capsys):
+    """torchrun's variables are checked; only ``train`` runs distributed; device choices per process."""
+    from rnnlab.cli import main
+    from rnnlab.lm import resolve_device
+    from rnnlab.training.distributed import SINGLE, from_environment, process_device
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert from_environment() is SINGLE
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert from_environment().rank == 1 and not from_environment().is_main
+    monkeypatch.setenv("RANK", "0")
+    assert main(["ngram", "eval", "nowhere"]) == 2
+    assert "error: rnnlab ngram runs in one process; of the commands only 'rnnlab train' runs under torchrun " \
+           "(2 processes here)" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "two")
+    assert main(["train"]) == 2
+    assert "error: the environment variable RANK='two' (set by torchrun) is not an integer" in capsys.readouterr().err
+    assert process_device("cpu", 1, 2).type == "cpu"
+    if not torch.cuda.is_available():
+        assert process_device("auto", 1, 2).type == "cpu"
+        for option in ("cuda", "cuda:1"):
+            with pytest.raises(UsageError, match=f"--device {option} was asked for but no CUDA GPU is available"):
+                process_device(option, 0, 1)
+            with pytest.raises(UsageError, match=f"--device {option} was asked for but no CUDA GPU is available"):
+                resolve_device(option)
+    with pytest.raises(UsageError, match="--device mps cannot be used by several processes"):
+        process_device("mps", 0, 2)

@@ -28,6 +28,9 @@ import sys
 from rnnlab.cli import bench, classify, corpus, forecast, lm, ngram, reproduce, tag
 from rnnlab.errors import RnnlabError, UsageError
 
+# Seconds a rank other than 0 of a torchrun launch waits before it exits on an error.
+NON_MAIN_ERROR_GRACE = 1.0
+
 # The command families in the order ``rnnlab --help`` lists them.
 FAMILIES = (corpus, lm, ngram, forecast, reproduce, bench, classify, tag)
 
@@ -81,6 +84,17 @@ def _main(argv: list[str] | None, place) -> int:
         return int(args.handler(args) or 0)
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if place.enabled:
+            from rnnlab.training.distributed import record_error
+            record_error(exc)  # torchrun's report names it, whichever rank it came from
+            if not place.is_main:
+                # An error every rank meets (a bad option, the data) reaches rank 0 at about the
+                # same moment: let it print before torchrun stops it because this rank ended.
+                import time
+                try:
+                    time.sleep(NON_MAIN_ERROR_GRACE)
+                except KeyboardInterrupt:  # torchrun's SIGTERM once rank 0 is done: exit as planned
+                    pass
         return exc.exit_code
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
@@ -125,6 +139,10 @@ def _resume_note(args) -> str:
     except RnnlabError:
         return f"; stopped before the first checkpoint, nothing to resume in {folder}"
     import shlex
+
+    from rnnlab.training.distributed import from_environment
+    world = from_environment().world_size
+    launcher = f"torchrun (the same {world} processes) -m " if world > 1 else ""
     return (f"; the run is saved in {folder} (step {step}): continue it with "
-            f"rnnlab train --resume {shlex.quote(str(folder))}")
+            f"{launcher}rnnlab train --resume {shlex.quote(str(folder))}")
 

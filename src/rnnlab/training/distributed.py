@@ -238,6 +238,24 @@ def launch(device: str = "auto") -> Iterator[Distributed]:
             dist.destroy_process_group()
 
 
+def record_error(exc: BaseException) -> None:
+    """Leave ``error: <message>`` where torchrun looks for a failed process's error
+    (``TORCHELASTIC_ERROR_FILE``), so its report names the cause, whichever rank failed,
+    while only rank 0 prints (a no-op outside torchrun)."""
+    import json
+    import time
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    data = {"message": {"message": f"{type(exc).__name__}: {exc}",
+                        "extraInfo": {"py_callstack": f"error: {exc}", "timestamp": str(int(time.time()))}}}
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+    except OSError:
+        pass  # the report then says less; the exit code is still the error's
+
+
 class DistributedModel:
     """What a task's ``loss`` receives under DDP: calling it runs the forward through
     :class:`torch.nn.parallel.DistributedDataParallel` (so the backward averages the
@@ -276,4 +294,4 @@ def unwrap(model):
 
 
 __all__ = ["Distributed", "DistributedModel", "SINGLE", "from_environment", "launch", "launched",
-           "process_device", "unwrap"]
+           "process_device", "record_error", "unwrap"]
