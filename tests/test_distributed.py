@@ -238,6 +238,16 @@ def test_resume_with_another_number_of_processes_is_refused(ranks):
     with pytest.raises(UsageError, match=r"trained by 2 processes and this run has 1; resume it with 2 processes "
                                          r"\(torchrun --nproc_per_node=2"):
         run.resume(part, max_steps=30)
+    import shutil
+
+    from rnnlab.errors import CheckpointError
+    forged = ranks["base"] / "forged"
+    shutil.copytree(ranks["single"]["lstm"], forged)
+    config = json.loads((forged / "config.json").read_text())
+    config["distributed"] = {"world_size": "2"}
+    (forged / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"key 'distributed.world_size' must be an integer from 1 to 2\*\*20"):
+        run.resume(forged, max_steps=3)
 
 
 def test_checkpoint_holds_the_unwrapped_model(ranks):
