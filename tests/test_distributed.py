@@ -345,3 +345,26 @@ def test_launch_environment_and_devices(monkeypatch, capsys):
                 resolve_device(option)
     with pytest.raises(UsageError, match="--device mps cannot be used by several processes"):
         process_device("mps", 0, 2)
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 7])
+def test_sharded_validation_adds_up_to_one_process(world_size):
+    """Each rank scores its block of the same rows (the last one the tail too): the NLL sums
+    to one process's, also with more ranks than rows."""
+    import numpy as np
+
+    from rnnlab.evaluation import evaluate
+    from rnnlab.models import build_model
+    from rnnlab.training.distributed import Distributed
+
+    class Alone(Distributed):  # each rank's own part, without the all-reduce
+        def sum(self, values):
+            return list(values)
+
+    model = build_model("gru", 13, seed=1, hidden_size=8, num_layers=1, embed_size=4)
+    ids = np.random.default_rng(0).integers(0, 13, 203)
+    whole = evaluate(model, ids, rows=5, num_steps=7)
+    parts = [evaluate(model, ids, rows=5, num_steps=7, shard=Alone(rank=r, world_size=world_size))
+             for r in range(world_size)]
+    assert sum(p["nll_nats"] for p in parts) == pytest.approx(whole["nll_nats"], rel=1e-6)
+    assert all(p["tokens"] == whole["tokens"] == 202 for p in parts)
