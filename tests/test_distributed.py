@@ -138,6 +138,16 @@ def _rank_main(rank: int, port: int, base: str, jobs: list) -> None:
                             loss, items, carry = _original(self, model, batch, carry, step)
                             return (loss * float("nan") if step == 2 else loss), items, carry
                         LanguageModelTask.loss = poisoned
+                    if job.get("fail_on_rank") == rank:  # this rank alone fails at step 2
+                        from rnnlab.errors import DataError
+                        from rnnlab.tasks.lm import LanguageModelTask
+                        original = LanguageModelTask.loss
+
+                        def failing(self, model, batch, carry, step, _original=original):
+                            if step == 2:
+                                raise DataError("cannot read (simulated)")
+                            return _original(self, model, batch, carry, step)
+                        LanguageModelTask.loss = failing
                     trainer, summary = train(config, out_dir=job["out"], overwrite=True, baselines=False)
                 else:
                     trainer, summary = resume(job["folder"], max_steps=job.get("max_steps"), baselines=False)
@@ -146,8 +156,12 @@ def _rank_main(rank: int, port: int, base: str, jobs: list) -> None:
         except RnnlabError as exc:
             results[name] = {"error": f"{type(exc).__name__}: {exc}", "writes": recorder.seen}
         finally:
-            if job.get("nan_on_rank") == rank:
+            if rank in (job.get("nan_on_rank"), job.get("fail_on_rank")):
                 LanguageModelTask.loss = original
+        if job.get("fail_on_rank") == rank:  # the last job: this process leaves, the other must notice
+            results["log_records"] = records
+            Path(base, f"rank{rank}.json").write_text(json.dumps(results))
+            os._exit(0)
     results["log_records"] = records
     dist.destroy_process_group()
     Path(base, f"rank{rank}.json").write_text(json.dumps(results))
@@ -182,6 +196,9 @@ def ranks(tmp_path_factory):
          "nan_on_rank": 1},
         {"name": "time", "kind": "train", "out": str(base / "time"),
          "config": _config(corpus, max_time=0.4, epochs=1000, hidden_size=32, lr_schedule="cosine")},
+        # last: rank 1 alone fails and its process ends; rank 0 must stop with one clear error
+        {"name": "lost", "kind": "train", "out": str(base / "lost"), "config": _config(corpus, max_steps=6),
+         "fail_on_rank": 1},
     ]
     torch.multiprocessing.spawn(_rank_main, args=(_free_port(), str(base), jobs), nprocs=WORLD, join=True)
     results = [json.loads((base / f"rank{r}.json").read_text()) for r in range(WORLD)]
@@ -287,6 +304,14 @@ def test_every_rank_stops_at_the_same_step(ranks):
     assert first["time"]["stopped"] == second["time"]["stopped"] == "max_time"
     assert first["time"]["steps"] == second["time"]["steps"] > 0
     assert first["time"]["digest"] == second["time"]["digest"]
+
+
+def test_a_rank_failing_alone_stops_the_others_with_one_error(ranks):
+    first, second = ranks["results"]
+    assert second["lost"]["error"] == "DataError: cannot read (simulated)"
+    assert first["lost"]["error"].startswith("TrainingError: another process of the distributed run failed or was "
+                                             "stopped, so this one cannot go on (")
+    assert first["lost"]["error"].endswith("torchrun's report names the process that failed first and its error")
 
 
 def test_torchrun_command_line(tmp_path):

@@ -120,14 +120,30 @@ class Distributed:
 SINGLE = Distributed()
 
 
+# What the communication libraries say when a peer process is gone (gloo raises plain RuntimeErrors).
+_PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "gloo/transport",
+              "NCCL error", "Timed out", "timed out")
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    import torch.distributed as dist
+    return isinstance(exc, getattr(dist, "DistError", ())) or any(mark in str(exc) for mark in _PEER_LOST)
+
+
+def _peer_error(exc: BaseException) -> TrainingError:
+    import re
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first)[:120]  # gloo's source location
+    return TrainingError("another process of the distributed run failed or was stopped, so this one cannot go on "
+                         f"({first}); torchrun's report names the process that failed first and its error")
+
+
 def _collective(function, *args, **kwargs):
     """A collective whose failure (another process died or was stopped) is one clear error."""
     try:
         return function(*args, **kwargs)
     except RuntimeError as exc:  # DistBackendError, gloo's "Connection closed by peer", timeouts
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise TrainingError("another process of the distributed run failed or was stopped, so this one cannot go "
-                            f"on ({first}); its own error, if any, is reported above") from None
+        raise _peer_error(exc) from None
 
 
 def _env_int(name: str, low: int = 0) -> int:
@@ -229,10 +245,10 @@ def launch(device: str = "auto") -> Iterator[Distributed]:
     record = Distributed(rank=info.rank, world_size=info.world_size, local_rank=info.local_rank, device=where)
     try:
         yield record
-    except dist.DistError as exc:  # a collective inside DDP (the gradient all-reduce) lost its peers
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise TrainingError("another process of the distributed run failed or was stopped, so this one cannot go "
-                            f"on ({first}); its own error, if any, is reported above") from None
+    except RuntimeError as exc:  # a collective inside DDP (the gradient all-reduce) lost its peers
+        if not _lost_peer(exc):
+            raise
+        raise _peer_error(exc) from None
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
