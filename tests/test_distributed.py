@@ -3,7 +3,7 @@
 One ``torch.multiprocessing.spawn`` of two ranks runs every multi-process job of the
 library tests (each rank joins the process group once; ``run.train``/``run.resume``
 find it already joined); one ``torchrun`` launch checks the command line. Tiny models
-on a tiny generated corpus keep the file within about half a minute on 2 cores.
+on a tiny generated corpus keep the file at 18-26 s on 2 cores.
 """
 from __future__ import annotations
 
