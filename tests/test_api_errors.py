@@ -55,7 +55,7 @@ def test_generation_arguments(lm, options, error, fragment):
 
 
 def test_generate_batch_arguments(lm):
-    with pytest.raises(UsageError, match="num_samples must be >= 1"):
+    with pytest.raises(UsageError, match="num_samples must be an integer from 1 to 100000"):
         lm.generate_batch("the", 3, num_samples=0)
     with pytest.raises(UsageError, match="seed \\+ num_samples - 1"):
         lm.generate_batch("the", 3, num_samples=2, seed=2**63 - 1)

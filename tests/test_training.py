@@ -289,3 +289,35 @@ def test_a_huge_learning_rate_ends_cleanly():
         assert "became" in str(error)
     else:
         assert summary["train_perplexity"] > 1e6 or math.isinf(summary["train_perplexity"])
+
+
+def test_a_stop_request_ends_the_run_at_a_step_boundary(tmp_path, monkeypatch):
+    """SIGTERM's path (rnnlab.interrupts): a request during a step is raised after it, the
+    completed step is counted and saved; outside training it is raised at once."""
+    from rnnlab import interrupts
+    from rnnlab.checkpoint import load_config
+    import rnnlab.tasks.lm as lm_task
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    with pytest.raises(Stop):
+        interrupts.stop_requested(Stop)  # not deferred: at once
+    config = small(epochs=2)
+    trainer = Trainer(config, dataset(config), out_dir=tmp_path / "run")
+    real_loss, calls = lm_task.LanguageModelTask.loss, []
+
+    def loss_then_signal(self, *args):
+        calls.append(1)
+        out = real_loss(self, *args)
+        if len(calls) == 3:
+            interrupts.stop_requested(Stop)  # as the handler would, in the middle of step 3
+        return out
+
+    monkeypatch.setattr(lm_task.LanguageModelTask, "loss", loss_then_signal)
+    with pytest.raises(Stop):
+        trainer.fit()
+    assert len(calls) == 3 and trainer.progress.step == 3  # step 3 finished, step 4 never began
+    saved = load_config(tmp_path / "run")
+    assert saved["progress"]["step"] == 3 and saved["progress"]["stopped"] == "interrupted"
+    interrupts.raise_if_requested()  # nothing left pending

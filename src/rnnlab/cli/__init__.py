@@ -113,7 +113,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated()
+    from rnnlab.interrupts import stop_requested
+    stop_requested(Terminated)  # training defers it to the end of the step (rnnlab.interrupts)
 
 
 def _handle_sigterm_as_interrupt():

@@ -64,6 +64,7 @@ from typing import Callable, Protocol
 import torch
 
 from rnnlab.errors import TrainingError, UsageError
+from rnnlab.interrupts import deferred, raise_if_requested
 from rnnlab.jsonout import dumps
 from rnnlab.lm import resolve_device
 from rnnlab.precision import autocast, resolve_precision
@@ -291,7 +292,11 @@ class Trainer:
         if not self._rng_seeded:
             torch.manual_seed(options.seed)  # dropout noise; its state is checkpointed from here on
             self._rng_seeded = True
-        p = self.progress
+        with deferred():  # a SIGTERM stops the run at the end of a step, not inside one
+            return self._fit(total_epochs, budget, fit_started)
+
+    def _fit(self, total_epochs: int, budget: float | None, fit_started: float) -> dict:
+        options, p = self.options, self.progress
         reason = "epochs"
         try:
             while p.epoch < total_epochs:
@@ -353,6 +358,7 @@ class Trainer:
             p.batch_in_epoch = index + 1
             self.carried = carry
             p.train_seconds += time.perf_counter() - started
+            raise_if_requested()  # a safe point: the step is complete and counted
             if options.eval_every_steps and p.step % options.eval_every_steps == 0:
                 if self._evaluate_and_log():
                     return "early_stop"
