@@ -26,7 +26,8 @@ def last_json(capsys):
     return json.loads(out[-1])
 
 
-def test_train_eval_generate_resume(corpus, tmp_path, capsys):
+def test_train_eval_generate_resume(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a project folder holding its text and its runs
     out = tmp_path / "ck"
     assert main(["train", "--corpus", str(corpus), *SMALL, "--epochs", "2", "--out", str(out), "--json"]) == 0
     summary = last_json(capsys)

@@ -74,7 +74,8 @@ def _train_in_child(out: Path, corpus: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path):
+def test_sigkill_at_random_moments_never_breaks_latest_or_best(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the project folder: the resume at the end reads the corpus here
     corpus = tmp_path / "fox.txt"
     corpus.write_text(TEXT)
     out = tmp_path / "run"

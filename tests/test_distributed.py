@@ -111,6 +111,7 @@ def _rank_main(rank: int, port: int, base: str, jobs: list) -> None:
     from rnnlab.training.run import resume, train
 
     torch.set_num_threads(1)
+    os.chdir(base)  # the project folder: resuming reads the recorded corpus only inside the user's folders
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)

@@ -208,19 +208,18 @@ def test_recorded_paths_are_read_only_inside_the_users_folders(trained, tmp_path
         recorded_location(str(secret), "notes.txt")
 
 
-def test_beside_the_checkpoint_only_the_recorded_absolute_location_is_read(trained, tmp_path, capsys,
-                                                                           monkeypatch):
-    """The folder holding a run folder is not a root like the current folder: only the
-    absolute location rnnlab recorded may point there (eval from another folder keeps
-    working, issue 9), never a path as given, and never through a symlink leading out.
-    A refusal says to pass --corpus PATH."""
+def test_nothing_beside_a_checkpoint_is_read_unless_the_user_names_it(trained, tmp_path, capsys, monkeypatch):
+    """A downloaded run folder whose config names a file beside it (by its recorded absolute
+    location, a symlink, or a relative path): rnnlab reads none of them because the
+    checkpoint says so; a refusal says to pass --corpus PATH, and a path the user gives
+    (--corpus, --data-dir, the current folder) is read."""
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     beside = downloads / "fox.txt"
-    shutil.copy(trained / "fox.txt", beside)
+    shutil.copy(trained / "fox.txt", beside)  # same text, so only the rule can refuse it
     private = tmp_path / "private"
     private.mkdir()
-    shutil.copy(trained / "fox.txt", private / "notes.txt")  # same text, so only the rule can refuse it
+    shutil.copy(trained / "fox.txt", private / "notes.txt")
     (downloads / "link.txt").symlink_to(private / "notes.txt")
     run = downloads / "run"
     shutil.copytree(trained / "run", run)
@@ -228,23 +227,16 @@ def test_beside_the_checkpoint_only_the_recorded_absolute_location_is_read(train
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv("RNNLAB_DATA", raising=False)
-    edit_config(run, "data.location", str(beside))
-    assert main(["-q", "eval", str(run)]) == 0, capsys.readouterr().err  # the recorded absolute location
-    capsys.readouterr()
-    edit_config(run, "data.location", str(downloads / "link.txt"))  # beside, but a symlink leading out
-    edit_config(run, "train_config.corpus", "../downloads/link.txt")
-    for command in (["eval", str(run)], ["train", "--resume", str(run), "--max-steps", "3"]):
-        assert main(["-q", *command]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "link.txt, outside the current folder" in err[0], err
-        assert "pass --corpus PATH" in err[0], err
-    edit_config(run, "data.location", None)  # only the path as given: resolved from here, never beside the run
-    edit_config(run, "train_config.corpus", "../downloads/fox.txt")
-    assert main(["-q", "eval", str(run)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "names its training corpus '../downloads/fox.txt', outside" in err[0], err
-    assert "--corpus PATH" in err[0]
+    for location, as_given in ((str(beside), "fox.txt"), (str(downloads / "link.txt"), "../downloads/link.txt"),
+                               (None, "../downloads/fox.txt")):
+        edit_config(run, "data.location", location)
+        edit_config(run, "train_config.corpus", as_given)
+        for command in (["eval", str(run)], ["train", "--resume", str(run), "--max-steps", "3"]):
+            assert main(["-q", *command]) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "outside the current folder" in err[0] and "--corpus PATH" in err[0], err
     # Named by the user: read.
+    edit_config(run, "data.location", str(beside))
     assert main(["-q", "eval", str(run), "--corpus", str(beside)]) == 0, capsys.readouterr().err
     assert main(["-q", "eval", str(run), "--data-dir", str(downloads)]) == 0, capsys.readouterr().err
     monkeypatch.chdir(downloads)

@@ -88,7 +88,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_cli_train_eval_generate_export_import(tmp_path, capsys):
+def test_cli_train_eval_generate_export_import(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
     model = tmp_path / "m"

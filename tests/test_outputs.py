@@ -147,7 +147,9 @@ def test_eval_reads_the_recorded_corpus_and_refuses_changed_text(corpus, tmp_pat
     elsewhere.mkdir()
     (elsewhere / "fox.txt").write_text("other text in a file of the same relative name " * 40)
     monkeypatch.chdir(elsewhere)  # the relative name now names another file: not read
-    assert main(["-q", "eval", str(run), "--json"]) == 0
+    assert main(["-q", "eval", str(run)]) == 1  # and the recorded location is outside the user's folders
+    assert "pass --corpus PATH" in one_error(capsys)
+    assert main(["-q", "eval", str(run), "--corpus", str(corpus), "--json"]) == 0
     scored = json.loads(capsys.readouterr().out.splitlines()[-1])
 
     moved = tmp_path / "moved.txt"
@@ -170,8 +172,9 @@ def test_eval_reads_the_recorded_corpus_and_refuses_changed_text(corpus, tmp_pat
     assert "is not above the 5 steps" in one_error(capsys)
 
 
-def test_folder_corpora_record_a_hash_of_names_and_contents(tmp_path, capsys):
+def test_folder_corpora_record_a_hash_of_names_and_contents(tmp_path, capsys, monkeypatch):
     from rnnlab.data.corpus import load_corpus
+    monkeypatch.chdir(tmp_path)  # the project folder: its texts and runs
     folder = tmp_path / "texts"
     folder.mkdir()
     (folder / "a.txt").write_text(TEXT)
@@ -207,11 +210,13 @@ def test_interrupt_saves_and_prints_the_resume_command(corpus, tmp_path, capsys,
         return original(self, record)
     monkeypatch.setattr(loop.Trainer, "_write_logs", interrupted_on_the_third)
     run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
     assert main(["-q", "train", "--corpus", str(corpus), *SMALL, "--eval-every-steps", "1", "--out", str(run)]) == 130
     message = one_error(capsys)
     assert message.startswith("error: interrupted") and f"rnnlab train --resume {run}" in message
     assert load_config(run)["progress"]["stopped"] == "interrupted"
     monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     # The log lost its third line; the resumed run rebuilds it from the checkpoint's history.
     assert main(["-q", "train", "--resume", str(run), "--max-steps", "4"]) == 0
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]

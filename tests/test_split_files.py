@@ -168,7 +168,8 @@ def test_cli_train_with_val_and_test_files_then_eval_and_resume(fox, capsys, mon
     assert f"validation file {fox / 'v.txt'} changed" in err  # the absolute path the checkpoint recorded
 
 
-def test_cli_split_folder_and_missing_test_split(fox, capsys):
+def test_cli_split_folder_and_missing_test_split(fox, capsys, monkeypatch):
+    monkeypatch.chdir(fox)  # a project folder holding its texts and runs
     folder = fox / "wiki"
     folder.mkdir()
     (folder / "wiki.train.tokens").write_text(FOX)
@@ -187,7 +188,8 @@ def test_cli_corpus_stats_of_a_split_folder_counts_the_train_file(files, capsys)
     assert last_json(capsys)["num_tokens"] == len(TRAIN)
 
 
-def test_cli_ngram_with_val_and_test_files(fox, capsys):
+def test_cli_ngram_with_val_and_test_files(fox, capsys, monkeypatch):
+    monkeypatch.chdir(fox)
     out = fox / "ng"
     assert main(["ngram", "train", "--corpus", str(fox / "fox.txt"), "--val", str(fox / "v.txt"),
                  "--test", str(fox / "t.txt"), "--out", str(out), "--json"]) == 0

@@ -81,7 +81,8 @@ def test_resume_gives_identical_parameters(tmp_path, stop_at):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_resume_through_the_api_reloads_the_corpus(tmp_path):
+def test_resume_through_the_api_reloads_the_corpus(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # recorded paths are read inside the current folder (or --corpus, --data-dir)
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(TEXT)
     config = small(corpus=str(corpus), epochs=2, max_steps=3)

@@ -385,40 +385,29 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
 
 
 # Where a recorded path may point, for messages.
-ROOTS_TEXT = ("the current folder, the data folder (--data-dir, $RNNLAB_DATA), the folder of --corpus and (for "
-              "the absolute location rnnlab recorded) the folder holding the checkpoint folder")
-
-
-class Roots(list):
-    """The folders the user named (a list of real paths), plus ``beside_checkpoint``: the
-    folder holding the checkpoint folder given, which only the absolute location rnnlab
-    recorded at training time may point into (see :func:`recorded_location`)."""
-    beside_checkpoint: Path | None = None
+ROOTS_TEXT = "the current folder, the data folder (--data-dir, $RNNLAB_DATA) and the folder of --corpus"
 
 
 def allowed_roots(data_dir: str | os.PathLike | None = None, corpus: str | os.PathLike | None = None,
-                  checkpoint: str | os.PathLike | None = None) -> Roots:
+                  checkpoint: str | os.PathLike | None = None) -> list[Path]:
     """The folders a path recorded in a checkpoint may point into, all named by the user
     on the command line or in the environment: the current folder, the data folder
     (``data_dir``, ``$RNNLAB_DATA``) and the folder of the ``--corpus`` given. A
     checkpoint is data, not instructions: it never makes rnnlab read elsewhere.
 
-    The folder holding the ``checkpoint`` folder is kept apart (``beside_checkpoint``):
-    ``rnnlab eval /path/run`` from another folder must still find the corpus trained on
-    beside it through the absolute location recorded then (issue 9: the current folder
-    must not matter), but a path as given (relative, or from an older checkpoint) is never
-    resolved there, symlinks are followed before the check, and FIFOs and devices are
-    refused by every reader. See docs/bad_inputs.md.
+    Not the folder of the ``checkpoint`` itself (the argument is accepted, and ignored, so
+    that callers say what they load): a downloaded checkpoint naming a file beside it
+    would make rnnlab read, and report on, a file the user never pointed at. A run
+    evaluated from another folder than the one it was trained in needs ``--corpus PATH``
+    (checked against the recorded SHA-1) or ``--data-dir``. Symlinks are followed before
+    the check, and FIFOs and devices are refused by every reader. See docs/bad_inputs.md.
     """
     roots = [Path.cwd()] + [Path(os.path.expanduser(str(d))) for d in (data_dir, os.environ.get("RNNLAB_DATA")) if d]
     if corpus:
         given = os.path.expanduser(str(corpus))
         given_path = _glob_root(given) if _is_glob(given) else Path(given)
         roots.append(given_path if given_path.is_dir() else given_path.parent)
-    result = Roots(Path(os.path.realpath(root)) for root in roots)
-    if checkpoint is not None:
-        result.beside_checkpoint = Path(os.path.realpath(os.path.expanduser(str(checkpoint)))).parent
-    return result
+    return [Path(os.path.realpath(root)) for root in roots]
 
 
 def is_inside(path: str, roots: list[Path]) -> bool:
@@ -440,18 +429,15 @@ def recorded_location(location: str | None, as_given: str | None, roots: list[Pa
     Nothing given (the built-in corpus; held-out text of a split folder) stays ``None``.
 
     Both come from the checkpoint, so they are read only inside ``roots``
-    (:func:`allowed_roots`; by default the current folder and the data folder); the
-    absolute ``location`` may also lie beside the checkpoint folder
-    (``roots.beside_checkpoint``), ``as_given`` never. A recorded location elsewhere is a
-    :class:`DataError` that asks for ``hint`` (and ``--corpus PATH``).
+    (:func:`allowed_roots`; by default the current folder and the data folder). A
+    recorded location elsewhere is a :class:`DataError` that asks for ``hint`` (and
+    ``--corpus PATH``).
     """
     if as_given is None:
         return None
     roots = allowed_roots() if roots is None else roots
     if location and (os.path.exists(location) or (_is_glob(location) and globlib.glob(location, recursive=True))):
-        beside = getattr(roots, "beside_checkpoint", None)
-        if is_inside(location, roots) or (beside is not None and os.path.isabs(location)
-                                          and is_inside(location, [beside])):
+        if is_inside(location, roots):
             return location
         raise DataError(f"the checkpoint records its {what} at {location}, outside {ROOTS_TEXT}; rnnlab reads "
                         f"no file elsewhere because a checkpoint names it: pass {_hint(hint)}, or run from a "
