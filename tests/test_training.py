@@ -322,3 +322,13 @@ def test_a_stop_request_ends_the_run_at_a_step_boundary(tmp_path, monkeypatch):
     saved = load_config(tmp_path / "run")
     assert saved["progress"]["step"] == 3 and saved["progress"]["stopped"] == "interrupted"
     interrupts.raise_if_requested()  # nothing left pending
+
+
+def test_baselines_are_skipped_on_large_training_splits(monkeypatch):
+    import rnnlab.tasks.lm as lm_task
+    config = small(epochs=1)
+    with_baselines = Trainer(config, dataset(config), baselines=True).fit()
+    assert with_baselines["ngram_val_perplexity"] > 1 and with_baselines["ngram_order"] == 5
+    monkeypatch.setattr(lm_task, "BASELINE_MAX_TOKENS", 100)
+    skipped = Trainer(config, dataset(config), baselines=True).fit()
+    assert skipped["ngram_val_perplexity"] is None and skipped["unigram_val_perplexity"] is None

@@ -38,6 +38,10 @@ from rnnlab.training.distributed import SINGLE, Distributed
 from rnnlab.training.loop import Callback, Trainer
 
 
+# The summary's n-gram baselines are fitted only on training splits up to this size.
+BASELINE_MAX_TOKENS = 20_000_000
+
+
 class LanguageModelTask:
     """Next-token prediction on ``dataset`` as ``config`` says (its data and batch sections)."""
 
@@ -168,6 +172,12 @@ class LanguageModelTask:
         """Add-one unigrams and interpolated Kneser-Ney on the same split: the references the
         RNN should beat (order 5 for characters and bytes, 3 for words)."""
         if len(self.dataset.val) <= 1:
+            return {"unigram_val_perplexity": None, "ngram_val_perplexity": None, "ngram_order": None}
+        if len(self.dataset.train) > BASELINE_MAX_TOKENS:
+            from rnnlab.progress import logger
+            logger.info("n-gram baselines skipped: %s training tokens, above %s (their tables would take minutes "
+                        "and gigabytes; rnnlab ngram train fits one)", f"{len(self.dataset.train):,}",
+                        f"{BASELINE_MAX_TOKENS:,}")
             return {"unigram_val_perplexity": None, "ngram_val_perplexity": None, "ngram_order": None}
         if self._ngram is None:
             from rnnlab.ngram import baseline
