@@ -265,3 +265,31 @@ def test_sizes_beyond_the_bound_are_refused_before_allocation():
     task = ClassificationTask.from_examples([LabelledText("a b", "x", 1), LabelledText("c", "y", 2)])
     with pytest.raises(UsageError, match="hidden_size must be an integer from 1 to 1048576"):
         task.build_model(hidden_size=10**9)
+
+
+def test_resume_changes_only_what_a_resume_may_change(trained, tmp_path, capsys):
+    """--max-steps caps this invocation (not inherited), --precision may change, a finished
+    run, an old folder and a forged learning rate are refused with one error line."""
+    folder, _ = trained
+    common = ["-q", "classify", "train", "--data", str(folder / "train.csv"), "--hidden-size", "8", "--embed-size",
+              "8", "--early-stop", "0"]
+    run = tmp_path / "run"
+    assert main([*common, "--out", str(run), "--epochs", "2", "--max-steps", "3"]) == 0
+    assert main([*common, "--resume", str(run), "--epochs", "2", "--max-steps", "3"]) == 2
+    assert "is not above the 3 steps" in capsys.readouterr().err
+    assert main([*common, "--resume", str(run), "--epochs", "2", "--precision", "bf16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["stopped"] == "epochs" and summary["epochs"] == 2 and summary["steps"] > 3
+    assert json.loads((run / "config.json").read_text())["train_config"]["max_steps"] is None
+    assert main([*common, "--resume", str(run), "--epochs", "2"]) == 2
+    assert "already finished 2 epochs" in capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    config["progress"]["lr"] = 1e300
+    (run / "config.json").write_text(json.dumps(config))
+    assert main([*common, "--resume", str(run), "--epochs", "3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'progress.lr' must be a number from" in err[0], err
+    del config["train_config"]  # a folder of rnnlab 0.1's task loop
+    (run / "config.json").write_text(json.dumps(config))
+    assert main([*common, "--resume", str(run), "--epochs", "3"]) == 1
+    assert "cannot be resumed; train it again" in capsys.readouterr().err

@@ -4,8 +4,10 @@ A signal handler runs between two bytecodes of whatever the main thread is doing
 import of a C extension, a logging lock, a PNG being written. Raising there can leave
 the interpreter unable to shut down cleanly. Inside :func:`deferred` (the training loop
 wraps its work in it) a request is only recorded, and :func:`raise_if_requested` raises
-it at the next safe point (after a training step or an evaluation), so the run stops at
-a step boundary and saves its checkpoint. Outside, the request is raised at once.
+it at the next safe point (the end of a training step), so the run stops at a step
+boundary and saves its checkpoint. A request that comes after the last step (during
+the final evaluation) is dropped with a log line: the run ends as planned and is saved.
+Outside, the request is raised at once.
 """
 from __future__ import annotations
 
@@ -34,13 +36,14 @@ def raise_if_requested() -> None:
 
 @contextmanager
 def deferred():
-    """Record stop requests instead of raising them mid-operation; a request still pending
-    when the block ends normally is raised then."""
-    global _deferring
+    """Record stop requests instead of raising them mid-operation (see the module docstring)."""
+    global _deferring, _pending
     _deferring += 1
     try:
         yield
     finally:
         _deferring -= 1
-    if not _deferring:
-        raise_if_requested()
+        if not _deferring and _pending is not None:
+            _pending = None  # raised at a safe point, or too late to matter: the work is saved
+            from rnnlab.progress import logger
+            logger.info("a stop request came after the last step; the run ended as planned")

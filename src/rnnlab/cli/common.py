@@ -88,15 +88,15 @@ _TYPES = {"int": int, "float": float, "str": str}
 
 
 def add_config_options(group, section, defaults_given: bool = True, skip: tuple = (), aliases: dict | None = None,
-                       defaults: dict | None = None) -> list[str]:
+                       defaults: dict | None = None, unset: tuple = ()) -> list[str]:
     """One ``--option`` per documented field of the options dataclass ``section`` (see
     :func:`rnnlab.training.config.option`): flag, type, help and default come from the
     field, so an option is written once, in the config. Returns the dests added.
 
     ``defaults_given=False`` gives every option the default None (the command then knows
     what the user gave, as ``rnnlab train`` must for presets and ``--resume``); the help
-    still names the field's default. ``aliases`` maps a dest to extra flags, ``defaults``
-    a dest to the command's own default.
+    still names the field's default; ``unset`` does the same for some options only.
+    ``aliases`` maps a dest to extra flags, ``defaults`` a dest to the command's own default.
     """
     from dataclasses import MISSING, fields
 
@@ -111,12 +111,12 @@ def add_config_options(group, section, defaults_given: bool = True, skip: tuple 
         shown = "" if default is None or kind == "bool" else f" (default {default})"
         choices = f"; one of {', '.join(meta['choices'])}" if meta.get("choices") else ""
         help_text = f"{meta['help']}{choices}{shown}"
+        value = default if defaults_given and spec.name not in unset else None
         if kind == "bool":
-            group.add_argument(*flags, dest=spec.name, action="store_true", default=default if defaults_given else None,
-                               help=help_text)
+            group.add_argument(*flags, dest=spec.name, action="store_true", default=value, help=help_text)
         else:
-            group.add_argument(*flags, dest=spec.name, type=_TYPES[kind], default=default if defaults_given else None,
-                               metavar=meta.get("metavar"), help=help_text)
+            group.add_argument(*flags, dest=spec.name, type=_TYPES[kind], default=value, metavar=meta.get("metavar"),
+                               help=help_text)
         dests.append(spec.name)
     return dests
 

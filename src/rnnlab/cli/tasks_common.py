@@ -20,7 +20,8 @@ def add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float,
 
     group = parser.add_argument_group("training")
     add_config_options(group, FitOptions, skip=("eval_every", "eval_every_steps"),
-                       aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr})
+                       aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr},
+                       unset=("device", "precision"))  # a resumed run keeps its own unless they are given
     group.add_argument("--dropout", type=float, default=dropout, help=f"dropout (default {dropout})")
     group.add_argument("--hidden-size", type=int, default=128, help="recurrent units per direction (default 128)")
     group.add_argument("--embed-size", type=int, default=100, help="word embedding size (default 100)")
@@ -46,14 +47,15 @@ def _fit_options(args):
     from dataclasses import fields
 
     from rnnlab.tasks.loop import FitOptions
-    return FitOptions(**{f.name: getattr(args, f.name) for f in fields(FitOptions) if hasattr(args, f.name)})
+    given = {f.name: getattr(args, f.name, None) for f in fields(FitOptions)}
+    return FitOptions(**{name: value for name, value in given.items() if value is not None})
 
 
 def _start_or_resume(args, task_class):
     """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
     from rnnlab.checkpoint import prepare_output_folder
     from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.loop import FitOptions
+    from rnnlab.tasks.loop import resume_options
 
     if args.resume is None:
         if args.out is None:
@@ -62,10 +64,9 @@ def _start_or_resume(args, task_class):
             _fit_options(args).validate()
     if args.out is not None and args.out != args.resume:
         raise UsageError("--resume continues the run in its own folder; leave out --out")
-    task, model, config = load_task(args.resume, task_class)
-    # the saved run's options, except how long to go on
-    saved = {**config["train_config"], "epochs": args.epochs, "max_time": args.max_time}
-    options = FitOptions.from_dict(saved).validate()
+    options = resume_options(args.resume, task_class.kind, epochs=args.epochs, max_time=args.max_time,
+                             max_steps=args.max_steps, device=args.device, precision=args.precision)
+    task, model, _ = load_task(args.resume, task_class)
     args.seed = options.seed  # the held-out split of --data must be the one of the first run
     return args.resume, (task, model), options
 
@@ -87,5 +88,5 @@ def _train_lines(summary: dict, what: str) -> list[str]:
     rate = summary["train_examples_per_second"]
     return [f"model      {what} ({summary['parameters']:,} parameters, {summary['threads']} threads)",
             f"trained    {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['train_seconds']:.1f} s "
-            f"({rate:,.0f} sequences/s); stopped by {summary['stopped']}; best epoch {summary['best_epoch']}",
+            f"({rate:,.0f} sequences/s); stopped by {summary['stopped']}; best epoch {summary['best_epoch']:.4g}",
             f"best       {summary['validated_on']} {summary['metric']} {summary['best']:.4f}"]

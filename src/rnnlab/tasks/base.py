@@ -37,7 +37,8 @@ PAD, UNK = "<pad>", "<unk>"
 # (rnnlab.checkpoint.prepare_output_folder): what --overwrite may remove.
 for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
     OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "optimizer.safetensors",
-                                              "state.safetensors", "metrics.jsonl"),
+                                              "state.safetensors", "metrics.jsonl",
+                                              "last.safetensors"),  # written by rnnlab 0.1's task loop
                                     "folders": ("best",)})
     KIND_NAMES.setdefault(_kind, _name)
 

@@ -56,6 +56,7 @@ class ExampleTask:
     task over lists of ``train`` and ``val`` examples."""
 
     unit = "sequences"
+    min_improvement = 0.0  # any gain of the metric resets early stopping (accuracy moves in steps of 1/examples)
 
     def __init__(self, task, train: list, val: list | None, options: FitOptions) -> None:
         self.task, self.train, self.val, self.options = task, train, val or None, options
@@ -65,7 +66,7 @@ class ExampleTask:
 
     def _batches(self, epoch: int) -> list:
         if self._epoch_batches is None or self._epoch_batches[0] != epoch:
-            generator = torch.Generator().manual_seed(self.options.seed * 1_000_003 + epoch + 1)
+            generator = torch.Generator().manual_seed((self.options.seed * 1_000_003 + epoch + 1) % 2**63)
             self._epoch_batches = (epoch, list(self.task.batches(self.train, self.options.batch_size, generator)))
         return self._epoch_batches[1]
 
@@ -104,9 +105,45 @@ class ExampleTask:
 
     def summary(self, trainer: Trainer) -> dict:
         p = trainer.progress
-        return {"validated_on": "val" if self.val else "train", "scores": p.best_scores, "history": p.history,
+        # The scores of the weights the run ends with (the best ones), measured now: a resumed
+        # run that had nothing left to train must not report numbers read back from a file.
+        return {"validated_on": "val" if self.val else "train", "scores": self.evaluate(trainer.model),
+                "history": p.history,
                 "train_seconds": p.train_seconds,
                 "train_examples_per_second": p.items / p.train_seconds if p.train_seconds else None}
+
+
+RESUMABLE = ("epochs", "max_time", "max_steps", "device", "precision")  # what a resumed run may change
+
+
+def resume_options(folder, kind: str, **changes) -> FitOptions:
+    """The options of the run saved in ``folder`` with ``changes`` (only :data:`RESUMABLE`
+    keys; None = keep the saved value, except ``max_steps``, a cap on this invocation that
+    is never inherited), checked; refused when the run has nothing left to do."""
+    from rnnlab.errors import CheckpointError
+    from rnnlab.training.state import Progress
+
+    unknown = sorted(set(changes) - set(RESUMABLE))
+    if unknown:
+        raise UsageError(f"a resumed run keeps its options; {', '.join(unknown)} cannot change")
+    config = load_config(folder, kind=kind)
+    saved = config.get("train_config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{Path(folder) / 'config.json'} has no training options ('train_config'): a run "
+                              "written by an older rnnlab cannot be resumed; train it again")
+    progress = Progress.from_dict(config.get("progress"), str(Path(folder) / "config.json"))
+    values = {**saved, **{key: value for key, value in changes.items() if value is not None},
+              "max_steps": changes.get("max_steps")}
+    try:
+        options = FitOptions.from_dict(values).validate()
+    except UsageError as exc:
+        raise CheckpointError(f"{Path(folder) / 'config.json'}: key 'train_config' is not valid ({exc})") from None
+    if options.max_steps is not None and options.max_steps <= progress.step:
+        raise UsageError(f"--max-steps {options.max_steps} is not above the {progress.step} steps {folder} already "
+                         "trained; it counts all steps of the run")
+    if progress.epoch >= options.epochs and not progress.batch_in_epoch:
+        raise UsageError(f"{folder} already finished {progress.epoch} epochs; pass a larger --epochs to train further")
+    return options
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,
@@ -117,8 +154,8 @@ def fit(task, model: torch.nn.Module, train: list, val: list | None, options: Fi
     (:func:`rnnlab.checkpoint.prepare_output_folder`; ``overwrite`` replaces an earlier run).
     ``resume=True`` continues the run saved in ``out_dir`` exactly where it stopped (the
     task and model come from :func:`rnnlab.tasks.base.load_task`; ``options`` may raise
-    ``epochs`` and give a new ``max_time``). Torch's global random state is seeded from
-    ``options.seed`` (dropout) and restored for the caller afterwards.
+    ``epochs`` and give a new ``max_time``, see :func:`resume_options`). Torch's CPU random
+    state is seeded from ``options.seed`` (dropout) and restored for the caller afterwards.
     """
     options.validate()
     if resume and out_dir is None:

@@ -88,8 +88,6 @@ def load_training_config(folder) -> dict:
     return config
 
 
-# Limits far above any model rnnlab trains; they keep a hand-edited config.json from
-# asking for a model that would take hours to build before its tensors are compared.
 # Bounds on training options read from a checkpoint: a crafted config.json must not make
 # --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
 TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}

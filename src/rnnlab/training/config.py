@@ -74,7 +74,8 @@ def option(default, help: str, flag: str | None = None, choices: tuple = (), met
 class LoopOptions(_Section):
     """What the one training loop (:mod:`rnnlab.training.loop`) needs, for every task."""
 
-    epochs: int = option(20, "passes over the training data (unlimited with --max-time alone)")
+    epochs: int = option(20, "most passes over the training data (rnnlab train: unlimited when only --max-time is "
+                                 "given)")
     max_time: float | None = option(None, "wall-clock budget in seconds", metavar="SECONDS")
     max_steps: int | None = option(None, "stop after this many optimizer steps in total")
     lr: float = option(6e-3, "learning rate (the peak of the cosine schedule)")
@@ -133,10 +134,6 @@ class LoopOptions(_Section):
         if self.weight_decay is not None and not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise UsageError(f"weight-decay must be a finite number >= 0, got {self.weight_decay}")
         return self
-
-    def loop_options(self) -> "LoopOptions":
-        """This config's loop section on its own."""
-        return LoopOptions(**{f.name: getattr(self, f.name) for f in fields(LoopOptions)})
 
 
 @dataclass

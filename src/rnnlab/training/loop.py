@@ -7,6 +7,7 @@ a summary dict. It knows a task only through this interface (:class:`Task`)::
     task.metric                   (name of a score in evaluate()'s result, "min" | "max")
     task.unit                     what one training item is ("tokens", "sequences")
     task.selects_best             False: no held-out data, every evaluation is the best so far
+    task.min_improvement          optional: the relative gain that resets early stopping (default 1e-3)
     task.num_batches(epoch)       batches in that epoch
     task.batches(epoch)           the epoch's batches, in an order that is a function of (seed, epoch)
     task.loss(model, batch, carry, step) -> (mean loss, items, carry)
@@ -463,7 +464,8 @@ class Trainer:
             metric, mode = task.metric
             value, loss = scores[metric], scores.get("loss")
             improved = not task.selects_best or better(value, loss, (p.best_value, p.best_loss), mode)
-            significant = better(value, loss, (p.plateau_best, p.best_loss), mode, margin=MIN_IMPROVEMENT)
+            significant = better(value, loss, (p.plateau_best, p.best_loss), mode,
+                                 margin=getattr(task, "min_improvement", MIN_IMPROVEMENT))
             if improved:
                 p.best_value, p.best_loss, p.best_epoch, p.best_scores = value, loss, record["epoch"], scores
                 if self.keep_best:

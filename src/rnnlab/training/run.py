@@ -21,7 +21,7 @@ from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
-from rnnlab.training.distributed import SINGLE, Distributed, launch
+from rnnlab.training.distributed import Distributed, launch
 from rnnlab.training.loop import Callback, Trainer, check_world_size
 
 

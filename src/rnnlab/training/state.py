@@ -58,6 +58,9 @@ class Progress:
                 raise CheckpointError(f"{where}: key 'progress.{spec.name}' must be {_describe(spec.type)}, "
                                       f"got {value!r:.60}")
             values[spec.name] = value
+        lr = values.get("lr")
+        if lr is not None and not 0 < lr <= 3.4e38:  # the float32 range the optimizer works in
+            raise CheckpointError(f"{where}: key 'progress.lr' must be a number from 1e-45 to 3.4e38, got {lr!r:.60}")
         for index, record in enumerate(values.get("history", [])):
             if not (isinstance(record, dict) and _accepts("int", record.get("step"))
                     and _accepts("float", record.get("epoch"))):
