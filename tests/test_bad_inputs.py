@@ -299,6 +299,7 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("huge-embed", "train T --embed 1000000000000", 2, "embed_size must be an integer from 0 to"),
     ("huge-layers", "train T --layers 100000", 2, "num_layers must be an integer from 1 to"),
     ("huge-batch", "train T --batch-size 1000000000", 1, "fewer than one batch needs"),
+    ("train-clip-and-no-clip", "train T --clip 3 --no-clip", 2, "--no-clip and --clip 3.0 contradict each other"),
     ("huge-threads", "--threads 100000000000 train T", 2, "--threads must be an integer from 1 to 4096"),
     ("huge-generate-samples", "generate lm --num-samples 1000000000", 2, "num_samples must be an integer from 1 to"),
     ("huge-generate-length", "generate lm --length 1000000000000", 2, "length must be at most 10,000,000"),

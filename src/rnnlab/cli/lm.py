@@ -42,14 +42,15 @@ RESUMABLE = {"epochs", "max_time", "max_steps", "device", "precision"}
 
 
 def cmd_train(args) -> int:
-    from rnnlab.training import run
-    from rnnlab.training.config import make_config
-
     from dataclasses import fields
 
-    from rnnlab.training.config import TrainConfig
+    from rnnlab.training import run
+    from rnnlab.training.config import TrainConfig, make_config
+
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     if args.no_clip:
+        if "clip" in given:
+            raise UsageError(f"--no-clip and --clip {given['clip']} contradict each other; give one")
         given["clip"] = None
     if args.resume:
         fixed = sorted(set(given) - RESUMABLE - {"corpus"} | ({"preset"} if args.preset else set()))
