@@ -332,3 +332,23 @@ def test_baselines_are_skipped_on_large_training_splits(monkeypatch):
     monkeypatch.setattr(lm_task, "BASELINE_MAX_TOKENS", 100)
     skipped = Trainer(config, dataset(config), baselines=True).fit()
     assert skipped["ngram_val_perplexity"] is None and skipped["unigram_val_perplexity"] is None
+
+
+def test_evaluation_scores_small_dtypes_and_memmaps_without_converting_them(tmp_path):
+    """The validation stream is converted to int64 block by block: a uint8 array or a memmap
+    gives the int64 result (tail and <unk> count included)."""
+    import numpy as np
+
+    from rnnlab.evaluation import evaluate
+    from rnnlab.models import build_model
+    model = build_model("gru", 30, seed=0, hidden_size=8, num_layers=1, embed_size=4)
+    ids = np.random.default_rng(0).integers(0, 30, 1003).astype(np.uint8)
+    path = tmp_path / "ids.bin"
+    ids.tofile(path)
+    memmap = np.memmap(path, dtype=np.uint8, mode="r")
+    reference = evaluate(model, ids.astype(np.int64), rows=4, num_steps=16)
+    assert reference["unknown_tokens"] == int((ids[1:] == 0).sum()) > 0
+    for stream in (ids, memmap):
+        result = evaluate(model, stream, rows=4, num_steps=16)
+        assert result["nll_nats"] == pytest.approx(reference["nll_nats"], rel=1e-12)
+        assert result["unknown_tokens"] == reference["unknown_tokens"] and result["tokens"] == 1002

@@ -47,8 +47,9 @@ def seed_value(value, name: str = "seed") -> int | None:
     return None if value is None else integer(value, name, 0, 2**63 - 1)
 
 
-def token_ids(ids, vocab_size: int, name: str = "ids", min_length: int = 0) -> np.ndarray:
-    """A 1-D int64 array of token ids, each in ``[0, vocab_size)``.
+def token_ids(ids, vocab_size: int, name: str = "ids", min_length: int = 0, keep_dtype: bool = False) -> np.ndarray:
+    """A 1-D int64 array of token ids, each in ``[0, vocab_size)`` (with ``keep_dtype``: in
+    its own integer dtype, so a memory-mapped corpus is checked without a converted copy).
 
     Accepts a list, a NumPy array or a torch tensor of integers; floats, other types and
     more than one dimension are a :class:`UsageError`, out-of-range ids (and fewer than
@@ -73,7 +74,7 @@ def token_ids(ids, vocab_size: int, name: str = "ids", min_length: int = 0) -> n
     if len(array) and (array.min() < 0 or array.max() >= vocab_size):
         bad = array[(array < 0) | (array >= vocab_size)][0]
         raise DataError(f"{name} holds token id {int(bad)}, outside [0, {vocab_size}) (the vocabulary size)")
-    return array.astype(np.int64, copy=False)
+    return array if keep_dtype else array.astype(np.int64, copy=False)
 
 
 def text(value, name: str = "prefix") -> str:

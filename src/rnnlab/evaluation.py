@@ -11,6 +11,14 @@ from rnnlab.metrics import lm_result
 from rnnlab.models.base import RecurrentLM
 
 
+_CHUNK = 1 << 24  # tokens per step of unigram_result and of counting <unk> (128 MiB of int64 indices)
+
+
+def _chunk(ids: np.ndarray) -> torch.Tensor:
+    """A (rows, steps) block of token ids as an int64 tensor (a copy of just this block)."""
+    return torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+
+
 @torch.no_grad()
 def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int = 256,
              device: torch.device | str | None = None, shard=None) -> dict:
@@ -32,13 +40,15 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
 
     if not isinstance(model, RecurrentLM):
         raise UsageError(f"model must be an rnnlab RecurrentLM (see rnnlab.build_model), got {type(model).__name__}")
-    ids = checks.token_ids(ids, model.vocab_size)
+    # Kept in its own dtype (uint8 for characters): each chunk is converted to int64 as it is
+    # scored, so a memory-mapped validation split is never copied whole.
+    ids = checks.token_ids(ids, model.vocab_size, keep_dtype=True)
     rows = checks.integer(rows, "rows", 1)
     num_steps = checks.integer(num_steps, "num_steps", 1)
     was_training = model.training
     model.eval()
     device = device if device is not None else model.device
-    stream = torch.from_numpy(ids)
+    stream = ids
     n = len(stream) - 1  # predicted tokens
     if n < 1:
         return lm_result(0.0, 0, 0)
@@ -51,8 +61,8 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
         """Summed NLL over ``(batch, steps)`` chunks of ``num_steps``."""
         nll = 0.0
         for start in range(0, inputs.shape[1], num_steps):
-            X = inputs[:, start:start + num_steps].to(device)
-            Y = targets[:, start:start + num_steps].to(device)
+            X = _chunk(inputs[:, start:start + num_steps]).to(device)
+            Y = _chunk(targets[:, start:start + num_steps]).to(device)
             logits, state = model(X, state)
             nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), Y.reshape(-1),
                                    reduction="sum").item()
@@ -75,16 +85,15 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
         else:  # continue the last row, which ends exactly where the tail begins
             from rnnlab.models.base import map_state
             tail_state = map_state(lambda s: s[:, -1:].contiguous(), state)
-        nll, _ = score(stream[start:start + tail].unsqueeze(0), stream[start + 1:].unsqueeze(0), tail_state)
+        nll, _ = score(stream[start:start + tail][None, :], stream[start + 1:][None, :], tail_state)
         total += nll
     if shard is not None:
         (total,) = shard.sum([total])
-    unknown = int((stream[1:] == 0).sum())
+    unknown = sum(int(np.count_nonzero(stream[i:i + _CHUNK] == 0)) for i in range(1, len(stream), _CHUNK))
     model.train(was_training)
     return lm_result(total, n, unknown)
 
 
-_CHUNK = 1 << 24  # tokens per step of unigram_result (128 MiB of int64 indices)
 
 
 def unigram_result(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> dict:
