@@ -209,3 +209,20 @@ def test_kneser_ney_matches_reference_on_random_streams(tokens, order):
     contexts = {tuple(tokens[max(0, i - order + 1):i]) for i in range(len(tokens) + 1)} | {(5,) * (order - 1)}
     for h in contexts:
         np.testing.assert_allclose(lm.distribution(list(h)), [ref.p(w, h) for w in range(6)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_evaluation_in_blocks_equals_one_pass(order, monkeypatch):
+    """Blocks read with their order - 1 tokens of history give every token its one-pass probability."""
+    import numpy as np
+
+    import rnnlab.ngram.model as ngram_model
+    from rnnlab.ngram.model import NGramLM
+    rng = np.random.default_rng(order)
+    ids = rng.integers(0, 12, 3000).astype(np.uint8)
+    model = NGramLM(order, "kn").fit(ids[:2000], vocab_size=12)
+    whole = model.evaluate(ids[2000:])
+    monkeypatch.setattr(ngram_model, "EVAL_CHUNK", 97)
+    blocks = model.evaluate(ids[2000:])
+    assert blocks["tokens"] == whole["tokens"] == 999 and blocks["unknown_tokens"] == whole["unknown_tokens"]
+    assert blocks["nll_nats"] == pytest.approx(whole["nll_nats"], rel=1e-12)

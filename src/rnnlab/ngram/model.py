@@ -31,6 +31,7 @@ LOADABLE = SMOOTHINGS + ("arpa",)
 ALIASES = {"laplace": ("addk", 1.0), "add1": ("addk", 1.0), "kneser-ney": ("kn", None)}
 
 
+EVAL_CHUNK = 1 << 22  # predicted tokens per block of NGramLM.evaluate
 MAX_ORDER = 64  # far above any useful order; a typo (--order 1000) must not build 1000 tables
 
 
@@ -173,11 +174,24 @@ class NGramLM:
         return self._combine(ids[1:], ngram_ids, context_ids, avail)
 
     def evaluate(self, ids) -> dict:
-        """:func:`rnnlab.metrics.lm_result` of the stream (every token but the first predicted)."""
-        logp = self.log_probs(ids)
-        ids = np.asarray(ids).reshape(-1)
-        unknown = int((ids[1:] == 0).sum())
-        return lm_result(float(-logp.sum()), len(logp), unknown)
+        """:func:`rnnlab.metrics.lm_result` of the stream (every token but the first predicted).
+
+        Scored in blocks of ``EVAL_CHUNK`` predicted tokens, each read with the ``order - 1``
+        tokens before it (its tokens' full histories), so a memory-mapped split is never
+        converted whole and every token gets the probability it gets in one pass.
+        """
+        if not hasattr(ids, "__len__") or isinstance(ids, (str, bytes)) or len(ids) <= EVAL_CHUNK:
+            logp = self.log_probs(ids)
+            ids = np.asarray(ids).reshape(-1)
+            return lm_result(float(-logp.sum()), len(logp), int((ids[1:] == 0).sum()))
+        nll, unknown = 0.0, 0
+        for start in range(1, len(ids), EVAL_CHUNK):  # predicted positions start .. end - 1
+            end = min(start + EVAL_CHUNK, len(ids))
+            first = max(0, start - max(self.order - 1, 1))  # log_probs predicts all but its first token
+            logp = self.log_probs(np.asarray(ids[first:end]))[start - first - 1:]
+            nll += float(-logp.sum())
+            unknown += int(np.count_nonzero(np.asarray(ids[start:end]) == 0))
+        return lm_result(nll, len(ids) - 1, unknown)
 
     def distribution(self, context) -> np.ndarray:
         """``(V,)`` probabilities of the next token after the token ids ``context``.
