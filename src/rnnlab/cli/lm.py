@@ -37,8 +37,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-# The options --resume accepts besides --out and --corpus (a moved copy of the same data).
-RESUMABLE = {"epochs", "max_time", "max_steps", "device", "precision"}
 
 
 def cmd_train(args) -> int:
@@ -53,7 +51,8 @@ def cmd_train(args) -> int:
             raise UsageError(f"--no-clip and --clip {given['clip']} contradict each other; give one")
         given["clip"] = None
     if args.resume:
-        fixed = sorted(set(given) - RESUMABLE - {"corpus"} | ({"preset"} if args.preset else set()))
+        from rnnlab.training.state import RESUMABLE  # besides --out and --corpus (a moved copy of the data)
+        fixed = sorted(set(given) - set(RESUMABLE) - {"corpus"} | ({"preset"} if args.preset else set()))
         if fixed:
             raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
                              "--precision, --out and --corpus (a moved copy of the same data) may be given "

@@ -113,37 +113,24 @@ class ExampleTask:
                 "train_examples_per_second": p.items / p.train_seconds if p.train_seconds else None}
 
 
-RESUMABLE = ("epochs", "max_time", "max_steps", "device", "precision")  # what a resumed run may change
-
-
 def resume_options(folder, kind: str, **changes) -> FitOptions:
-    """The options of the run saved in ``folder`` with ``changes`` (only :data:`RESUMABLE`
-    keys; None = keep the saved value, except ``max_steps``, a cap on this invocation that
-    is never inherited), checked; refused when the run has nothing left to do."""
+    """The options of the task run saved in ``folder`` with ``changes`` (see
+    :func:`rnnlab.training.state.resumed_options`, the rule of every resumed run)."""
     from rnnlab.errors import CheckpointError
-    from rnnlab.training.state import Progress
+    from rnnlab.training.state import Progress, resumed_options
 
-    unknown = sorted(set(changes) - set(RESUMABLE))
-    if unknown:
-        raise UsageError(f"a resumed run keeps its options; {', '.join(unknown)} cannot change")
     config = load_config(folder, kind=kind)
+    where = str(Path(folder) / "config.json")
     saved = config.get("train_config")
     if not isinstance(saved, dict):
-        raise CheckpointError(f"{Path(folder) / 'config.json'} has no training options ('train_config'): a run "
+        raise CheckpointError(f"{where} has no training options ('train_config'): a run "
                               "written by an older rnnlab cannot be resumed; train it again")
-    progress = Progress.from_dict(config.get("progress"), str(Path(folder) / "config.json"))
-    values = {**saved, **{key: value for key, value in changes.items() if value is not None},
-              "max_steps": changes.get("max_steps")}
+    progress = Progress.from_dict(config.get("progress"), where)
     try:
-        options = FitOptions.from_dict(values).validate()
+        options = FitOptions.from_dict({**saved, "max_steps": None}).validate()
     except UsageError as exc:
-        raise CheckpointError(f"{Path(folder) / 'config.json'}: key 'train_config' is not valid ({exc})") from None
-    if options.max_steps is not None and options.max_steps <= progress.step:
-        raise UsageError(f"--max-steps {options.max_steps} is not above the {progress.step} steps {folder} already "
-                         "trained; it counts all steps of the run")
-    if progress.epoch >= options.epochs and not progress.batch_in_epoch:
-        raise UsageError(f"{folder} already finished {progress.epoch} epochs; pass a larger --epochs to train further")
-    return options
+        raise CheckpointError(f"{where}: key 'train_config' is not valid ({exc})") from None
+    return resumed_options(options, progress, folder, **changes)
 
 
 def fit(task, model: torch.nn.Module, train: list, val: list | None, options: FitOptions,

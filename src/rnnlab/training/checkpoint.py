@@ -91,6 +91,8 @@ def load_training_config(folder) -> dict:
 # Bounds on training options read from a checkpoint: a crafted config.json must not make
 # --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
 TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
+
+
 def _train_config(folder, config: dict):
     """The ``train_config`` record as a validated :class:`TrainConfig`, each field of its type."""
     import typing

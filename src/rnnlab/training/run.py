@@ -16,11 +16,12 @@ from pathlib import Path
 from rnnlab.data.corpus import allowed_roots, recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import DataError, UsageError
+from rnnlab.errors import DataError
 from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
+from rnnlab.training.state import Progress, resumed_options
 from rnnlab.training.distributed import Distributed, launch
 from rnnlab.training.loop import Callback, Trainer, check_world_size
 
@@ -156,21 +157,10 @@ def resume(folder: str | os.PathLike, epochs: int | None = None, max_time: float
 def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps, out_dir, device, precision, data_dir,
             callbacks, corpus, overwrite, baselines) -> tuple[Trainer, dict]:
     check_world_size(folder, saved, dist.world_size)
-    config = TrainConfig.from_dict(saved["train_config"])
-    if epochs is not None:
-        config.epochs = epochs
-    if max_time is not None:
-        config.max_time = max_time
-    config.max_steps = max_steps  # a step cap applies to one invocation, never inherited
-    if device is not None:
-        config.device = device
-    if precision is not None:  # bf16 and fp32 compute the same function: a run may switch
-        config.precision = precision
-    config.validate()
-    done_steps = saved.get("progress", {}).get("step", 0)
-    if max_steps is not None and isinstance(done_steps, int) and max_steps <= done_steps:
-        raise UsageError(f"--max-steps {max_steps} is not above the {done_steps} steps {folder} already trained; "
-                         "it counts all steps of the run")
+    # bf16 and fp32 compute the same function: a run may switch precision (and device) on resume
+    config = resumed_options(TrainConfig.from_dict(saved["train_config"]),
+                             Progress.from_dict(saved["progress"], str(Path(folder) / "config.json")), folder,
+                             epochs=epochs, max_time=max_time, max_steps=max_steps, device=device, precision=precision)
     target = Path(out_dir) if out_dir is not None else Path(folder)
     in_place = target.exists() and Path(folder).exists() and os.path.samefile(target, folder)
     target = dist.on_main(lambda: prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place))
@@ -180,11 +170,9 @@ def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps,
     trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info,
                             baselines=baselines and dist.is_main, dist=dist)
     trainer.restore(folder)
-    done = trainer.progress.epoch
-    if done >= config.epochs and not trainer.progress.batch_in_epoch:
-        raise UsageError(f"{folder} already finished {done} epochs; pass a larger --epochs to train further")
     if dist.is_main:
-        logger.info("resuming %s at epoch %d, step %d%s", folder, done + 1, trainer.progress.step, _processes(dist))
+        logger.info("resuming %s at epoch %d, step %d%s", folder, trainer.progress.epoch + 1, trainer.progress.step,
+                    _processes(dist))
     return trainer, trainer.fit()
 
 

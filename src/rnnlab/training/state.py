@@ -8,9 +8,9 @@ naming the key, never a TypeError later).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from rnnlab.errors import CheckpointError
+from rnnlab.errors import CheckpointError, UsageError
 
 # Names of the counters in checkpoints written before the loop served every task.
 LEGACY_NAMES = {"epoch_nll": "loss_sum", "epoch_tokens": "loss_weight", "train_tokens": "items",
@@ -94,4 +94,26 @@ def _describe(kind: str) -> str:
     return base + (" or null" if "None" in kind else "")
 
 
-__all__ = ["Progress", "LEGACY_NAMES"]
+# What a resumed run may change; every other option is the saved run's.
+RESUMABLE = ("epochs", "max_time", "max_steps", "device", "precision")
+
+
+def resumed_options(options, progress: Progress, folder, **changes):
+    """The saved run's ``options`` (a checked :class:`rnnlab.training.config.LoopOptions`)
+    with ``changes`` to :data:`RESUMABLE` keys: None keeps the saved value, except
+    ``max_steps``, a cap on this invocation that is never inherited. Refused when the run
+    has nothing left to do (the same rule for every task)."""
+    unknown = sorted(set(changes) - set(RESUMABLE))
+    if unknown:
+        raise UsageError(f"a resumed run keeps its options; {', '.join(unknown)} cannot change")
+    given = {key: value for key, value in changes.items() if value is not None}
+    options = replace(options, **{**given, "max_steps": changes.get("max_steps")}).validate()
+    if options.max_steps is not None and options.max_steps <= progress.step:
+        raise UsageError(f"--max-steps {options.max_steps} is not above the {progress.step} steps {folder} already "
+                         "trained; it counts all steps of the run")
+    if progress.epoch >= options.epochs and not progress.batch_in_epoch:
+        raise UsageError(f"{folder} already finished {progress.epoch} epochs; pass a larger --epochs to train further")
+    return options
+
+
+__all__ = ["Progress", "LEGACY_NAMES", "RESUMABLE", "resumed_options"]
