@@ -14,15 +14,16 @@ def cmd_demo(args) -> int:
     from rnnlab.training import run
     from rnnlab.training.config import make_config
 
-    config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds, epochs=1000,
+    config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds,
                          eval_every_steps=args.eval_every_steps, eval_every=1000, seed=args.seed,
-                         sample_length=0)
+                         sample_length=0, precision=args.precision, model=args.model, size=args.size)
     args.interrupt_checkpoint = args.out
     _, summary = run.train(config, out_dir=args.out, overwrite=args.overwrite)
     lm = LanguageModel.load(args.out)
     sample = lm.generate("The ", 300, temperature=0.7, seed=args.seed)
     summary["sample"] = sample
     if not args.json:
+        print(f"size: {summary['size_rule']}")
         print(f"trained {summary['model']} ({summary['parameters']:,} parameters, {summary['precision']}) for "
               f"{summary['wall_seconds']:.0f} s on the built-in corpus: {summary['steps']:,} steps, "
               f"{_fmt(summary['tokens_per_second'], ',.0f')} tokens/s over {summary['seconds']:.0f} s of training steps")
@@ -72,6 +73,8 @@ def cmd_train(args) -> int:
         return 0
     if not args.json:
         processes = f"{summary['processes']} processes x " if summary.get("processes", 1) > 1 else ""
+        if summary.get("size_rule"):
+            print(f"size             {summary['size_rule']}")
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
               f"{processes}{summary['threads']} threads)")
         print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['wall_seconds']:.1f} s "
@@ -79,7 +82,8 @@ def cmd_train(args) -> int:
               f"{summary['precision']}); stopped by {summary['stopped']}")
         print(f"train perplexity {_fmt(summary['train_perplexity'], '.3f')}")
         print(f"val perplexity   {_fmt(summary['val_perplexity'], '.3f')} ({_fmt(summary['val_bits_per_token'], '.3f')} "
-              f"bits/token; best {_fmt(summary['best_val_perplexity'], '.3f')})")
+              f"bits/token, {_fmt(summary['val_nats_per_char'], '.4f')} nats/char; best "
+              f"{_fmt(summary['best_val_perplexity'], '.3f')})")
         if summary["ngram_val_perplexity"] is not None:
             print(f"baselines        val perplexity {_fmt(summary['ngram_val_perplexity'], '.3f')} for a "
                   f"{summary['ngram_order']}-gram Kneser-Ney model, {_fmt(summary['unigram_val_perplexity'], '.3f')} "
@@ -150,6 +154,13 @@ def add_parser(commands) -> None:
     demo.add_argument("--out", default="runs/demo", help="checkpoint folder (default runs/demo)")
     add_overwrite_option(demo, "the run in --out")
     demo.add_argument("--seed", type=int, default=0)
+    from rnnlab.precision import PRECISIONS
+    from rnnlab.training.budget import LADDERS, SIZES
+    demo.add_argument("--precision", default=None, choices=PRECISIONS,
+                      help="fp32, bf16 or auto (default auto: bf16 where the CPU supports it natively)")
+    demo.add_argument("--model", default=None, choices=tuple(LADDERS), help="the model (default lstm)")
+    demo.add_argument("--size", default=None, choices=("auto", *SIZES),
+                      help="the model's size (default auto: the largest the budget pays for)")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo, saves_checkpoint=True)
 

@@ -21,7 +21,7 @@ def add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float,
     group = parser.add_argument_group("training")
     add_config_options(group, FitOptions, skip=("eval_every", "eval_every_steps"),
                        aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr},
-                       unset=("device", "precision"))  # a resumed run keeps its own unless they are given
+                       unset=("device", "precision", "epochs"))  # a resumed run keeps its own unless they are given
     group.add_argument("--dropout", type=float, default=dropout, help=f"dropout (default {dropout})")
     group.add_argument("--hidden-size", type=int, default=128, help="recurrent units per direction (default 128)")
     group.add_argument("--embed-size", type=int, default=100, help="word embedding size (default 100)")
@@ -47,7 +47,10 @@ def _fit_options(args):
     from dataclasses import fields
 
     from rnnlab.tasks.loop import FitOptions
+    from rnnlab.training.config import UNLIMITED_EPOCHS
     given = {f.name: getattr(args, f.name, None) for f in fields(FitOptions)}
+    if given.get("max_time") is not None and given.get("epochs") is None:
+        given["epochs"] = UNLIMITED_EPOCHS  # a time budget alone is spent, as rnnlab train spends it
     return FitOptions(**{name: value for name, value in given.items() if value is not None})
 
 

@@ -3,8 +3,8 @@
 One :class:`ModelKind` per model says everything the rest of rnnlab needs to know about
 it: its name, the options its constructor takes (with their checks, used for API
 arguments, command-line values and ``config.json`` alike), and the activations one
-token keeps for the backward pass (the full-BPTT memory bound). Adding a model (a
-parallel-scan minGRU, say) means adding one entry here.
+token keeps for the backward pass (the full-BPTT memory bound). Adding a model means
+adding one entry here.
 """
 from __future__ import annotations
 
@@ -61,6 +61,18 @@ _TORCH_OPTIONS = (_HIDDEN, ModelOption("num_layers", "int", 1, MAX_LAYERS), Mode
                   ModelOption("nonlinearity", "choice", choices=("tanh", "relu")))
 
 
+_PARALLEL_OPTIONS = (_HIDDEN, ModelOption("num_layers", "int", 1, MAX_LAYERS),
+                     ModelOption("dropout", "float", 0, 1, high_open=True), ModelOption("mlp_ratio", "float", 0, 64),
+                     ModelOption("tie_weights", "bool"))
+
+
+def _parallel(cell: str) -> Callable[..., RecurrentLM]:
+    def build(vocab_size: int, **options) -> RecurrentLM:
+        from rnnlab.models.parallel import ParallelRecurrentLM
+        return ParallelRecurrentLM(vocab_size, cell=cell, **options)
+    return build
+
+
 def _scratch(vocab_size: int, **options) -> RecurrentLM:
     from rnnlab.models.scratch import ScratchRNN
     return ScratchRNN(vocab_size, **options)
@@ -115,6 +127,10 @@ MODELS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind("rnn", _TORCH_OPTIONS, 1, _torch_cell("rnn")),
     ModelKind("gru", _TORCH_OPTIONS, 3, _torch_cell("gru")),
     ModelKind("lstm", _TORCH_OPTIONS, 4, _torch_cell("lstm")),
+    # Per layer about (6 + 2r) D (minGRU) and (7 + 2r) D (minLSTM) floats: see models/parallel.py;
+    # "gates" counts them for the default mlp_ratio 2 (r = 2), less the 2 the bound adds.
+    ModelKind("mingru", _PARALLEL_OPTIONS, 8, _parallel("mingru")),
+    ModelKind("minlstm", _PARALLEL_OPTIONS, 9, _parallel("minlstm")),
 )}
 MODEL_NAMES = tuple(MODELS)
 

@@ -153,13 +153,32 @@ class LanguageModelTask:
             "val_perplexity": last.get("val_perplexity"), "val_bits_per_token": last.get("val_bits_per_token"),
             "best_val_perplexity": p.best_value, "sample": last.get("sample"),
             "train_tokens": len(self.dataset.train), "val_tokens": len(self.dataset.val),
-            "vocab_size": len(self.dataset.vocab),
+            "vocab_size": len(self.dataset.vocab), "size_rule": self.config.size_rule,
+            **self.per_character(last.get("val_bits_per_token")),
         }
         if self.baselines:
             fields.update(self.baseline_fields())
         return fields
 
     # -- language-model extras ---------------------------------------------------
+    def per_character(self, bits_per_token: float | None) -> dict:
+        """Validation bits and nats per character of text: comparable across token kinds.
+
+        The scored tokens are the validation split's but its first; they cover that many
+        characters for ``char`` tokens and, for ``word`` and ``byte`` tokens, the length of
+        their decoded text."""
+        scored = len(self.dataset.val) - 1
+        if bits_per_token is None or scored < 1:
+            return {"val_bits_per_char": None, "val_nats_per_char": None}
+        if self.dataset.token == "char":
+            chars = scored
+        else:
+            from rnnlab.data.text import detokenize
+            chars = max(1, len(detokenize(self.dataset.vocab.to_tokens(self.dataset.val[1:].tolist()),
+                                          self.dataset.token)))
+        bits = bits_per_token * scored / chars
+        return {"val_bits_per_char": bits, "val_nats_per_char": bits * math.log(2)}
+
     def language_model(self, model: RecurrentLM) -> LanguageModel:
         return LanguageModel(model, self.dataset.vocab, self.dataset.mode, self.dataset.token)
 

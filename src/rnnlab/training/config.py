@@ -167,17 +167,30 @@ class DataOptions(_Section):
 class ModelOptions(_Section):
     """The recurrent language model (options of its entry in :data:`rnnlab.models.MODELS`)."""
 
-    model: str = option("lstm", "the model", choices=("rnn-scratch", "rnn", "gru", "lstm"))
+    model: str = option("lstm", "the model (mingru, minlstm: the parallel recurrences of models.parallel)",
+                        choices=("rnn-scratch", "rnn", "gru", "lstm", "mingru", "minlstm"))
     hidden_size: int = option(256, "hidden units", flag="--hidden")
     num_layers: int = option(2, "recurrent layers", flag="--layers")
     dropout: float = option(0.2, "dropout between layers")
     embed_size: int = option(64, "embedding size; 0 = one-hot input (the book's)", flag="--embed")
     tie_weights: bool = option(False, "share embedding and output weights")
     nonlinearity: str = option("tanh", "tanh or relu (--model rnn)", choices=("tanh", "relu"))
+    mlp_ratio: float = option(2.0, "mingru/minlstm: width of each block's MLP over the hidden size (0 = no MLP)")
+    size: str = option("auto", "the options above (and the batch shape and --lr) that you do not give: auto = "
+                       "the largest size the budget (--max-time, --max-steps, --epochs), the corpus and the "
+                       "precision pay for (rnnlab.training.budget), or that size of the model",
+                       choices=("auto", "small", "medium", "large", "xlarge"))
+    # Set by make_config: the options the size rule may still set (comma-separated; empty once
+    # the rule has run, or when the user or a preset chose them), and what the rule decided.
+    rule_fields: str = ""
+    size_rule: str | None = None
 
     def _validate_model(self) -> None:
         from rnnlab.models import model_kind
+        from rnnlab.training.budget import SIZES
         model_kind(self.model)
+        if self.size not in ("auto", *SIZES):
+            raise UsageError(f"unknown size {self.size!r:.40}; choose auto or one of {', '.join(SIZES)}")
         for key in ("hidden_size", "num_layers"):
             value = getattr(self, key)
             if value < 1:
@@ -260,6 +273,9 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     check_held_out_options(given.get("split"), given.get("val_corpus"), given.get("test_corpus"))
     if "max_time" in given and "epochs" not in given:
         values["epochs"] = UNLIMITED_EPOCHS  # a time budget alone means: train until it is spent
+    if preset is None:  # the size rule (rnnlab.training.budget) sets what the user did not
+        from rnnlab.training.budget import RULE_FIELDS
+        values["rule_fields"] = ",".join(name for name in RULE_FIELDS if name not in given)
     values.update(given)
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(values) - known

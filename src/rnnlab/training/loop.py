@@ -87,6 +87,10 @@ CHECK_EVERY_ACCELERATED = 50
 # this fraction of the base learning rate at the end of the budget.
 WARMUP_FRACTION = 0.02
 FINAL_LR_RATIO = 0.05
+# With a time budget, early stopping counts only evaluations whose metric is this much
+# (relative) worse than the best: a plateau does not end the run while the rest of the
+# budget, with the learning rate going down, can still buy quality.
+CLEARLY_WORSE = 0.02
 
 
 class Task(Protocol):
@@ -476,6 +480,17 @@ class Trainer:
                 if significant:
                     p.plateau_best = value
                     p.evals_without_improvement = 0
+                elif self._budget[1] and options.lr_schedule != "plateau":
+                    # A time budget: count only consecutive evaluations clearly worse than the best.
+                    worse = not better(value, None, (p.best_value * (1 + CLEARLY_WORSE if mode == "min" else
+                                                                     1 - CLEARLY_WORSE), None), mode)
+                    p.evals_without_improvement = p.evals_without_improvement + 1 if worse else 0
+                    if options.early_stop and p.evals_without_improvement >= options.early_stop:
+                        stop = True
+                        if self.dist.is_main:
+                            logger.info("stopping early: validation %s has been more than %g%% worse than its best "
+                                        "(%.4g at epoch %.4g) for %d evaluations", metric, 100 * CLEARLY_WORSE,
+                                        p.best_value, p.best_epoch, p.evals_without_improvement)
                 else:
                     p.evals_without_improvement += 1
                     if options.lr_schedule == "plateau" and options.lr_decay \

@@ -118,6 +118,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
         if out_dir is not None:
             out_dir = dist.on_main(lambda: prepare_output_folder(out_dir, KIND, overwrite=overwrite))
         dataset, info = dataset_for(config, data_dir)
+        if config.rule_fields:
+            apply_size_rule(config, dataset, dist)
         _check_batch(config, dataset)
         trainer = _make_trainer(config, dataset, out_dir=out_dir, callbacks=callbacks, data_info=info,
                                 baselines=baselines and dist.is_main, dist=dist)
@@ -126,6 +128,39 @@ def train(config: TrainConfig, out_dir: str | os.PathLike | None = None, data_di
                         config.model, f"{trainer.model.num_parameters():,}", info["corpus"], f"{len(dataset.train):,}",
                         f"{len(dataset.val):,}", config.token, len(dataset.vocab), trainer.device, _processes(dist))
         return trainer, trainer.fit()
+
+
+def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed) -> None:
+    """Set the options in ``config.rule_fields`` from :func:`rnnlab.training.budget.choose`
+    (the model's size for this budget, corpus and precision) and record why in ``size_rule``.
+
+    Under ``torchrun`` rank 0 probes the speed and every rank uses its number, so all
+    ranks build the same model.
+    """
+    from rnnlab.lm import resolve_device
+    from rnnlab.precision import resolve_precision
+    from rnnlab.training import budget
+    from rnnlab.training.config import UNLIMITED_EPOCHS
+    auto = set(config.rule_fields.split(","))
+    given = {name: getattr(config, name) for name in budget.RULE_FIELDS if name not in auto}
+    device = dist.device if dist.device is not None else resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    model = config.model if "model" in given else None
+    rate = None
+    if config.max_time is not None and (model or budget.DEFAULT_MODEL) in budget.LADDERS:
+        ladder = budget.LADDERS[model or budget.DEFAULT_MODEL]
+        rate = dist.broadcast(budget.probe_rate(ladder[0], len(dataset.vocab), precision, device)
+                              if dist.is_main else 0.0)
+    choice = budget.choose(model, config.size, len(dataset.vocab), len(dataset.train), precision,
+                           max_time=config.max_time, max_steps=config.max_steps,
+                           epochs=config.epochs if config.epochs < UNLIMITED_EPOCHS else None,
+                           given=given, rate=rate, device=device)
+    for name, value in choice.options.items():
+        setattr(config, name, value)
+    config.rule_fields, config.size_rule = "", choice.reason
+    config.validate()
+    if dist.is_main:
+        logger.info("size: %s", choice.reason)
 
 
 def _processes(dist: Distributed) -> str:

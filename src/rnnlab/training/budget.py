@@ -1,0 +1,209 @@
+"""Budget-aware defaults: the model a training budget buys on this machine, for this corpus.
+
+When a run does not set the model's size, :func:`choose` picks a rung of the model's
+ladder (:data:`LADDERS`: width, depth, embedding, dropout, batch shape, peak learning
+rate) from what the budget buys. Options the user gave always win; ``--size NAME``
+takes a rung by name instead of by budget.
+
+The rule. For each rung ``k`` the budget buys ``tokens_k`` training tokens:
+
+* ``--max-time S``: ``S x rate_k``, with ``rate_k`` this machine's training tokens/s of
+  rung ``k`` at the run's precision, predicted from a short measured probe of the
+  smallest rung (:func:`probe_rate`, about a second) and the rungs' measured speed
+  ratios on the build machine (:data:`BUILD_RATES`);
+* ``--max-steps N``: ``N x batch_k x steps_k``;
+* ``--epochs E`` (or the default 20 epochs): ``E x`` the training tokens.
+
+The tightest of those that are given counts. The rule takes the largest rung whose
+budget gives at least :data:`TOKENS_PER_PARAMETER` training tokens per parameter, and
+the smallest rung when none does. Larger models learn more per token but need more
+tokens before they pay off; with a fixed number of CPU-seconds, a model too large for
+the budget ends undertrained, one too small for it plateaus and overfits.
+
+The evidence, all on the 2-core build machine (``benchmarks/sweep.py``; held-out nats
+per character on the contiguous last 10% of six corpora, README "How the defaults were
+chosen"): at 100 s the 2 x 256 LSTM buys 4.0M tokens in bf16 (4.5 per parameter) and
+beats the 2 x 384 one (2.0M tokens, 1.1 per parameter) on every corpus; at 20 minutes
+the 2 x 512 LSTM (14.7M tokens, 4.4 per parameter) beats the 2 x 768 one (6.9M tokens,
+0.95 per parameter). A threshold between 1.1 and 4.4 separates the winners; 2.0 is
+taken, and the runs that decided it are listed in the README's table.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from rnnlab.errors import UsageError
+
+# The fewest training tokens per parameter a budget must buy for a rung (see the module docstring).
+TOKENS_PER_PARAMETER = 2.0
+# Seconds of a time budget that evaluation, checkpoints and the probe take, as a fraction.
+OVERHEAD_FRACTION = 0.05
+RULE_FIELDS = ("model", "hidden_size", "num_layers", "embed_size", "mlp_ratio", "dropout", "batch_size",
+               "num_steps", "lr")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One size of one model kind: the options :func:`choose` sets when the user did not."""
+
+    name: str  # small, medium, large, xlarge
+    options: dict = field(default_factory=dict)
+
+    def get(self, key: str):
+        return self.options[key]
+
+
+def _lstm(name, hidden, dropout, batch, steps, lr, model="lstm"):
+    return Rung(name, dict(model=model, hidden_size=hidden, num_layers=2, embed_size=64, dropout=dropout,
+                           batch_size=batch, num_steps=steps, lr=lr))
+
+
+def _parallel(name, model, hidden, layers, mlp_ratio, dropout, batch, steps, lr):
+    return Rung(name, dict(model=model, hidden_size=hidden, num_layers=layers, mlp_ratio=mlp_ratio,
+                           dropout=dropout, batch_size=batch, num_steps=steps, lr=lr))
+
+
+# "small" of the LSTM is exactly the fixed default that rnnlab had before the rule.
+LADDERS: dict[str, tuple[Rung, ...]] = {
+    "lstm": (_lstm("small", 256, 0.2, 32, 64, 6e-3), _lstm("medium", 384, 0.2, 64, 64, 4e-3),
+             _lstm("large", 512, 0.2, 64, 100, 3e-3), _lstm("xlarge", 768, 0.25, 64, 100, 2e-3)),
+    "gru": (_lstm("small", 256, 0.2, 32, 64, 6e-3, "gru"), _lstm("medium", 384, 0.2, 64, 64, 4e-3, "gru"),
+            _lstm("large", 512, 0.2, 64, 100, 3e-3, "gru"), _lstm("xlarge", 768, 0.25, 64, 100, 2e-3, "gru")),
+    "mingru": (_parallel("small", "mingru", 384, 2, 0.0, 0.1, 32, 128, 4e-3),
+               _parallel("medium", "mingru", 256, 3, 2.0, 0.1, 32, 128, 4e-3),
+               _parallel("large", "mingru", 384, 3, 2.0, 0.1, 64, 128, 4e-3),
+               _parallel("xlarge", "mingru", 512, 4, 2.0, 0.15, 64, 128, 3e-3)),
+    "minlstm": (_parallel("small", "minlstm", 384, 2, 0.0, 0.1, 32, 128, 4e-3),
+                _parallel("medium", "minlstm", 256, 3, 2.0, 0.1, 32, 128, 4e-3),
+                _parallel("large", "minlstm", 384, 3, 2.0, 0.1, 64, 128, 4e-3),
+                _parallel("xlarge", "minlstm", 512, 4, 2.0, 0.15, 64, 128, 3e-3)),
+}
+SIZES = ("small", "medium", "large", "xlarge")
+DEFAULT_MODEL = "lstm"
+
+# Training tokens/s of each rung on the build machine (2 threads of an AVX-512-BF16 CPU without
+# AMX, torch 2.13, vocabulary 100; benchmarks/sweep.py probe). Only their ratios are used: the
+# probe measures the smallest rung on the user's machine and scales the others by them.
+BUILD_RATES: dict[tuple[str, str], tuple[float, ...]] = {
+    ("lstm", "fp32"): (23_358, 13_206, 7_264, 3_593), ("lstm", "bf16"): (39_997, 20_454, 12_277, 5_776),
+    ("gru", "fp32"): (16_000, 13_993, 7_000, 3_400), ("gru", "bf16"): (20_000, 16_336, 8_000, 3_900),
+    ("mingru", "fp32"): (23_741, 13_260, 6_894, 3_300), ("mingru", "bf16"): (38_058, 23_438, 12_929, 6_300),
+    ("minlstm", "fp32"): (21_000, 12_210, 6_200, 3_000), ("minlstm", "bf16"): (34_000, 21_966, 11_500, 5_600),
+}
+
+
+@dataclass
+class Choice:
+    """What :func:`choose` decided, and why (``reason`` is printed and stored in config.json)."""
+
+    rung: Rung
+    options: dict  # the rung's options that the user did not give
+    tokens: float  # training tokens the budget buys with this rung
+    parameters: int
+    reason: str
+
+
+def count_parameters(options: dict, vocab_size: int) -> int:
+    """Parameters of the model ``options`` describe, built on the meta device (no memory)."""
+    import torch
+
+    from rnnlab.models import build_model, model_kind
+    kind = model_kind(options["model"])
+    model_options = {o.name: options[o.name] for o in kind.options if o.name in options}
+    with torch.device("meta"):
+        return build_model(options["model"], vocab_size, **model_options).num_parameters()
+
+
+def probe_rate(rung: Rung, vocab_size: int, precision: str, device, steps: int = 4) -> float:
+    """Training tokens/s of ``rung`` here: ``steps`` timed steps (forward, backward, Adam) after one warm-up."""
+    import torch
+
+    from rnnlab.models import build_model, model_kind
+    from rnnlab.precision import autocast
+    options = rung.options
+    kind = model_kind(options["model"])
+    model = build_model(options["model"], vocab_size, seed=0,
+                        **{o.name: options[o.name] for o in kind.options if o.name in options}).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-4)
+    batch, length = options["batch_size"], options["num_steps"]
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randint(0, vocab_size, (batch, length + 1), generator=generator).to(device)
+    state = model.begin_state(batch, device)
+    elapsed = 0.0
+    for i in range(steps + 1):
+        started = time.perf_counter()
+        with autocast(device, precision):
+            logits, _ = model(X[:, :-1], state)
+            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, vocab_size), X[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # waits for an accelerator
+        if i:
+            elapsed += time.perf_counter() - started
+    return steps * batch * length / elapsed
+
+
+def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, precision: str,
+           max_time: float | None = None, max_steps: int | None = None, epochs: int | None = None,
+           given: dict | None = None, rate: float | None = None, device="cpu") -> Choice:
+    """The rung for this budget (or the one ``size`` names) and the options it sets.
+
+    ``given``: the options the user set (they win and are not returned); ``rate``: the
+    measured tokens/s of the smallest rung (probed here when a time budget needs it).
+    """
+    given = given or {}
+    model = model or DEFAULT_MODEL
+    if model not in LADDERS:
+        raise UsageError(f"--size applies to {', '.join(LADDERS)}; give the sizes of --model {model} yourself")
+    ladder = LADDERS[model]
+    measured = BUILD_RATES[(model, "bf16" if precision == "bf16" else "fp32")]
+
+    def with_given(rung: Rung) -> dict:
+        return {**rung.options, **{k: v for k, v in given.items() if k in rung.options}}
+
+    def budget_tokens(index: int) -> float:
+        options = with_given(ladder[index])
+        budgets = []
+        if epochs is not None:
+            budgets.append(epochs * train_tokens)
+        if max_steps is not None:
+            budgets.append(max_steps * options["batch_size"] * options["num_steps"])
+        if max_time is not None:
+            budgets.append(max_time * (1 - OVERHEAD_FRACTION) * rate * measured[index] / measured[0])
+        return min(budgets) if budgets else math.inf
+
+    if max_time is not None and rate is None:
+        rate = probe_rate(ladder[0], vocab_size, precision, device)
+    if size != "auto":
+        if size not in SIZES:
+            raise UsageError(f"unknown size {size!r:.40}; choose auto or one of {', '.join(SIZES)}")
+        index = SIZES.index(size)
+        why = f"--size {size}"
+    else:
+        index = 0
+        for k in range(len(ladder)):
+            if budget_tokens(k) >= TOKENS_PER_PARAMETER * count_parameters(with_given(ladder[k]), vocab_size):
+                index = k
+        why = f"the largest size with >= {TOKENS_PER_PARAMETER:g} training tokens per parameter"
+    rung = ladder[index]
+    options = {k: v for k, v in rung.options.items() if k not in given}
+    full = with_given(rung)
+    tokens, parameters = budget_tokens(index), count_parameters(full, vocab_size)
+    budget = ", ".join(part for part in (
+        f"{max_time:g} s" if max_time is not None else "", f"{max_steps:,} steps" if max_steps is not None else "",
+        f"{epochs:,} epochs" if epochs is not None else "") if part) or "no budget"
+    shape = (f"{full['model']} {full['num_layers']} x {full['hidden_size']}"
+             + (f" (mlp {full['mlp_ratio']:g})" if "mlp_ratio" in full else "")
+             + f", dropout {full['dropout']:g}, batch {full['batch_size']} x {full['num_steps']}, peak lr {full['lr']:g}")
+    rate_note = f", probe {rate:,.0f} tokens/s" if rate is not None and max_time is not None else ""
+    per_parameter = f"{tokens / parameters:.1f} tokens/parameter" if math.isfinite(tokens) else "no token limit"
+    reason = (f"budget {budget}, {train_tokens:,} train tokens, {precision}{rate_note}: {rung.name} = {shape}; "
+              f"{parameters:,} parameters, {per_parameter} (rule: {why})")
+    return Choice(rung, options, tokens, parameters, reason)
+
+
+__all__ = ["BUILD_RATES", "Choice", "LADDERS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER", "choose",
+           "count_parameters", "probe_rate"]
