@@ -114,6 +114,21 @@ CANDIDATES = {
     "mingru-3x256-mlp2": parallel("mingru", 256, 3, 2.0),
     "mingru-3x384-mlp2": parallel("mingru", 384, 3, 2.0, batch=64),
     "minlstm-3x256-mlp2": parallel("minlstm", 256, 3, 2.0),
+    # smaller and faster, for short budgets in float32
+    "lstm-192": lstm(192, lr=8e-3, dropout=0.1),
+    "lstm-1x512": lstm(512, layers=1, lr=6e-3, dropout=0.1),
+    "lstm-256-b16": lstm(256, batch=16),
+    "lstm-256-lr1e-2": lstm(256, lr=1e-2),
+    "gru-256": lstm(256, model="gru"),
+    "mingru-3x192-mlp2": parallel("mingru", 192, 3, 2.0),
+    "mingru-3x256-mlp2-t64": parallel("mingru", 256, 3, 2.0, steps=64, lr=6e-3),
+    # the remaining rungs of rnnlab.training.budget.LADDERS (their speed ratios)
+    "gru-512": lstm(512, batch=64, steps=100, lr=3e-3, model="gru"),
+    "gru-768": lstm(768, batch=64, steps=100, lr=2e-3, dropout=0.25, model="gru"),
+    "mingru-4x512-mlp2": parallel("mingru", 512, 4, 2.0, batch=64, lr=3e-3, dropout=0.15),
+    "minlstm-2x384": parallel("minlstm", 384, 2, 0.0),
+    "minlstm-3x384-mlp2": parallel("minlstm", 384, 3, 2.0, batch=64),
+    "minlstm-4x512-mlp2": parallel("minlstm", 512, 4, 2.0, batch=64, lr=3e-3, dropout=0.15),
 }
 PLAIN = dict(hidden=512, layers=2, embed=64, dropout=0.1, batch=64, steps=100, lr=2e-3, clip=5.0)
 

@@ -10,4 +10,4 @@
 Nothing here is imported by the rest of the library; importing this package is cheap.
 """
 
-SECTIONS = ("rnn", "gru-lstm", "roofline", "generate", "memory", "data")
+SECTIONS = ("rnn", "gru-lstm", "parallel", "roofline", "generate", "memory", "data")

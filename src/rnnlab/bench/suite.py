@@ -19,6 +19,11 @@ Sections (see :data:`SECTIONS`):
   in float32 and bf16; and the default training configuration
   (``rnnlab.training.config.TrainConfig()``: its model, sizes, dropout, batch, steps
   and precision, resolved for this CPU) against the same ``torch.nn`` layers in float32.
+* ``parallel`` -- minGRU and minLSTM (3 layers, MLP ratio 2) against rnnlab's ``lstm``
+  and ``gru`` and ``torch.nn.LSTM`` (2 layers, embedding 64) at the default LSTM's
+  parameter count and at 2x and 4x it (each model's hidden size chosen to come
+  closest), batch 32 x 64, float32 and bf16; rates relative to rnnlab's LSTM of the
+  same scale and precision.
 * ``roofline`` -- each training row's FLOPs (formulas in :mod:`rnnlab.bench.steps`)
   against ``torch.mm`` at the same shapes, measured here (:mod:`rnnlab.bench.roofline`).
 * ``generate`` -- generation tokens/s, one stream and 64 streams, greedy, of
@@ -241,6 +246,64 @@ def section_gru_lstm(plan: Plan, bf16: bool, config: dict) -> tuple[dict, dict[s
     return {"rows": entries, "notes": notes, "default_config": public}, measured
 
 
+PARALLEL_SCALES = (1, 2, 4)
+PARALLEL_OPTIONS = {"lstm": dict(num_layers=2, embed_size=CELL_EMBED), "gru": dict(num_layers=2, embed_size=CELL_EMBED),
+                    "mingru": dict(num_layers=3, mlp_ratio=2.0), "minlstm": dict(num_layers=3, mlp_ratio=2.0)}
+
+
+def sized_options(model: str, parameters: int, options: dict) -> dict:
+    """``options`` with the hidden size (a multiple of 8) whose model comes closest to ``parameters``."""
+    from rnnlab.training.budget import count_parameters
+
+    def count(hidden: int) -> int:
+        return count_parameters({"model": model, **options, "hidden_size": hidden}, DEFAULT_VOCAB)
+    low, high = 8, 8
+    while count(high) < parameters:
+        low, high = high, high * 2
+    while high - low > 8:
+        middle = (low + high) // 16 * 8
+        low, high = (middle, high) if count(middle) < parameters else (low, middle)
+    best = min((low, high), key=lambda h: abs(count(h) - parameters))
+    return {**options, "hidden_size": best}
+
+
+def parallel_rows(plan: Plan, config: dict) -> list[Row]:
+    from rnnlab.training.budget import count_parameters
+    reference = count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
+    rows = []
+    for scale in PARALLEL_SCALES:
+        group = f"{scale}x the default LSTM's parameters ({scale * reference:,})"
+        for model, base in PARALLEL_OPTIONS.items():
+            options = sized_options(model, scale * reference, base)
+            shape = Shape("lstm", DEFAULT_VOCAB, options["hidden_size"], CELL_BATCH, plan.steps(CELL_STEPS),
+                          embed=CELL_EMBED, layers=2)
+            name = f"rnnlab {model} {options['num_layers']} x {options['hidden_size']}"
+            if model == "lstm":
+                rows.append(Row("parallel", group, f"torch.nn.LSTM 2 x {options['hidden_size']} + Linear", "torch",
+                                "fp32", shape, lambda s=shape: torch_model(s, optimizer="adam")))
+            for precision in ("fp32", "bf16"):
+                rows.append(Row("parallel", group, name, "rnnlab", precision, shape,
+                                lambda m=model, s=shape, p=precision, o=options:
+                                rnnlab_model(m, s, p, options=o, optimizer="adam")))
+    return rows
+
+
+def section_parallel(plan: Plan, bf16: bool, config: dict) -> dict:
+    rows = parallel_rows(plan, config)
+    entries, _ = _measure_rows(rows, plan, bf16, "parallel")
+    from rnnlab.training.budget import count_parameters
+    for entry in entries:
+        reference = next((e for e in entries if e["group"] == entry["group"] and e["precision"] == entry["precision"]
+                          and e["candidate"].startswith("rnnlab lstm")), None)
+        entry["vs_lstm"] = _ratio(entry, reference)
+        model = "lstm" if entry["implementation"] == "torch" else entry["candidate"].split()[1]
+        entry["parameters"] = count_parameters({"model": model, **PARALLEL_OPTIONS[model],
+                                                "hidden_size": entry["shape"]["hidden"]}, DEFAULT_VOCAB)
+    notes = ["one step = forward, float32 cross-entropy, backward, clip to norm 1, Adam; state from zeros; no dropout",
+             "vs_lstm: rate / rate of rnnlab's LSTM of the same scale and precision"]
+    return {"rows": entries, "notes": notes}
+
+
 def section_roofline(plan: Plan, bf16: bool, config: dict, measured: dict[str, Measurement]) -> dict:
     rows = rnn_rows(plan) + gru_lstm_rows(plan, config)
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)
@@ -322,6 +385,12 @@ def section_generate(plan: Plan, config: dict) -> dict:
         f"default {config['model']} V={DEFAULT_VOCAB}": build_model(config["model"], DEFAULT_VOCAB, seed=0,
                                                                     **config["options"]),
     }
+    from rnnlab.training.budget import count_parameters
+    reference = count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
+    for name in ("mingru", "minlstm"):
+        options = sized_options(name, reference, PARALLEL_OPTIONS[name])
+        models[f"{name} {options['num_layers']} x {options['hidden_size']} V={DEFAULT_VOCAB}"] = \
+            build_model(name, DEFAULT_VOCAB, seed=0, **options)
     candidates, methods = [], {}
     for name, model in models.items():
         model.eval()
@@ -457,6 +526,8 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: str | Itera
     if "gru-lstm" in sections:
         results["gru-lstm"], cell_measured = timed("gru-lstm", lambda: section_gru_lstm(plan, bf16, config))
         measured.update(cell_measured)
+    if "parallel" in sections:
+        results["parallel"] = timed("parallel", lambda: section_parallel(plan, bf16, config))
     if "roofline" in sections:
         results["roofline"] = timed("roofline", lambda: section_roofline(plan, bf16, config, measured))
     if "generate" in sections:

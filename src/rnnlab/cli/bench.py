@@ -66,6 +66,13 @@ def _bench_report(result: dict) -> list[str]:
         lines += ["", "gru-lstm: one training step, tokens/s",
                   *_table(["shape", "candidate", "precision", "tokens/s", "vs torch.nn", "spread"], rows)]
         lines += [f"note: {n}" for n in sections["gru-lstm"]["notes"]]
+    if "parallel" in sections:
+        rows = [[e["group"], e["candidate"], e["precision"], f"{e['parameters']:,}", _rate(e), _times(e["vs_lstm"]),
+                 _spread(e)] for e in sections["parallel"]["rows"]]
+        lines += ["", "parallel: one training step, tokens/s",
+                  *_table(["scale", "candidate", "precision", "parameters", "tokens/s", "vs rnnlab lstm", "spread"],
+                          rows)]
+        lines += [f"note: {n}" for n in sections["parallel"]["notes"]]
     if "roofline" in sections:
         section = sections["roofline"]
         rows = [[e["group"], e["candidate"], e["precision"], f"{e['flops_per_step'] / 1e9:.3f}",

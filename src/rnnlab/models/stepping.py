@@ -45,7 +45,8 @@ logit of ``<unk>`` (index 0) is ``-inf`` at no per-step cost and an argmax can n
 pick it. Dropout is not applied (inference only). The stepper copies the weights
 when it is made: build a new one after the weights change.
 
-Models the stepper does not know (or a :class:`TorchRecurrentLM` whose recurrent
+minGRU and minLSTM stacks step through :class:`ParallelStepper` (their recurrence
+needs no product with the state, only the input's). Models the stepper does not know (or a :class:`TorchRecurrentLM` whose recurrent
 layer is bidirectional or projected) fall back to :class:`ForwardStepper`, which
 calls ``model.forward`` once per token: slower, but right for any model.
 """
@@ -193,6 +194,68 @@ class ForwardStepper(Stepper):
         return map_state(lambda s: s.clone(), self._state)
 
 
+class ParallelStepper(Stepper):
+    """minGRU / minLSTM stacks (:mod:`rnnlab.models.parallel`), one token per step.
+
+    Per layer: ``u = LayerNorm(x)``, ``P = b + u W^T`` into a buffer, then in place
+    (minGRU) ``h <- h + z (v - h)`` or (minLSTM) ``h <- (f h + i v) / (f + i)``,
+    ``x <- x + h``, and the MLP ``x <- x + b_2 + GELU(b_1 + LayerNorm(x) W_1^T) W_2^T``.
+    ``S`` is ``(L, B, D)`` here (the model's own state layout).
+    """
+
+    def __init__(self, model, batch_size: int, mask_unk: bool) -> None:
+        weight = model.output.weight
+        super().__init__(batch_size, model.vocab_size, weight.device, weight.dtype)
+        B, D = batch_size, model.hidden_size
+        self.cell, self.width, self.num_layers = model.cell, D, model.num_layers
+        self.embedding = _snapshot(model.embedding.weight)
+        self.layers = []
+        for block in model.blocks:
+            mlp = None
+            if block.mlp is not None:
+                norm, first, _, second, _ = block.mlp
+                mlp = (_norm(norm), _snapshot(first.weight.t()), _snapshot(first.bias),
+                       _snapshot(second.weight.t()), _snapshot(second.bias))
+            self.layers.append((_norm(block.norm), _snapshot(block.gates.weight.t()), _snapshot(block.gates.bias), mlp))
+        self.final_norm = _norm(model.norm)
+        self.W_out, self.b_out = _snapshot(weight.t()), _snapshot(model.output.bias)
+        if mask_unk:
+            self.b_out[0] = -float("inf")
+        self.hidden = torch.zeros(self.num_layers, B, D, device=self.device, dtype=self.dtype)
+        self.x = torch.empty(B, D, device=self.device, dtype=self.dtype)
+        self.pre = torch.empty(B, self.layers[0][1].shape[1], device=self.device, dtype=self.dtype)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, P, D = self.x, self.pre, self.width
+        torch.index_select(self.embedding, 0, tokens, out=x)
+        for layer, ((norm_w, norm_b, eps), W, b, mlp) in enumerate(self.layers):
+            h = self.hidden[layer]
+            torch.addmm(b, torch.layer_norm(x, (D,), norm_w, norm_b, eps), W, out=P)
+            if self.cell == "mingru":
+                z, v = P[:, :D].sigmoid_(), P[:, D:]
+                h.add_(v.sub_(h).mul_(z))  # h + z (v - h) = (1 - z) h + z v
+            else:
+                f, i, v = P[:, :D].sigmoid_(), P[:, D:2 * D].sigmoid_(), P[:, 2 * D:]
+                h.mul_(f).addcmul_(i, v).div_(f.add_(i))  # (f h + i v) / (f + i)
+            x.add_(h)
+            if mlp is not None:
+                (mlp_w, mlp_b, mlp_eps), W_1, b_1, W_2, b_2 = mlp
+                inner = torch.nn.functional.gelu(torch.addmm(b_1, torch.layer_norm(x, (D,), mlp_w, mlp_b, mlp_eps), W_1))
+                x.add_(b_2).addmm_(inner, W_2)
+        norm_w, norm_b, eps = self.final_norm
+        return torch.addmm(self.b_out, torch.layer_norm(x, (D,), norm_w, norm_b, eps), self.W_out, out=self.logits)
+
+    def load_state(self, state: State) -> None:
+        self.hidden.copy_(_as_rows(state, self.batch_size).transpose(0, 1))
+
+    def state(self) -> State:
+        return self.hidden.clone()
+
+
+def _norm(norm: nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor, float]:
+    return _snapshot(norm.weight), _snapshot(norm.bias), norm.eps
+
+
 # ---- building steppers from the models we know -------------------------------------
 def _snapshot(tensor: torch.Tensor) -> torch.Tensor:
     """A detached, contiguous copy: the stepper must not follow later weight updates or build graphs."""
@@ -250,12 +313,15 @@ def _torch_stepper(model, batch_size: int, mask_unk: bool) -> LayeredStepper:
 
 def _stepper_builder(model: RecurrentLM):
     """The builder for ``model``'s exact class and layout, or None (then :class:`ForwardStepper`)."""
+    from rnnlab.models.parallel import ParallelRecurrentLM
     from rnnlab.models.recurrent import TorchRecurrentLM
     from rnnlab.models.scratch import ScratchRNN
 
     # Exact types: a subclass may change forward, and the stepper would silently disagree.
     if type(model) is ScratchRNN and all(hasattr(model, n) for n in ("W_xh", "W_hh", "b_h", "W_hq", "b_q")):
         return _scratch_stepper
+    if type(model) is ParallelRecurrentLM:
+        return ParallelStepper
     if type(model) is TorchRecurrentLM:
         rnn, output = getattr(model, "rnn", None), getattr(model, "output", None)
         if (type(rnn) in (nn.RNN, nn.GRU, nn.LSTM) and not rnn.bidirectional
@@ -278,4 +344,4 @@ def make_stepper(model: RecurrentLM, batch_size: int = 1, mask_unk: bool = False
     return builder(model, batch_size, mask_unk)
 
 
-__all__ = ["Stepper", "LayeredStepper", "ForwardStepper", "make_stepper"]
+__all__ = ["Stepper", "LayeredStepper", "ParallelStepper", "ForwardStepper", "make_stepper"]

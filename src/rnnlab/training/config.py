@@ -187,10 +187,13 @@ class ModelOptions(_Section):
 
     def _validate_model(self) -> None:
         from rnnlab.models import model_kind
-        from rnnlab.training.budget import SIZES
+        from rnnlab.training.budget import LADDERS, SIZES
         model_kind(self.model)
         if self.size not in ("auto", *SIZES):
             raise UsageError(f"unknown size {self.size!r:.40}; choose auto or one of {', '.join(SIZES)}")
+        if self.size != "auto" and self.model not in LADDERS:
+            raise UsageError(f"--size applies to --model {', '.join(LADDERS)}; give the sizes of --model "
+                             f"{self.model} yourself")
         for key in ("hidden_size", "num_layers"):
             value = getattr(self, key)
             if value < 1:
