@@ -79,7 +79,8 @@ def test_bench_generate_falls_back_to_timing_generate_ids(capsys, monkeypatch):
     monkeypatch.setattr(suite, "generation_tokens_per_second", None)
     result = run_json(capsys, "--only", "generate")
     rows = result["sections"]["generate"]["rows"]
-    assert [row["streams"] for row in rows] == [1, 64, 1, 64]
+    assert [row["streams"] for row in rows] == [1, 64] * 4  # book RNN, default model, mingru, minlstm
+    assert [row["model"].split()[0] for row in rows[4:]] == ["mingru"] * 2 + ["minlstm"] * 2
     assert all("timed by the bench" in row["method"] or "rnnlab.bench" in row["method"] for row in rows)
     for key, value in rates(result):
         assert math.isfinite(value) and value > 0, (key, value)
