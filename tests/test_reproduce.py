@@ -13,7 +13,7 @@ import pytest
 
 from rnnlab.cli import main
 from rnnlab.reproduce import Context, parse_sections
-from rnnlab.reproduce import bptt, language_models, rnn, text_preprocessing
+from rnnlab.reproduce import beyond, bptt, language_models, rnn, text_preprocessing
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -83,6 +83,21 @@ def test_trained_sections_plumbing_with_two_epochs(tmp_path, timemachine_dir, mo
         assert (tmp_path / figure).read_bytes()[:8] == PNG
 
 
+def test_beyond_the_book_trains_every_cell_for_the_same_time(tmp_path, timemachine_dir, monkeypatch):
+    monkeypatch.setattr(beyond, "QUICK_SECONDS", 1.0)
+    monkeypatch.setattr(beyond, "QUICK_EVAL_EVERY", 1)
+    section = beyond.run(context(tmp_path, timemachine_dir))
+    assert [row.quantity for row in section.rows] == [f"{label}, 1 s" for label in beyond.MODELS.values()]
+    for model, details in section.details.items():
+        summary = details["summary"]
+        assert summary["stopped"] == "max_time" and summary["model"] == model, (model, summary["stopped"])
+        assert summary["epochs"] > 0 and summary["val_perplexity"] > 1 and summary["precision"] == "fp32"
+    parameters = {model: d["summary"]["parameters"] for model, d in section.details.items()}
+    assert parameters["rnn"] < parameters["gru"] < parameters["lstm"]  # 1, 3 and 4 gates of 256 units
+    assert all(row.match == "-" for row in section.rows)  # the book prints no equal-time numbers
+    assert (tmp_path / "beyond.png").read_bytes()[:8] == PNG
+
+
 def test_cli_quick_fast_sections_write_report_results_and_figures(tmp_path, timemachine_dir, capsys):
     out = tmp_path / "reproduce"
     code = main(["reproduce", "--quick", "--only", "8.1,8.2,8.3", "--out", str(out),
@@ -105,7 +120,8 @@ def test_cli_quick_fast_sections_write_report_results_and_figures(tmp_path, time
 
 def test_only_names_sections():
     assert parse_sections("8.5,8.2") == ["8.2", "8.4-8.6"]
-    assert parse_sections(None) == ["8.1", "8.2", "8.3", "8.4-8.6", "8.7"]
+    assert parse_sections(None) == ["8.1", "8.2", "8.3", "8.4-8.6", "8.7", "beyond"]
+    assert parse_sections("beyond,8.7") == ["8.7", "beyond"]
     with pytest.raises(Exception, match="unknown section '9.1'"):
         parse_sections("9.1")
 
@@ -117,12 +133,12 @@ def test_the_whole_quick_reproduction_runs(tmp_path, timemachine_dir, capsys):
     assert main(["reproduce", "--quick", "--out", str(out), "--data-dir", str(timemachine_dir), "--json"]) == 0
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     keys = [s["key"] for s in saved["sections"]]
-    assert keys[0] == "8.1" and "8.2" in keys and "8.3" in keys and keys[-1] == "8.7" and len(keys) == 5
+    assert keys[0] == "8.1" and "8.2" in keys and "8.3" in keys and keys[-2:] == ["8.7", "beyond"] and len(keys) == 6
     for section in saved["sections"]:
         if section["key"] in ("8.2", "8.3"):  # deterministic: every row with a book number must match it,
             # except the word indices, which differ by the order of equal counts (explained in the report)
             assert all(row["match"] in ("yes", "-") for row in section["rows"]
                        if not row["quantity"].startswith("indices of lines")), section["key"]
     assert (out / "report.md").is_file()
-    for figure in ("sine.png", "zipf.png", "perplexity.png", "clipping.png", "bptt.png"):
+    for figure in ("sine.png", "zipf.png", "perplexity.png", "clipping.png", "bptt.png", "beyond.png"):
         assert (out / figure).read_bytes()[:8] == PNG

@@ -61,13 +61,15 @@ def zipf_plot(counts_by_order: Mapping[int, Sequence[int]], path: str | os.PathL
     _save(fig, path)
 
 
-def curves_plot(xs: Sequence[float], series: Mapping[str, Sequence[float]], path: str | os.PathLike,
-                xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> None:
-    """Several named curves over a shared x axis (perplexity per epoch, error per horizon...)."""
+def curves_plot(xs: Sequence[float] | Mapping[str, Sequence[float]], series: Mapping[str, Sequence[float]],
+                path: str | os.PathLike, xlabel: str, ylabel: str, title: str = "", logy: bool = False) -> None:
+    """Several named curves over a shared x axis (perplexity per epoch, error per horizon...),
+    or over one x axis per curve when ``xs`` maps each name to its own."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, ys in series.items():
-        ax.plot(list(xs)[:len(ys)], ys, label=name, marker="o" if len(ys) < 30 else None)
+        x = xs[name] if isinstance(xs, Mapping) else xs
+        ax.plot(list(x)[:len(ys)], ys, label=name, marker="o" if len(ys) < 30 else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 from rnnlab.errors import UsageError
-from rnnlab.reproduce import bptt, language_models, rnn, sequence_models, text_preprocessing
+from rnnlab.reproduce import beyond, bptt, language_models, rnn, sequence_models, text_preprocessing
 from rnnlab.reproduce.common import Context, Row, SectionResult
 
-SECTIONS = {module.KEY: module for module in (sequence_models, text_preprocessing, language_models, rnn, bptt)}
+SECTIONS = {module.KEY: module for module in (sequence_models, text_preprocessing, language_models, rnn, bptt,
+                                                     beyond)}
 # The RNN sections are one experiment; each of their numbers names it.
 ALIASES = {"8.4": "8.4-8.6", "8.5": "8.4-8.6", "8.6": "8.4-8.6"}
 KIND = "reproduction"
