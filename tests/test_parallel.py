@@ -171,33 +171,3 @@ def test_trained_checkpoint_scores_the_same_token_by_token(tmp_path, cell, bptt)
         logits = stepper.step(torch.tensor([int(token)]))
         nll -= torch.log_softmax(logits[0].double(), -1)[int(target)].item()
     assert nll / (len(ids) - 1) == pytest.approx(math.log(parallel["perplexity"]), rel=1e-5)
-
-
-def test_size_rule_buys_larger_models_for_larger_budgets():
-    from rnnlab.training.budget import LADDERS, choose
-    sizes = []
-    for seconds in (10, 100, 1200, 20000):
-        choice = choose(None, "auto", 100, 1_000_000, "bf16", max_time=seconds, rate=40_000.0)
-        sizes.append(LADDERS["lstm"].index(choice.rung))
-        assert f"budget {seconds:g} s" in choice.reason
-    assert sizes == sorted(sizes) and sizes[0] == 0 and sizes[-1] == len(LADDERS["lstm"]) - 1
-    # Given options win; --size takes a rung by name.
-    choice = choose(None, "large", 100, 1000, "fp32", epochs=1, given={"hidden_size": 100})
-    assert choice.rung.name == "large" and "hidden_size" not in choice.options
-    assert choice.options["num_steps"] == 100
-    with pytest.raises(UsageError, match="size"):
-        choose(None, "huge", 100, 1000, "fp32", epochs=1)
-
-
-def test_make_config_leaves_the_given_options_to_the_user(tmp_path):
-    from rnnlab.training import run
-    from rnnlab.training.config import make_config
-    corpus = tmp_path / "text.txt"
-    corpus.write_text("abcdefgh " * 2000)
-    config = make_config(corpus=str(corpus), hidden_size=32, max_steps=3, sample_length=0)
-    assert "hidden_size" not in config.rule_fields.split(",") and "lr" in config.rule_fields.split(",")
-    _, summary = run.train(config, baselines=False)
-    assert config.hidden_size == 32 and config.rule_fields == "" and "small" in config.size_rule
-    assert summary["size_rule"] == config.size_rule
-    assert summary["val_nats_per_char"] == pytest.approx(summary["val_bits_per_token"] * math.log(2))
-    assert make_config(preset="d2l-scratch").rule_fields == ""  # the book's runs are the book's sizes

@@ -148,6 +148,20 @@ def test_early_stopping_and_lr_decay(monkeypatch):  # improvement, then a platea
     assert trainer.progress.lr == 0.125
 
 
+@pytest.mark.parametrize("max_time, stopped_at", [(None, 4), (1000.0, 7)])
+def test_a_time_budget_stops_early_only_when_validation_gets_clearly_worse(monkeypatch, max_time, stopped_at):
+    """Without a time budget two evaluations without a gain stop the run; with one, only two
+    in a row more than CLEARLY_WORSE (2%) above the best do (4.1 and 4.2 against 4.0)."""
+    from rnnlab.training.loop import CLEARLY_WORSE
+    assert 4.05 < 4.0 * (1 + CLEARLY_WORSE) < 4.1
+    config = small(epochs=12, early_stop=2, dropout=0.0, max_time=max_time)
+    trainer = Trainer(config, dataset(config))
+    summary = fit_with_val_perplexities(trainer, [5.0, 4.0, 4.05, 4.06, 4.03, 4.1, 4.2, 4.3, 4.4, 4.5, 4.6, 4.7],
+                                        monkeypatch)
+    assert summary["stopped"] == "early_stop" and summary["epochs"] == stopped_at
+    assert summary["best_val_perplexity"] == 4.0
+
+
 def test_tiny_gains_count_as_a_plateau_but_still_update_the_best(tmp_path, monkeypatch):
     config = small(epochs=30, early_stop=2, lr_decay=0.5, dropout=0.0)
     trainer = Trainer(config, dataset(config), out_dir=tmp_path)

@@ -7,26 +7,37 @@ takes a rung by name instead of by budget.
 
 The rule. For each rung ``k`` the budget buys ``tokens_k`` training tokens:
 
-* ``--max-time S``: ``S x rate_k``, with ``rate_k`` this machine's training tokens/s of
-  rung ``k`` at the run's precision, predicted from a short measured probe of the
-  smallest rung (:func:`probe_rate`, about a second) and the rungs' measured speed
-  ratios on the build machine (:data:`BUILD_RATES`);
+* ``--max-time S``: ``S x (1 - OVERHEAD_FRACTION) x rate_k``, with ``rate_k`` this
+  machine's training tokens/s of rung ``k`` at the run's precision, predicted from a
+  short measured probe of the smallest rung (:func:`probe_rate`, about a second) and the
+  rungs' measured speed ratios on the build machine (:data:`BUILD_RATES`);
 * ``--max-steps N``: ``N x batch_k x steps_k``;
 * ``--epochs E`` (or the default 20 epochs): ``E x`` the training tokens.
 
-The tightest of those that are given counts. The rule takes the largest rung whose
-budget gives at least :data:`TOKENS_PER_PARAMETER` training tokens per parameter, and
-the smallest rung when none does. Larger models learn more per token but need more
-tokens before they pay off; with a fixed number of CPU-seconds, a model too large for
-the budget ends undertrained, one too small for it plateaus and overfits.
+The tightest of those that are given counts. A rung is affordable when its budget gives
+at least :data:`TOKENS_PER_PARAMETER` training tokens per parameter *and* at least
+:data:`MIN_STEPS` optimizer steps; the rule takes the largest affordable rung, and the
+smallest rung when none is. Larger models learn more per token but need more tokens,
+and enough updates, before they pay off: with a fixed number of CPU-seconds a model
+too large for the budget ends undertrained, one too small for it plateaus.
 
-The evidence, all on the 2-core build machine (``benchmarks/sweep.py``; held-out nats
-per character on the contiguous last 10% of six corpora, README "How the defaults were
-chosen"): at 100 s the 2 x 256 LSTM buys 4.0M tokens in bf16 (4.5 per parameter) and
-beats the 2 x 384 one (2.0M tokens, 1.1 per parameter) on every corpus; at 20 minutes
-the 2 x 512 LSTM (14.7M tokens, 4.4 per parameter) beats the 2 x 768 one (6.9M tokens,
-0.95 per parameter). A threshold between 1.1 and 4.4 separates the winners; 2.0 is
-taken, and the runs that decided it are listed in the README's table.
+The evidence (``benchmarks/sweep.py``, 2 threads of the build machine, runs counted in
+optimizer steps from each configuration's measured speed; held-out nats/char on the
+contiguous last 10% of each corpus, README "How the defaults were chosen"):
+
+* 100 s, float32, built-in corpus: 2 x 192 (6.0 tokens/parameter, 1,530 steps) 1.155;
+  2 x 256 (2.5, 1,080 steps) 1.278, but the same 2 x 256 with batch 16 (2.5, 2,180
+  steps) 1.155; 2 x 384 (0.7) 1.350. Tokens per parameter alone do not separate these:
+  the number of updates does.
+* 100 s, bfloat16, built-in corpus: 2 x 256 (4.3, 1,860 steps) 1.139 and 2 x 192 (8.7)
+  1.141 tie; 2 x 384 (1.0, 470 steps) 1.269.
+* 300 s, bfloat16, Rust release notes and Python source: 2 x 384 (3.0, 1,420 steps)
+  1.454 and 1.200; 2 x 512 (1.0, 550 steps) 1.569 and 1.291.
+* 1200 s, bfloat16, English fortunes: 2 x 512 (4.2, 2,200 steps) 1.458; 2 x 768 (0.9)
+  1.693; the plain nn.LSTM script 1.504.
+
+Every winner has at least 3.0 tokens per parameter and 1,420 steps, every loser at most
+2.5 or at most 1,080 steps: 2.0 and 1,200 sit inside both gaps.
 """
 from __future__ import annotations
 
@@ -36,8 +47,10 @@ from dataclasses import dataclass, field
 
 from rnnlab.errors import UsageError
 
-# The fewest training tokens per parameter a budget must buy for a rung (see the module docstring).
+# The fewest training tokens per parameter, and optimizer steps, a budget must buy for a rung
+# (see the module docstring).
 TOKENS_PER_PARAMETER = 2.0
+MIN_STEPS = 1200
 # Seconds of a time budget that evaluation, checkpoints and the probe take, as a fraction.
 OVERHEAD_FRACTION = 0.05
 RULE_FIELDS = ("model", "hidden_size", "num_layers", "embed_size", "mlp_ratio", "dropout", "batch_size",
@@ -48,49 +61,54 @@ RULE_FIELDS = ("model", "hidden_size", "num_layers", "embed_size", "mlp_ratio", 
 class Rung:
     """One size of one model kind: the options :func:`choose` sets when the user did not."""
 
-    name: str  # small, medium, large, xlarge
+    name: str  # one of SIZES
     options: dict = field(default_factory=dict)
 
     def get(self, key: str):
         return self.options[key]
 
 
-def _lstm(name, hidden, dropout, batch, steps, lr, model="lstm"):
+def _classic(model, name, hidden, dropout, batch, steps, lr):
     return Rung(name, dict(model=model, hidden_size=hidden, num_layers=2, embed_size=64, dropout=dropout,
                            batch_size=batch, num_steps=steps, lr=lr))
 
 
-def _parallel(name, model, hidden, layers, mlp_ratio, dropout, batch, steps, lr):
-    return Rung(name, dict(model=model, hidden_size=hidden, num_layers=layers, mlp_ratio=mlp_ratio,
+def _parallel(model, name, hidden, layers, dropout, batch, steps, lr):
+    return Rung(name, dict(model=model, hidden_size=hidden, num_layers=layers, mlp_ratio=2.0,
                            dropout=dropout, batch_size=batch, num_steps=steps, lr=lr))
 
 
-# "small" of the LSTM is exactly the fixed default that rnnlab had before the rule.
-LADDERS: dict[str, tuple[Rung, ...]] = {
-    "lstm": (_lstm("small", 256, 0.2, 32, 64, 6e-3), _lstm("medium", 384, 0.2, 64, 64, 4e-3),
-             _lstm("large", 512, 0.2, 64, 100, 3e-3), _lstm("xlarge", 768, 0.25, 64, 100, 2e-3)),
-    "gru": (_lstm("small", 256, 0.2, 32, 64, 6e-3, "gru"), _lstm("medium", 384, 0.2, 64, 64, 4e-3, "gru"),
-            _lstm("large", 512, 0.2, 64, 100, 3e-3, "gru"), _lstm("xlarge", 768, 0.25, 64, 100, 2e-3, "gru")),
-    "mingru": (_parallel("small", "mingru", 384, 2, 0.0, 0.1, 32, 128, 4e-3),
-               _parallel("medium", "mingru", 256, 3, 2.0, 0.1, 32, 128, 4e-3),
-               _parallel("large", "mingru", 384, 3, 2.0, 0.1, 64, 128, 4e-3),
-               _parallel("xlarge", "mingru", 512, 4, 2.0, 0.15, 64, 128, 3e-3)),
-    "minlstm": (_parallel("small", "minlstm", 384, 2, 0.0, 0.1, 32, 128, 4e-3),
-                _parallel("medium", "minlstm", 256, 3, 2.0, 0.1, 32, 128, 4e-3),
-                _parallel("large", "minlstm", 384, 3, 2.0, 0.1, 64, 128, 4e-3),
-                _parallel("xlarge", "minlstm", 512, 4, 2.0, 0.15, 64, 128, 3e-3)),
-}
-SIZES = ("small", "medium", "large", "xlarge")
+def _classic_ladder(model):  # "small" is the fixed default rnnlab had before the rule
+    return (_classic(model, "tiny", 192, 0.1, 32, 64, 8e-3), _classic(model, "small", 256, 0.2, 32, 64, 6e-3),
+            _classic(model, "medium", 384, 0.2, 64, 64, 4e-3), _classic(model, "large", 512, 0.2, 64, 100, 3e-3),
+            _classic(model, "xlarge", 768, 0.25, 64, 100, 2e-3))
+
+
+def _parallel_ladder(model):  # pre-norm residual blocks with an MLP of twice the width
+    return (_parallel(model, "tiny", 192, 3, 0.1, 32, 64, 6e-3), _parallel(model, "small", 256, 3, 0.1, 32, 64, 6e-3),
+            _parallel(model, "medium", 384, 3, 0.1, 64, 128, 4e-3),
+            _parallel(model, "large", 512, 4, 0.15, 64, 128, 3e-3),
+            _parallel(model, "xlarge", 768, 4, 0.2, 64, 128, 2e-3))
+
+
+LADDERS: dict[str, tuple[Rung, ...]] = {"lstm": _classic_ladder("lstm"), "gru": _classic_ladder("gru"),
+                                        "mingru": _parallel_ladder("mingru"), "minlstm": _parallel_ladder("minlstm")}
+SIZES = ("tiny", "small", "medium", "large", "xlarge")
 DEFAULT_MODEL = "lstm"
 
 # Training tokens/s of each rung on the build machine (2 threads of an AVX-512-BF16 CPU without
-# AMX, torch 2.13, vocabulary 100; benchmarks/sweep.py probe). Only their ratios are used: the
-# probe measures the smallest rung on the user's machine and scales the others by them.
+# AMX, torch 2.13, vocabulary 100; benchmarks/sweep.py probe, benchmarks/results/rates.json).
+# Only their ratios are used: the probe measures the smallest rung on the user's machine and
+# scales the others by them.
 BUILD_RATES: dict[tuple[str, str], tuple[float, ...]] = {
-    ("lstm", "fp32"): (23_358, 13_206, 7_264, 3_593), ("lstm", "bf16"): (39_997, 20_454, 12_277, 5_776),
-    ("gru", "fp32"): (16_000, 13_993, 7_000, 3_400), ("gru", "bf16"): (20_000, 16_336, 8_000, 3_900),
-    ("mingru", "fp32"): (23_741, 13_260, 6_894, 3_300), ("mingru", "bf16"): (38_058, 23_438, 12_929, 6_300),
-    ("minlstm", "fp32"): (21_000, 12_210, 6_200, 3_000), ("minlstm", "bf16"): (34_000, 21_966, 11_500, 5_600),
+    ("lstm", "fp32"): (32_947, 23_358, 13_206, 7_264, 3_593),
+    ("lstm", "bf16"): (47_898, 39_997, 20_454, 12_277, 5_776),
+    ("gru", "fp32"): (28_714, 18_859, 13_993, 6_997, 3_729),
+    ("gru", "bf16"): (28_850, 22_109, 16_336, 12_350, 6_720),
+    ("mingru", "fp32"): (24_607, 14_886, 6_894, 3_884, 2_062),
+    ("mingru", "bf16"): (35_517, 24_662, 12_929, 6_242, 3_674),
+    ("minlstm", "fp32"): (23_122, 16_536, 6_928, 3_064, 1_761),
+    ("minlstm", "bf16"): (34_114, 25_994, 11_832, 6_020, 3_220),
 }
 
 
@@ -164,6 +182,10 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     def with_given(rung: Rung) -> dict:
         return {**rung.options, **{k: v for k, v in given.items() if k in rung.options}}
 
+    def budget_steps(index: int) -> float:
+        options = with_given(ladder[index])
+        return budget_tokens(index) / (options["batch_size"] * options["num_steps"])
+
     def budget_tokens(index: int) -> float:
         options = with_given(ladder[index])
         budgets = []
@@ -185,9 +207,11 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     else:
         index = 0
         for k in range(len(ladder)):
-            if budget_tokens(k) >= TOKENS_PER_PARAMETER * count_parameters(with_given(ladder[k]), vocab_size):
+            if (budget_tokens(k) >= TOKENS_PER_PARAMETER * count_parameters(with_given(ladder[k]), vocab_size)
+                    and budget_steps(k) >= MIN_STEPS):
                 index = k
-        why = f"the largest size with >= {TOKENS_PER_PARAMETER:g} training tokens per parameter"
+        why = (f"the largest size with >= {TOKENS_PER_PARAMETER:g} training tokens per parameter and "
+               f">= {MIN_STEPS:,} steps")
     rung = ladder[index]
     options = {k: v for k, v in rung.options.items() if k not in given}
     full = with_given(rung)
@@ -199,11 +223,13 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
              + (f" (mlp {full['mlp_ratio']:g})" if "mlp_ratio" in full else "")
              + f", dropout {full['dropout']:g}, batch {full['batch_size']} x {full['num_steps']}, peak lr {full['lr']:g}")
     rate_note = f", probe {rate:,.0f} tokens/s" if rate is not None and max_time is not None else ""
-    per_parameter = f"{tokens / parameters:.1f} tokens/parameter" if math.isfinite(tokens) else "no token limit"
+    per_parameter = (f"{tokens / parameters:.1f} tokens/parameter, {budget_steps(index):,.0f} steps"
+                     if math.isfinite(tokens) else "no token limit")
     reason = (f"budget {budget}, {train_tokens:,} train tokens, {precision}{rate_note}: {rung.name} = {shape}; "
               f"{parameters:,} parameters, {per_parameter} (rule: {why})")
     return Choice(rung, options, tokens, parameters, reason)
 
 
-__all__ = ["BUILD_RATES", "Choice", "LADDERS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER", "choose",
+__all__ = ["BUILD_RATES", "Choice", "LADDERS", "MIN_STEPS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER",
+           "choose",
            "count_parameters", "probe_rate"]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from rnnlab.errors import UsageError
 from rnnlab.precision import PRECISIONS
+from rnnlab.training.budget import LADDERS, RULE_FIELDS, SIZES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
@@ -179,7 +180,7 @@ class ModelOptions(_Section):
     size: str = option("auto", "the options above (and the batch shape and --lr) that you do not give: auto = "
                        "the largest size the budget (--max-time, --max-steps, --epochs), the corpus and the "
                        "precision pay for (rnnlab.training.budget), or that size of the model",
-                       choices=("auto", "small", "medium", "large", "xlarge"))
+                       choices=("auto", *SIZES))
     # Set by make_config: the options the size rule may still set (comma-separated; empty once
     # the rule has run, or when the user or a preset chose them), and what the rule decided.
     rule_fields: str = ""
@@ -187,7 +188,6 @@ class ModelOptions(_Section):
 
     def _validate_model(self) -> None:
         from rnnlab.models import model_kind
-        from rnnlab.training.budget import LADDERS, SIZES
         model_kind(self.model)
         if self.size not in ("auto", *SIZES):
             raise UsageError(f"unknown size {self.size!r:.40}; choose auto or one of {', '.join(SIZES)}")
@@ -277,7 +277,6 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     if "max_time" in given and "epochs" not in given:
         values["epochs"] = UNLIMITED_EPOCHS  # a time budget alone means: train until it is spent
     if preset is None:  # the size rule (rnnlab.training.budget) sets what the user did not
-        from rnnlab.training.budget import RULE_FIELDS
         values["rule_fields"] = ",".join(name for name in RULE_FIELDS if name not in given)
     values.update(given)
     known = {f.name for f in fields(TrainConfig)}
