@@ -29,11 +29,11 @@ def test_every_ladder_has_every_size_with_a_measured_rate():
 
 
 @pytest.mark.parametrize("seconds, precision, expected", [
-    (100, "fp32", "tiny"),    # 2 x 256 buys 2.5 tokens/parameter but only ~1,080 steps in float32
-    (100, "bf16", "small"),   # the demo's budget in bfloat16: the old fixed default
-    (300, "bf16", "medium"),
-    (1200, "bf16", "large"),  # 2 x 768 would buy 0.9 tokens/parameter
-    (1200, "fp32", "large"),
+    (100, "fp32", "tiny"),    # 2 x 256 buys 2.5 tokens/parameter and only ~1,080 steps in float32
+    (100, "bf16", "tiny"),    # 2 x 256 buys 4.3 tokens/parameter
+    (300, "bf16", "small"),
+    (1200, "bf16", "medium"),  # 2 x 512 would buy 4.2 tokens/parameter
+    (1200, "fp32", "medium"),
 ])
 def test_the_build_machine_budgets_buy_the_rungs_the_sweeps_chose(seconds, precision, expected):
     choice = rung_for(seconds, precision)

@@ -293,3 +293,16 @@ def test_resume_changes_only_what_a_resume_may_change(trained, tmp_path, capsys)
     (run / "config.json").write_text(json.dumps(config))
     assert main([*common, "--resume", str(run), "--epochs", "3"]) == 1
     assert "cannot be resumed; train it again" in capsys.readouterr().err
+
+
+def test_a_time_budget_alone_lifts_the_epoch_cap():
+    """`classify train --max-time S` (and `tag train`) trains until S is spent, as `rnnlab train` does."""
+    import argparse
+
+    from rnnlab.cli.tasks_common import _fit_options
+    from rnnlab.tasks.loop import FitOptions
+    from rnnlab.training.config import UNLIMITED_EPOCHS
+    default = FitOptions().epochs
+    assert _fit_options(argparse.Namespace(max_time=60.0, epochs=None)).epochs == UNLIMITED_EPOCHS
+    assert _fit_options(argparse.Namespace(max_time=60.0, epochs=3)).epochs == 3
+    assert _fit_options(argparse.Namespace(max_time=None, epochs=None)).epochs == default < UNLIMITED_EPOCHS
