@@ -267,9 +267,14 @@ def sized_options(model: str, parameters: int, options: dict) -> dict:
     return {**options, "hidden_size": best}
 
 
-def parallel_rows(plan: Plan, config: dict) -> list[Row]:
+def default_parameters(config: dict) -> int:
+    """Parameters of the default configuration's model at the bench's vocabulary."""
     from rnnlab.training.budget import count_parameters
-    reference = count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
+    return count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
+
+
+def parallel_rows(plan: Plan, config: dict) -> list[Row]:
+    reference = default_parameters(config)
     rows = []
     for scale in PARALLEL_SCALES:
         group = f"{scale}x the default LSTM's parameters ({scale * reference:,})"
@@ -385,8 +390,7 @@ def section_generate(plan: Plan, config: dict) -> dict:
         f"default {config['model']} V={DEFAULT_VOCAB}": build_model(config["model"], DEFAULT_VOCAB, seed=0,
                                                                     **config["options"]),
     }
-    from rnnlab.training.budget import count_parameters
-    reference = count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
+    reference = default_parameters(config)
     for name in ("mingru", "minlstm"):
         options = sized_options(name, reference, PARALLEL_OPTIONS[name])
         models[f"{name} {options['num_layers']} x {options['hidden_size']} V={DEFAULT_VOCAB}"] = \

@@ -3,10 +3,11 @@
 The chapter trains each cell for a fixed number of epochs; what a user has is a fixed
 number of seconds. Here the five models train on the d2l presets' data (the first
 10,000 characters of the Time Machine; validation on the 160,580 after them) with the
-book's one-layer sizes and optimiser (256 hidden units, one-hot input, SGD with lr 1,
-clipping at 1, batch 32 x 35, float32), each for the same wall-clock budget on the CPU.
-minGRU and minLSTM (Feng et al. 2024, :mod:`rnnlab.models.parallel`) are one block of
-256 units without the MLP, so their parameter counts stay close to the book's cells.
+book's one-layer sizes and optimiser (256 hidden units, SGD with lr 1, clipping at 1,
+batch 32 x 35, float32), each for the same wall-clock budget on the CPU. The classic
+cells read one-hot input, as in the book; minGRU and minLSTM (Feng et al. 2024,
+:mod:`rnnlab.models.parallel`) are one block of 256 units without the MLP, fed by their
+own (vocabulary, 256) embedding, so their parameter counts stay close to the book's cells.
 
 Reported per model: parameters, training tokens/s, epochs the budget bought, training
 perplexity, and the held-out perplexity (best and last) beside the 5-gram Kneser-Ney

@@ -117,6 +117,18 @@ BUILD_RATES: dict[tuple[str, str], tuple[float, ...]] = {
 }
 
 
+def check_size(model: str, size: str) -> None:
+    """Refuse an unknown ``size``, or a named one for a model without a ladder (UsageError)."""
+    if size not in ("auto", *SIZES):
+        raise UsageError(f"unknown size {size!r:.40}; choose auto or one of {', '.join(SIZES)}")
+    if size != "auto" and model not in LADDERS:
+        raise _no_ladder(model)
+
+
+def _no_ladder(model: str) -> UsageError:
+    return UsageError(f"--size applies to --model {', '.join(LADDERS)}; give the sizes of --model {model} yourself")
+
+
 @dataclass
 class Choice:
     """What :func:`choose` decided, and why (``reason`` is printed and stored in config.json)."""
@@ -179,8 +191,9 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     """
     given = given or {}
     model = model or DEFAULT_MODEL
+    check_size(model, size)
     if model not in LADDERS:
-        raise UsageError(f"--size applies to {', '.join(LADDERS)}; give the sizes of --model {model} yourself")
+        raise _no_ladder(model)
     ladder = LADDERS[model]
     measured = BUILD_RATES[(model, "bf16" if precision == "bf16" else "fp32")]
 
@@ -205,8 +218,6 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     if max_time is not None and rate is None:
         rate = probe_rate(ladder[0], vocab_size, precision, device)
     if size != "auto":
-        if size not in SIZES:
-            raise UsageError(f"unknown size {size!r:.40}; choose auto or one of {', '.join(SIZES)}")
         index = SIZES.index(size)
         why = f"--size {size}"
     else:
@@ -236,5 +247,4 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
 
 
 __all__ = ["BUILD_RATES", "Choice", "LADDERS", "MIN_STEPS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER",
-           "choose",
-           "count_parameters", "probe_rate"]
+           "check_size", "choose", "count_parameters", "probe_rate"]

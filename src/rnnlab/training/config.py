@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from rnnlab.errors import UsageError
 from rnnlab.precision import PRECISIONS
-from rnnlab.training.budget import LADDERS, RULE_FIELDS, SIZES
+from rnnlab.training.budget import RULE_FIELDS, SIZES, check_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
@@ -189,11 +189,7 @@ class ModelOptions(_Section):
     def _validate_model(self) -> None:
         from rnnlab.models import model_kind
         model_kind(self.model)
-        if self.size not in ("auto", *SIZES):
-            raise UsageError(f"unknown size {self.size!r:.40}; choose auto or one of {', '.join(SIZES)}")
-        if self.size != "auto" and self.model not in LADDERS:
-            raise UsageError(f"--size applies to --model {', '.join(LADDERS)}; give the sizes of --model "
-                             f"{self.model} yourself")
+        check_size(self.model, self.size)
         for key in ("hidden_size", "num_layers"):
             value = getattr(self, key)
             if value < 1:

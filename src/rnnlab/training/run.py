@@ -146,12 +146,12 @@ def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed
     device = dist.device if dist.device is not None else resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     model = config.model if "model" in given else None
-    if (model or budget.DEFAULT_MODEL) not in budget.LADDERS:  # sizes of the book's models stay fixed
+    ladder = budget.LADDERS.get(model or budget.DEFAULT_MODEL)
+    if ladder is None:  # the book's models keep their fixed sizes
         config.rule_fields = ""
         return
     rate = None
     if config.max_time is not None:
-        ladder = budget.LADDERS[model or budget.DEFAULT_MODEL]
         rate = dist.broadcast(budget.probe_rate(ladder[0], len(dataset.vocab), precision, device)
                               if dist.is_main else 0.0)
     choice = budget.choose(model, config.size, len(dataset.vocab), len(dataset.train), precision,
