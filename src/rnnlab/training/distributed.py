@@ -245,6 +245,10 @@ def launch(device: str = "auto") -> Iterator[Distributed]:
     record = Distributed(rank=info.rank, world_size=info.world_size, local_rank=info.local_rank, device=where)
     try:
         yield record
+        if own_group:
+            # Leave together: a gloo process that tears down its connections while a peer still
+            # works on them (rank 0 writes the summary after the last step) aborts at exit.
+            dist.barrier()
     except RuntimeError as exc:  # a collective inside DDP (the gradient all-reduce) lost its peers
         if not _lost_peer(exc):
             raise
