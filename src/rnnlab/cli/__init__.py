@@ -26,13 +26,14 @@ import os
 import sys
 
 from rnnlab.cli import bench, classify, corpus, forecast, lm, ngram, reproduce, tag
+from rnnlab.cli import explore
 from rnnlab.errors import RnnlabError, UsageError
 
 # Seconds a rank other than 0 of a torchrun launch waits before it exits on an error.
 NON_MAIN_ERROR_GRACE = 1.0
 
 # The command families in the order ``rnnlab --help`` lists them.
-FAMILIES = (corpus, lm, ngram, forecast, reproduce, bench, classify, tag)
+FAMILIES = (corpus, lm, ngram, forecast, reproduce, bench, classify, tag, explore)
 
 
 def build_parser() -> argparse.ArgumentParser:

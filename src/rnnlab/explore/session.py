@@ -1,0 +1,327 @@
+"""The explorer's model side: everything read at start-up, and one method per API route.
+
+:class:`Explorer` loads the model folder once (weights, vocabulary, training config,
+the validation split when its corpus can be found, the n-gram model of ``--ngram``);
+no request names a file. Each route method checks its JSON parameters
+(:func:`parameters`, every bad value a :class:`~rnnlab.errors.UsageError`) and returns
+a JSON-ready dict, or (``generate``) yields events.
+
+Concurrency: requests run on threads. Model computations hold :attr:`Explorer.lock`,
+so only one runs at a time; every request builds its own stepper (its own hidden
+state), so two users never share a state. A generation holds the lock only while it
+computes a chunk of tokens, so several generations and scoring requests interleave.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from rnnlab import checks
+from rnnlab.errors import DataError, RnnlabError, UsageError
+from rnnlab.explore import analysis
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may ask for (sizes in bytes, characters or tokens; times in seconds)."""
+
+    body_bytes: int = 64 * 1024
+    text_chars: int = 20_000  # surprisal
+    unit_chars: int = 5_000  # hidden units: (tokens x units) floats are kept while ranking
+    prefix_chars: int = 2_000
+    generate_tokens: int = 2_000
+    generation_seconds: float = 60.0
+    generations: int = 4  # at once; the next is refused (429) rather than queued
+    connections: int = 64  # open connections; more are refused (503)
+    read_seconds: float = 15.0  # to send a request's line, headers and body (slow clients are cut)
+    socket_timeout: float = 10.0  # per socket read or write
+    validation_tokens: int = 20_000  # of the validation split kept for the panels
+    metrics_bytes: int = 8 << 20
+
+
+# Tokens computed per hold of the model lock during a generation: long enough to amortise the
+# lock, short enough that a scoring request waits milliseconds, not a whole generation.
+GENERATION_CHUNK = 8
+
+
+def parameters(body, spec: dict) -> dict:
+    """``body`` (a decoded JSON object) restricted to the names of ``spec`` (name -> default).
+
+    Unknown names are an error (a typo must not be silently ignored); missing ones take
+    their default."""
+    if not isinstance(body, dict):
+        raise UsageError(f"the request body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - set(spec))
+    if unknown:
+        raise UsageError(f"unknown parameter {unknown[0][:40]!r}; this route takes: {', '.join(spec)}")
+    return {name: body.get(name, default) for name, default in spec.items()}
+
+
+def _string(value, name: str, limit: int, allow_none: bool = False) -> str | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{name} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise UsageError(f"{name} is {len(value):,} characters; at most {limit:,} are accepted")
+    return value
+
+
+def _boolean(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be true or false, got {value!r:.40}")
+    return value
+
+
+def _rounded(values, digits: int = 4) -> list:
+    """Floats for JSON: rounded, None for NaN and infinities (JSON has neither)."""
+    return [round(float(v), digits) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+class Explorer:
+    """One model folder, loaded once; see the module docstring.
+
+    ``folder``: a language-model checkpoint folder (``rnnlab train --out``);
+    ``ngram_folder``: an ``rnnlab ngram train --out`` folder with the same tokenizer
+    and preprocessing, for the comparison colouring.
+    """
+
+    def __init__(self, folder, ngram_folder=None, limits: Limits | None = None, data_dir=None) -> None:
+        from rnnlab.lm import LanguageModel
+        from rnnlab.training.checkpoint import load_training_config
+
+        self.folder = Path(folder)
+        self.limits = limits or Limits()
+        self.lm = LanguageModel.load(folder)
+        self.config = load_training_config(folder)
+        self.lock = threading.Lock()
+        self.generations = threading.BoundedSemaphore(self.limits.generations)
+        self.stopping = threading.Event()
+        self.metrics_path = self._metrics_path()
+        self.ngram, self.ngram_name = None, None
+        if ngram_folder is not None:
+            self._load_ngram(ngram_folder)
+        self.validation, self.validation_problem = None, None
+        self.baselines: dict = {}
+        self._load_validation(data_dir)
+
+    # ---- start-up --------------------------------------------------------------------
+    def _metrics_path(self) -> Path:
+        """``metrics.jsonl`` of the run: in the folder, or beside ``best/`` for a run's best weights."""
+        own = self.folder / "metrics.jsonl"
+        if not own.exists() and self.folder.name == "best" and (self.folder.parent / "metrics.jsonl").exists():
+            return self.folder.parent / "metrics.jsonl"
+        return own
+
+    def _load_ngram(self, folder) -> None:
+        from rnnlab import ngram
+
+        model = ngram.load(folder)
+        pre = model.preprocessing or {}
+        mine = (self.lm.mode, self.lm.token)
+        theirs = (pre.get("mode"), pre.get("token"))
+        if getattr(model, "vocab", None) is None or theirs != mine:
+            raise UsageError(f"--ngram {folder}: the n-gram model reads {theirs[1]} tokens in {theirs[0]} mode, the "
+                             f"language model {mine[1]} tokens in {mine[0]} mode; token by token comparison needs the "
+                             f"same (rnnlab ngram train --token {mine[1]} --mode {mine[0]})")
+        self.ngram = model
+        self.ngram_name = f"{model.order}-gram {model.smoothing} ({Path(folder).name})"
+
+    def _load_validation(self, data_dir) -> None:
+        """The start of the validation split and the count-model baselines, when the corpus is found."""
+        from rnnlab.training.config import TrainConfig
+        from rnnlab.training.run import dataset_for
+
+        saved = self.config
+        try:
+            config = TrainConfig.from_dict(saved["train_config"])
+            data = saved.get("data", {})
+            held_out = config.split == "files" or bool(data.get("val_source") or data.get("test_source"))
+            dataset, _ = dataset_for(config, data_dir, vocab=self.lm.vocab, saved_sources=data.get("sources"),
+                                     saved_data=data, roles=("val_",) if held_out else ("",),
+                                     doing="showing its validation text", checkpoint=self.folder)
+        except RnnlabError as exc:
+            self.validation_problem = str(exc)
+            return
+        val = dataset.part("val")
+        if len(val) < 2:
+            self.validation_problem = "the validation split is empty"
+            return
+        self.validation = np.asarray(val[:self.limits.validation_tokens], dtype=np.int64)
+        self.baselines = self._baselines(dataset)
+
+    def _baselines(self, dataset) -> dict:
+        """Add-one unigrams and Kneser-Ney (order 5 for characters, 3 for words) on the validation
+        split: the lines ``rnnlab train`` reports, recomputed (the folder does not store them)."""
+        from rnnlab.evaluation import unigram_result
+        from rnnlab.ngram import baseline
+        from rnnlab.tasks.lm import BASELINE_MAX_TOKENS
+
+        if len(dataset.train) > BASELINE_MAX_TOKENS:
+            return {}
+        order = 3 if dataset.token == "word" else 5
+        out = {"unigram add-one": unigram_result(dataset.train, dataset.val, len(dataset.vocab))["perplexity"],
+               f"{order}-gram Kneser-Ney": baseline(dataset, order=order, smoothing="kn")["perplexity"]}
+        if self.ngram is not None:
+            out[self.ngram_name] = self.ngram.evaluate(self._ngram_ids(dataset.vocab.to_tokens(
+                np.asarray(dataset.val).tolist())))["perplexity"]
+        return out
+
+    # ---- shared helpers ----------------------------------------------------------------
+    def _ngram_ids(self, tokens: list[str]) -> np.ndarray:
+        vocab = self.ngram.vocab
+        return np.array([vocab[t] for t in tokens], dtype=np.int64)
+
+    def _text(self, body: dict, limit: int, validation_limit: int) -> tuple[list[str], np.ndarray, str]:
+        """(tokens, ids, source) of a request's ``text`` or ``source: "validation"``."""
+        source = body.get("source") or "text"
+        if source not in ("text", "validation"):
+            raise UsageError(f"source must be 'text' or 'validation', got {str(source)[:40]!r}")
+        if source == "validation":
+            if self.validation is None:
+                raise DataError(f"the validation text is not available: {self.validation_problem}")
+            ids = self.validation[:validation_limit]
+            return self.lm.vocab.to_tokens(ids.tolist()), ids, "validation"
+        text = _string(body.get("text"), "text", limit)
+        tokens = analysis.text_tokens(text, self.lm.mode, self.lm.token)
+        if len(tokens) < 2:
+            raise DataError(f"the text has {len(tokens)} {self.lm.token} token(s) after {self.lm.mode} "
+                            "preprocessing; at least 2 are needed")
+        ids = self.lm.encode(text)
+        if len(ids) != len(tokens):  # one tokenizer behind both: a mismatch is a bug, not a user error
+            raise RuntimeError(f"{len(tokens)} tokens but {len(ids)} ids")
+        return tokens, np.asarray(ids, dtype=np.int64), "text"
+
+    # ---- routes ------------------------------------------------------------------------
+    def info(self) -> dict:
+        model = self.lm.model
+        return {"folder": str(self.folder), "model": self.config.get("model", {}),
+                "parameters": model.num_parameters(), "vocab_size": len(self.lm.vocab),
+                "token": self.lm.token, "mode": self.lm.mode, "ngram": self.ngram_name,
+                "validation": self.validation is not None, "validation_problem": self.validation_problem,
+                "validation_tokens": 0 if self.validation is None else int(len(self.validation)),
+                "features": analysis.FEATURES, "limits": asdict(self.limits)}
+
+    def training(self) -> dict:
+        records, truncated = analysis.read_metrics(self.metrics_path, self.limits.metrics_bytes)
+        try:
+            modified = self.metrics_path.stat().st_mtime
+        except OSError:
+            modified = None
+        progress = self.config.get("progress", {})
+        return {"records": records, "truncated": truncated, "metrics_file": self.metrics_path.exists(),
+                "seconds_since_write": None if modified is None else max(0.0, time.time() - modified),
+                "train_config": self.config.get("train_config", {}), "model": self.config.get("model", {}),
+                "data": {k: v for k, v in self.config.get("data", {}).items() if not isinstance(v, (dict, list))},
+                "stopped": progress.get("stopped"), "baselines": self.baselines}
+
+    def surprisal(self, body) -> dict:
+        """Bits per token of a text (or the validation split), and the n-gram's where one is loaded."""
+        body = parameters(body, {"text": None, "source": "text"})
+        tokens, ids, source = self._text(body, self.limits.text_chars, self.limits.validation_tokens)
+        with self.lock:
+            bits = analysis.trace(self.lm.model, ids, keep_states=False).bits
+        shown = analysis.pieces(tokens, self.lm.token)
+        out = {"source": source, "pieces": shown, "bits": [None] + _rounded(bits),
+               "summary": analysis.summary(bits, shown)}
+        if self.ngram is not None:
+            other = analysis.ngram_bits(self.ngram, self._ngram_ids(tokens))
+            out["ngram"] = {"name": self.ngram_name, "bits": [None] + _rounded(other),
+                            "summary": analysis.summary(other, shown),
+                            "gain": [None] + _rounded(other - bits)}  # > 0: the RNN needs fewer bits
+        return out
+
+    def units(self, body) -> dict:
+        """Units ranked by |correlation| with the text features, and one unit's values per token."""
+        body = parameters(body, {"text": None, "source": "text", "unit": None, "feature": None})
+        limit = self.limits.unit_chars
+        tokens, ids, source = self._text(body, limit, limit)
+        feature = body["feature"]
+        if feature is not None and feature not in analysis.FEATURES:
+            raise UsageError(f"unknown feature {str(feature)[:40]!r}; choose one of {', '.join(analysis.FEATURES)}")
+        with self.lock:
+            run = analysis.trace(self.lm.model, ids, keep_states=True)
+        shown = analysis.pieces(tokens, self.lm.token)
+        features = analysis.text_features(shown)
+        R = analysis.correlations(run.states, features)
+        names = list(features)
+        ranking = analysis.rank_units(R, run.units, names, feature)
+        unit = ranking[0]["unit"] if body["unit"] is None else checks.integer(body["unit"], "unit", 0,
+                                                                              len(run.units) - 1)
+        values = run.states[:, unit]
+        return {"source": source, "pieces": shown, "ranking": ranking, "units": len(run.units),
+                "unit": unit, "name": run.units[unit], "values": _rounded(values),
+                "correlations": dict(zip(names, _rounded(R[unit]))),
+                "range": [float(values.min()), float(values.max())]}
+
+    def check_generation(self, body) -> dict:
+        """The checked options of a generation request (before any response is sent)."""
+        p = parameters(body, {"prefix": "The ", "length": 200, "greedy": False, "temperature": 1.0,
+                              "top_k": 0, "top_p": 1.0, "seed": None})
+        p["prefix"] = _string(p["prefix"], "prefix", self.limits.prefix_chars)
+        p["length"] = checks.integer(p["length"], "length", 1, self.limits.generate_tokens)
+        p["greedy"] = _boolean(p["greedy"], "greedy")
+        p["temperature"] = checks.number(p["temperature"], "temperature", 0.0, 100.0, low_open=True)
+        p["top_k"] = checks.integer(p["top_k"], "top_k", 0, len(self.lm.vocab))
+        p["top_p"] = checks.number(p["top_p"], "top_p", 0.0, 1.0, low_open=True)
+        if p["seed"] is not None:
+            p["seed"] = checks.integer(p["seed"], "seed", 0, 2**63 - 1)
+        p["ids"] = self.lm.prefix_ids(p["prefix"])
+        return p
+
+    def generate(self, p: dict) -> Iterator[dict]:
+        """Events of one generation with the options of :meth:`check_generation`: ``start`` (the
+        prefix as the model read it), one ``token`` per piece of text with ``p``, the model's
+        probability of it at temperature 1 (``<unk>`` excluded), then ``done``.
+
+        Same tokens as ``LanguageModel.generate`` with these options (the same warm-up,
+        chooser and random stream)."""
+        from rnnlab.generation import NO_TOKEN_MESSAGE, Sampling, TokenChooser, warm_up
+
+        model, ids, length = self.lm.model, p["ids"], p["length"]
+        sampling = Sampling(greedy=p["greedy"], temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"])
+        generator = torch.Generator().manual_seed(p["seed"]) if p["seed"] is not None else None
+        with self.lock, torch.no_grad():
+            stepper, first = warm_up(model, ids, 1)
+            chooser = TokenChooser(sampling, 1, model.vocab_size, stepper.device, generator, stepper.dtype)
+        logits = [first]
+        probabilities: list[float] = []
+        deadline = time.monotonic() + self.limits.generation_seconds
+        stopped = {"why": "length"}
+
+        def tokens() -> Iterator[int]:
+            produced = 0
+            while produced < length:
+                if self.stopping.is_set() or time.monotonic() > deadline:
+                    stopped["why"] = "server stopping" if self.stopping.is_set() else "time limit"
+                    return
+                chunk = []
+                with self.lock, torch.inference_mode():
+                    for _ in range(min(GENERATION_CHUNK, length - produced)):
+                        token = chooser.choose(logits[0])
+                        index = int(token[0])
+                        if index == 0:  # only when nothing but the masked <unk> is finite
+                            raise UsageError(NO_TOKEN_MESSAGE)
+                        chunk.append((index, float(torch.softmax(logits[0][0].float(), dim=0)[index])))
+                        logits[0] = stepper.step(token)
+                for index, probability in chunk:
+                    probabilities.append(probability)
+                    yield index
+                produced += len(chunk)
+
+        yield {"type": "start", "prefix": self.lm.prefix_text(p["prefix"])}
+        count, start = 0, time.perf_counter()
+        for piece in self.lm._pieces(ids[-1], tokens()):
+            # A piece may span several tokens (a UTF-8 character of byte tokens): its probability is their product.
+            yield {"type": "token", "piece": piece, "p": round(math.prod(probabilities), 6)}
+            count += len(probabilities)
+            probabilities.clear()
+        yield {"type": "done", "tokens": count + len(probabilities), "stopped": stopped["why"],
+               "seconds": round(time.perf_counter() - start, 3)}
