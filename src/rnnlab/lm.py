@@ -7,6 +7,7 @@
     lm.generate("time traveller", length=50, greedy=True)
     lm.generate_batch("time traveller", length=50, num_samples=8, seed=0)
     lm.score(open("other.txt").read())["perplexity"]
+    lm.score_text("the time machine", per_token=True).bits_per_char
 """
 from __future__ import annotations
 
@@ -87,6 +88,17 @@ class LanguageModel:
         else:
             ids = checks.token_ids(text_or_ids, len(self.vocab), "text_or_ids", min_length=2)
         return evaluate(self.model, ids, rows=rows, num_steps=num_steps)
+
+    def score_text(self, text: str, per_token: bool = False, top: int = 5):
+        """Exact single-stream score of ``text``: a :class:`rnnlab.scoring.TextScore` (total
+        log-probability in nats, nats/char and bits/char over the characters the scored tokens
+        cover, per-token perplexity; with ``per_token``, every token's offset, log-probability,
+        rank and ``top`` alternatives). See :mod:`rnnlab.scoring`.
+
+        :meth:`score` is the evaluation of ``rnnlab eval`` (32 rows read side by side, each from
+        a fresh state, and a dict); this reads the text as one stream from a fresh state."""
+        from rnnlab.scoring import score_text
+        return score_text(self.model, self.vocab, self.mode, self.token, text, per_token=per_token, top=top)
 
     # ---- generation --------------------------------------------------------------
     def stream(self, prefix: str, length: int = 100, greedy: bool = False, temperature: float = 1.0,

@@ -25,7 +25,7 @@ import contextlib
 import os
 import sys
 
-from rnnlab.cli import bench, classify, corpus, forecast, lm, ngram, reproduce, tag
+from rnnlab.cli import bench, classify, corpus, export, forecast, lm, ngram, reproduce, tag
 from rnnlab.cli import explore
 from rnnlab.errors import RnnlabError, UsageError
 
@@ -33,7 +33,7 @@ from rnnlab.errors import RnnlabError, UsageError
 NON_MAIN_ERROR_GRACE = 1.0
 
 # The command families in the order ``rnnlab --help`` lists them.
-FAMILIES = (corpus, lm, ngram, forecast, reproduce, bench, classify, tag, explore)
+FAMILIES = (corpus, lm, export, ngram, forecast, reproduce, bench, classify, tag, explore)
 
 
 def build_parser() -> argparse.ArgumentParser:
