@@ -6,16 +6,40 @@ import math
 import pytest
 
 from rnnlab.errors import UsageError
-from rnnlab.training.budget import BUILD_RATES, LADDERS, MIN_STEPS, SIZES, TOKENS_PER_PARAMETER, choose, \
-    count_parameters
+from rnnlab.training.budget import LADDERS, LOOP_EFFICIENCY, MIN_STEPS, SIZES, TOKENS_PER_PARAMETER, choose, \
+    count_parameters, probe_rate
 
 MILLION = 1_000_000
+# Tokens/s of each rung on the build machine (2 threads of an AVX-512-BF16 CPU without AMX,
+# torch 2.13, vocabulary 100; benchmarks/sweep.py probe, benchmarks/results/rates.json).
+BUILD_RATES: dict[tuple[str, str], tuple[float, ...]] = {
+    ("lstm", "fp32"): (32_947, 23_358, 13_206, 7_264, 3_593),
+    ("lstm", "bf16"): (47_898, 39_997, 20_454, 12_277, 5_776),
+    ("gru", "fp32"): (28_714, 18_859, 13_993, 6_997, 3_729),
+    ("gru", "bf16"): (28_850, 22_109, 16_336, 12_350, 6_720),
+    ("mingru", "fp32"): (24_607, 14_886, 6_894, 3_884, 2_062),
+    ("mingru", "bf16"): (35_517, 24_662, 12_929, 6_242, 3_674),
+    ("minlstm", "fp32"): (23_122, 16_536, 6_928, 3_064, 1_761),
+    ("minlstm", "bf16"): (34_114, 25_994, 11_832, 6_020, 3_220),
+}
 
 
-def rung_for(seconds, precision, model="lstm", train_tokens=MILLION):
-    """The rung the build machine's own speed buys (its measured rate of the smallest rung)."""
-    rate = BUILD_RATES[(model, precision)][0]
-    return choose(model, "auto", 100, train_tokens, precision, max_time=seconds, rate=rate)
+def build_machine(model, precision, asked=None):
+    """A ``rate_of`` that answers with the build machine's rate of the rung (and logs the ask)."""
+    ladder = LADDERS[model]
+
+    def rate_of(options):
+        index = next(k for k, rung in enumerate(ladder) if rung.options == options)
+        if asked is not None:
+            asked.append(index)
+        return BUILD_RATES[(model, precision)][index]
+    return rate_of
+
+
+def rung_for(seconds, precision, model="lstm", train_tokens=MILLION, asked=None):
+    """The rung the build machine's own speed buys."""
+    return choose(model, "auto", 100, train_tokens, precision, max_time=seconds,
+                  rate_of=build_machine(model, precision, asked))
 
 
 def test_every_ladder_has_every_size_with_a_measured_rate():
@@ -40,6 +64,26 @@ def test_the_build_machine_budgets_buy_the_rungs_the_sweeps_chose(seconds, preci
     assert choice.rung.name == expected, choice.reason
     assert f"budget {seconds:g} s" in choice.reason and precision in choice.reason
     assert choice.tokens >= TOKENS_PER_PARAMETER * choice.parameters
+    index = SIZES.index(expected)
+    assert choice.predicted_rate == pytest.approx(LOOP_EFFICIENCY * BUILD_RATES[("lstm", precision)][index])
+    assert choice.tokens == pytest.approx(seconds * 0.95 * choice.predicted_rate)
+    assert f"{choice.predicted_rate:,.0f} tokens/s predicted" in choice.reason
+
+
+def test_rungs_are_probed_smallest_first_and_only_up_to_the_first_the_budget_cannot_afford():
+    asked = []
+    assert rung_for(300, "bf16", asked=asked).rung.name == "small"
+    assert asked == [1, 2]  # small affordable, medium not: large and xlarge never built
+    asked.clear()
+    rung_for(1, "fp32", asked=asked)
+    assert asked == [1, 0]  # small is not affordable; tiny is probed for the plan it prints
+
+
+def test_the_probe_measures_the_options_it_is_given():
+    tiny, small = (dict(LADDERS["lstm"][k].options) for k in (0, 1))
+    tiny.update(batch_size=4, num_steps=8)
+    small.update(batch_size=4, num_steps=8, hidden_size=4 * tiny["hidden_size"])
+    assert probe_rate(tiny, 50, "fp32", "cpu", steps=3) > probe_rate(small, 50, "fp32", "cpu", steps=3) > 0
 
 
 def test_larger_budgets_never_buy_smaller_models():

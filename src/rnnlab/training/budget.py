@@ -7,10 +7,11 @@ takes a rung by name instead of by budget.
 
 The rule. For each rung ``k`` the budget buys ``tokens_k`` training tokens:
 
-* ``--max-time S``: ``S x (1 - OVERHEAD_FRACTION) x rate_k``, with ``rate_k`` this
-  machine's training tokens/s of rung ``k`` at the run's precision, predicted from a
-  short measured probe of the smallest rung (:func:`probe_rate`, about a second) and the
-  rungs' measured speed ratios on the build machine (:data:`BUILD_RATES`);
+* ``--max-time S``: ``S x (1 - OVERHEAD_FRACTION) x LOOP_EFFICIENCY x probe_k``, with
+  ``probe_k`` rung ``k``'s training tokens/s measured here, at the run's precision, by a
+  few timed steps (:func:`probe_rate`, a fraction of a second per rung). Rungs are probed
+  from the smallest up and the search stops at the first one the budget cannot afford,
+  so a 100-s budget probes two or three small rungs and never the large ones;
 * ``--max-steps N``: ``N x batch_k x steps_k``;
 * ``--epochs E`` (or the default 20 epochs): ``E x`` the training tokens.
 
@@ -47,7 +48,9 @@ yet compared with the 2 x 384 (3.0, the winner over 2 x 512 there).
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rnnlab.errors import UsageError
@@ -101,20 +104,11 @@ LADDERS: dict[str, tuple[Rung, ...]] = {"lstm": _classic_ladder("lstm"), "gru": 
 SIZES = ("tiny", "small", "medium", "large", "xlarge")
 DEFAULT_MODEL = "lstm"
 
-# Training tokens/s of each rung on the build machine (2 threads of an AVX-512-BF16 CPU without
-# AMX, torch 2.13, vocabulary 100; benchmarks/sweep.py probe, benchmarks/results/rates.json).
-# Only their ratios are used: the probe measures the smallest rung on the user's machine and
-# scales the others by them.
-BUILD_RATES: dict[tuple[str, str], tuple[float, ...]] = {
-    ("lstm", "fp32"): (32_947, 23_358, 13_206, 7_264, 3_593),
-    ("lstm", "bf16"): (47_898, 39_997, 20_454, 12_277, 5_776),
-    ("gru", "fp32"): (28_714, 18_859, 13_993, 6_997, 3_729),
-    ("gru", "bf16"): (28_850, 22_109, 16_336, 12_350, 6_720),
-    ("mingru", "fp32"): (24_607, 14_886, 6_894, 3_884, 2_062),
-    ("mingru", "bf16"): (35_517, 24_662, 12_929, 6_242, 3_674),
-    ("minlstm", "fp32"): (23_122, 16_536, 6_928, 3_064, 1_761),
-    ("minlstm", "bf16"): (34_114, 25_994, 11_832, 6_020, 3_220),
-}
+# The training loop's tokens/s over the probe's, measured on the build machine: data
+# batches, the carried state's copies, per-step bookkeeping and the progress bar cost what
+# the probe leaves out (the 100-s demo, 2 x 256 LSTM in bfloat16: 34,700 in the loop
+# against a probe of 41,500).
+LOOP_EFFICIENCY = 0.84
 
 
 def check_size(model: str, size: str) -> None:
@@ -138,6 +132,7 @@ class Choice:
     tokens: float  # training tokens the budget buys with this rung
     parameters: int
     reason: str
+    predicted_rate: float | None = None  # training tokens/s the time budget was planned with
 
 
 def count_parameters(options: dict, vocab_size: int) -> int:
@@ -151,13 +146,16 @@ def count_parameters(options: dict, vocab_size: int) -> int:
         return build_model(options["model"], vocab_size, **model_options).num_parameters()
 
 
-def probe_rate(rung: Rung, vocab_size: int, precision: str, device, steps: int = 4) -> float:
-    """Training tokens/s of ``rung`` here: ``steps`` timed steps (forward, backward, Adam) after one warm-up."""
+def probe_rate(options: dict, vocab_size: int, precision: str, device, steps: int = 5) -> float:
+    """Training tokens/s here of the model and batch shape ``options`` describe: the median
+    of ``steps`` timed steps (forward with the state carried, backward, clipping, Adam) after
+    two warm-up steps; the median, because one step slowed by another process would move a
+    mean."""
     import torch
 
     from rnnlab.models import build_model, model_kind
+    from rnnlab.models.base import detach_state
     from rnnlab.precision import autocast
-    options = rung.options
     kind = model_kind(options["model"])
     model = build_model(options["model"], vocab_size, seed=0,
                         **{o.name: options[o.name] for o in kind.options if o.name in options}).to(device)
@@ -166,28 +164,30 @@ def probe_rate(rung: Rung, vocab_size: int, precision: str, device, steps: int =
     generator = torch.Generator().manual_seed(0)
     X = torch.randint(0, vocab_size, (batch, length + 1), generator=generator).to(device)
     state = model.begin_state(batch, device)
-    elapsed = 0.0
-    for i in range(steps + 1):
+    seconds = []
+    for _ in range(steps + 2):
         started = time.perf_counter()
         with autocast(device, precision):
-            logits, _ = model(X[:, :-1], state)
+            logits, state = model(X[:, :-1], state)
             loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, vocab_size), X[:, 1:].reshape(-1))
+        state = detach_state(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         loss.item()  # waits for an accelerator
-        if i:
-            elapsed += time.perf_counter() - started
-    return steps * batch * length / elapsed
+        seconds.append(time.perf_counter() - started)
+    return batch * length / statistics.median(seconds[2:])
 
 
 def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, precision: str,
            max_time: float | None = None, max_steps: int | None = None, epochs: int | None = None,
-           given: dict | None = None, rate: float | None = None, device="cpu") -> Choice:
+           given: dict | None = None, rate_of: Callable[[dict], float] | None = None, device="cpu") -> Choice:
     """The rung for this budget (or the one ``size`` names) and the options it sets.
 
-    ``given``: the options the user set (they win and are not returned); ``rate``: the
-    measured tokens/s of the smallest rung (probed here when a time budget needs it).
+    ``given``: the options the user set (they win and are not returned). ``rate_of``: the
+    probe's tokens/s of the model a rung's options describe (default :func:`probe_rate` on
+    ``device``); called only with a time budget, once per rung it needs, smallest first.
     """
     given = given or {}
     model = model or DEFAULT_MODEL
@@ -195,10 +195,18 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     if model not in LADDERS:
         raise _no_ladder(model)
     ladder = LADDERS[model]
-    measured = BUILD_RATES[(model, "bf16" if precision == "bf16" else "fp32")]
+    if rate_of is None:
+        def rate_of(options: dict) -> float:
+            return probe_rate(options, vocab_size, precision, device)
+    probed: dict[int, float] = {}
 
     def with_given(rung: Rung) -> dict:
         return {**rung.options, **{k: v for k, v in given.items() if k in rung.options}}
+
+    def rate(index: int) -> float:
+        if index not in probed:
+            probed[index] = LOOP_EFFICIENCY * rate_of(with_given(ladder[index]))
+        return probed[index]
 
     def budget_steps(index: int) -> float:
         options = with_given(ladder[index])
@@ -212,20 +220,20 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
         if max_steps is not None:
             budgets.append(max_steps * options["batch_size"] * options["num_steps"])
         if max_time is not None:
-            budgets.append(max_time * (1 - OVERHEAD_FRACTION) * rate * measured[index] / measured[0])
+            budgets.append(max_time * (1 - OVERHEAD_FRACTION) * rate(index))
         return min(budgets) if budgets else math.inf
 
-    if max_time is not None and rate is None:
-        rate = probe_rate(ladder[0], vocab_size, precision, device)
+    def affordable(index: int) -> bool:
+        return (budget_tokens(index) >= TOKENS_PER_PARAMETER * count_parameters(with_given(ladder[index]), vocab_size)
+                and budget_steps(index) >= MIN_STEPS)
+
     if size != "auto":
         index = SIZES.index(size)
         why = f"--size {size}"
     else:
-        index = 0
-        for k in range(len(ladder)):
-            if (budget_tokens(k) >= TOKENS_PER_PARAMETER * count_parameters(with_given(ladder[k]), vocab_size)
-                    and budget_steps(k) >= MIN_STEPS):
-                index = k
+        index = 0  # the smallest when none is affordable; larger rungs cost more per token, so stop at the first miss
+        while index + 1 < len(ladder) and affordable(index + 1):
+            index += 1
         why = (f"the largest size with >= {TOKENS_PER_PARAMETER:g} training tokens per parameter and "
                f">= {MIN_STEPS:,} steps")
     rung = ladder[index]
@@ -238,13 +246,13 @@ def choose(model: str | None, size: str, vocab_size: int, train_tokens: int, pre
     shape = (f"{full['model']} {full['num_layers']} x {full['hidden_size']}"
              + (f" (mlp {full['mlp_ratio']:g})" if "mlp_ratio" in full else "")
              + f", dropout {full['dropout']:g}, batch {full['batch_size']} x {full['num_steps']}, peak lr {full['lr']:g}")
-    rate_note = f", probe {rate:,.0f} tokens/s" if rate is not None and max_time is not None else ""
+    rate_note = f", {probed[index]:,.0f} tokens/s predicted" if index in probed else ""
     per_parameter = (f"{tokens / parameters:.1f} tokens/parameter, {budget_steps(index):,.0f} steps"
                      if math.isfinite(tokens) else "no token limit")
-    reason = (f"budget {budget}, {train_tokens:,} train tokens, {precision}{rate_note}: {rung.name} = {shape}; "
+    reason = (f"budget {budget}, {train_tokens:,} train tokens, {precision}: {rung.name} = {shape}{rate_note}; "
               f"{parameters:,} parameters, {per_parameter} (rule: {why})")
-    return Choice(rung, options, tokens, parameters, reason)
+    return Choice(rung, options, tokens, parameters, reason, probed.get(index))
 
 
-__all__ = ["BUILD_RATES", "Choice", "LADDERS", "MIN_STEPS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER",
+__all__ = ["Choice", "LADDERS", "LOOP_EFFICIENCY", "MIN_STEPS", "RULE_FIELDS", "Rung", "SIZES", "TOKENS_PER_PARAMETER",
            "check_size", "choose", "count_parameters", "probe_rate"]

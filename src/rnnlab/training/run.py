@@ -146,18 +146,17 @@ def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed
     device = dist.device if dist.device is not None else resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     model = config.model if "model" in given else None
-    ladder = budget.LADDERS.get(model or budget.DEFAULT_MODEL)
-    if ladder is None:  # the book's models keep their fixed sizes
+    if (model or budget.DEFAULT_MODEL) not in budget.LADDERS:  # the book's models keep their fixed sizes
         config.rule_fields = ""
         return
-    rate = None
-    if config.max_time is not None:
-        rate = dist.broadcast(budget.probe_rate(ladder[0], len(dataset.vocab), precision, device)
+    def rate_of(options: dict) -> float:  # every rank asks for the same rungs in the same order
+        return dist.broadcast(budget.probe_rate(options, len(dataset.vocab), precision, device)
                               if dist.is_main else 0.0)
+
     choice = budget.choose(model, config.size, len(dataset.vocab), len(dataset.train), precision,
                            max_time=config.max_time, max_steps=config.max_steps,
                            epochs=config.epochs if config.epochs < UNLIMITED_EPOCHS else None,
-                           given=given, rate=rate, device=device)
+                           given=given, rate_of=rate_of, device=device)
     for name, value in choice.options.items():
         setattr(config, name, value)
     config.rule_fields, config.size_rule = "", choice.reason
