@@ -94,9 +94,9 @@ def prepare_corpora() -> dict[str, dict]:
 
 
 # ---- candidates ----------------------------------------------------------------------------------
-def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm"):
+def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm", **loop):
     return dict(model=model, hidden_size=hidden, num_layers=layers, embed_size=64, dropout=dropout,
-                batch_size=batch, num_steps=steps, lr=lr)
+                batch_size=batch, num_steps=steps, lr=lr, **loop)
 
 
 def parallel(model, hidden, layers, mlp_ratio, batch=32, steps=128, lr=4e-3, dropout=0.1):
@@ -128,6 +128,11 @@ CANDIDATES = {
     "lstm-192-b16": lstm(192, batch=16, lr=8e-3, dropout=0.1),
     "mingru-3x192-mlp2-t64": parallel("mingru", 192, 3, 2.0, steps=64, lr=6e-3),
     "lstm-384-d1": lstm(384, batch=64, lr=4e-3, dropout=0.1),
+    # Adam's beta2 0.99 instead of 0.999, and the 2 x 256 with dropout 0.1
+    "lstm-192-b99": lstm(192, lr=8e-3, dropout=0.1, adam_beta2=0.99),
+    "lstm-256-d1": lstm(256, dropout=0.1),
+    "lstm-256-d1-b99": lstm(256, dropout=0.1, adam_beta2=0.99),
+    "lstm-384-d1-b99": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.99),
     # the remaining rungs of rnnlab.training.budget.LADDERS (their speed ratios)
     "gru-192": lstm(192, lr=8e-3, dropout=0.1, model="gru"),
     "minlstm-3x192-mlp2-t64": parallel("minlstm", 192, 3, 2.0, steps=64, lr=6e-3),
@@ -311,6 +316,9 @@ def run_job(job: dict) -> dict:
         from rnnlab.training import run
         from rnnlab.training.config import UNLIMITED_EPOCHS, make_config
         spec = dict(CANDIDATES[job["config"]])
+        if "adam_beta2" in spec:  # a candidate default of the loop, not a training option
+            from rnnlab.training import loop
+            loop.ADAM_BETAS = (loop.ADAM_BETAS[0], spec.pop("adam_beta2"))
         folder = WORK / "runs" / job["id"].replace("/", "_")
         config = make_config(corpus=corpus["train"], split="0.98,0.02,0", max_steps=job["steps"],
                              epochs=UNLIMITED_EPOCHS, early_stop=0, precision=job["precision"],

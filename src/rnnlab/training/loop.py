@@ -87,6 +87,8 @@ CHECK_EVERY_ACCELERATED = 50
 # this fraction of the base learning rate at the end of the budget.
 WARMUP_FRACTION = 0.02
 FINAL_LR_RATIO = 0.05
+# Adam's and AdamW's (beta1, beta2).
+ADAM_BETAS = (0.9, 0.999)
 # With a time budget, early stopping counts only evaluations whose metric is this much
 # (relative) worse than the best: a plateau does not end the run while the rest of the
 # budget, with the learning rate going down, can still buy quality.
@@ -177,9 +179,9 @@ def make_optimizer(model: torch.nn.Module, options: LoopOptions) -> torch.optim.
     if options.optimizer == "sgd":
         return torch.optim.SGD(params, lr=options.lr, weight_decay=decay)
     if options.optimizer == "adam":
-        return torch.optim.Adam(params, lr=options.lr, weight_decay=decay)
+        return torch.optim.Adam(params, lr=options.lr, betas=ADAM_BETAS, weight_decay=decay)
     if options.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=options.lr, weight_decay=decay)
+        return torch.optim.AdamW(params, lr=options.lr, betas=ADAM_BETAS, weight_decay=decay)
     raise UsageError(f"unknown optimizer '{options.optimizer}'")
 
 
