@@ -103,7 +103,7 @@ def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray
 
 def shown_token(tok: str, token_kind: str) -> str:
     """A byte token as its character when ASCII, else ``\\xNN``; other tokens unchanged."""
-    if token_kind == "byte" and ord(tok) >= 0x80:
+    if token_kind == "byte" and len(tok) == 1 and ord(tok) >= 0x80:  # <unk> stays as it is
         return f"\\x{ord(tok):02x}"
     return tok
 
