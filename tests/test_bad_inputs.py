@@ -128,6 +128,22 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("eval-text-not-utf8", "eval lm --text bad.bin", 1, "is not valid UTF-8"),
     ("eval-other-corpus", "eval lm --corpus other.txt", 1, "is not a copy of the training corpus"),
     ("eval-tampered", "eval tampered", 1, "does not match the checksum"),
+    # --- score
+    ("score-text-missing", "score lm --text missing.txt", 1, "--text missing.txt: no such file"),
+    ("score-text-empty", "score lm --text empty.txt", 1, "is empty: nothing to score"),
+    ("score-text-not-utf8", "score lm --text bad.bin", 1, "is not valid UTF-8: byte 0xff"),
+    ("score-unknown-words", "score ng --text unknown.txt", 1, "is unknown to the model's vocabulary"),
+    ("score-one-token", "score ng --text oneword.txt", 1, "scoring needs at least 2"),
+    ("score-not-checkpoint", "score mine --text fox.txt", 1, "not an rnnlab checkpoint"),
+    ("score-no-text", "score lm", 2, "the following arguments are required: --text"),
+    ("score-top-0", "score lm --text fox.txt --per-token --top 0", 2, "top must be an integer from 1"),
+    # --- export
+    ("export-format", "export lm --format tflite --out m.tflite", 2, "invalid choice: 'tflite'"),
+    ("export-int8-gru-onnx", "export lm --format onnx --quantize int8 --out m.onnx", 2,
+     "has no int8 GRU operator"),
+    ("export-out-exists", "export lm --format onnx --out fox.txt", 2, "already exists; pass --overwrite"),
+    ("export-out-folder", "export lm --format torchscript --out mine", 2, "is a folder; give a file name"),
+    ("export-ngram", "export ng --format onnx --out m.onnx", 1, "holds a 'ngram' model, not a 'language-model'"),
     # --- generate
     ("generate-missing", "generate missing", 1, "is not a folder"),
     ("generate-length-neg", "generate lm --length -1", 2, "length must be >= 0"),
@@ -330,6 +346,8 @@ def workspace(tmp_path_factory):
     (root / "other.txt").write_text(TEXT.upper())
     (root / "short.txt").write_text("tiny text")
     (root / "empty.txt").write_text("")
+    (root / "unknown.txt").write_text("zebra quagga okapi\n")  # no word of TEXT
+    (root / "oneword.txt").write_text("fox\n")
     (root / "bad.bin").write_bytes(b"\xff\xfe abc\n")
     (root / "gaps.txt").write_text("1\n2\nn/a\n4\n" * 100)
     (root / "mine").mkdir()
