@@ -15,7 +15,7 @@ def cmd_explore(args) -> int:
         raise UsageError(f"--port must be an integer from 1 to 65535 (0: any free port), got {args.port}")
     if not args.host.strip():
         raise UsageError("--host is empty; give an address such as 127.0.0.1")
-    explorer = Explorer(args.dir, ngram_folder=args.ngram, data_dir=args.data_dir)
+    explorer = Explorer(args.dir, ngram_folder=args.ngram, data_dir=args.data_dir, corpus=args.corpus)
     server = make_server(explorer, args.host, args.port)
     if args.host not in LOOPBACK:
         print(f"warning: --host {args.host}: the explorer is reachable from other machines on this network; it has "
@@ -45,4 +45,6 @@ def add_parser(commands) -> None:
     ex.add_argument("--ngram", default=None, metavar="NGRAM_DIR",
                     help="an rnnlab ngram folder with the same tokens: colour where the RNN beats it")
     ex.add_argument("--data-dir", default=None, help="folder holding the training corpus, for the validation text")
+    ex.add_argument("--corpus", default=None, metavar="PATH",
+                    help="where the training corpus is now (a moved copy; it must have the recorded SHA-1)")
     ex.set_defaults(handler=cmd_explore)

@@ -179,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own refusals (a malformed request line, headers too long): JSON too."""
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a line that never parsed: answer with a status line anyway
+            self.request_version = "HTTP/1.0"
         try:
             self._send_json(code, {"error": message or HTTPStatus(code).phrase, "status": code})
         except OSError:
@@ -209,10 +211,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- request checks ----------------------------------------------------------------
     def _route(self) -> str:
-        path = urlsplit(self.path).path
-        if not path.startswith("/"):
+        if not self.path.startswith("/") or self.path.startswith("//"):  # no absolute-form or authority targets
             raise RequestError(400, "the request target must be a path starting with /")
-        return path
+        return urlsplit(self.path).path
 
     def _check_host(self) -> None:
         host = (self.headers.get("Host") or "").strip().lower()

@@ -90,10 +90,13 @@ class Explorer:
 
     ``folder``: a language-model checkpoint folder (``rnnlab train --out``);
     ``ngram_folder``: an ``rnnlab ngram train --out`` folder with the same tokenizer
-    and preprocessing, for the comparison colouring.
+    and preprocessing, for the comparison colouring; ``data_dir`` / ``corpus``: where the
+    training corpus is, for the validation text (as for ``rnnlab eval``; without them a
+    corpus outside the current folder and ``$RNNLAB_DATA`` is not read).
     """
 
-    def __init__(self, folder, ngram_folder=None, limits: Limits | None = None, data_dir=None) -> None:
+    def __init__(self, folder, ngram_folder=None, limits: Limits | None = None, data_dir=None,
+                 corpus=None) -> None:
         from rnnlab.lm import LanguageModel
         from rnnlab.training.checkpoint import load_training_config
 
@@ -110,7 +113,7 @@ class Explorer:
             self._load_ngram(ngram_folder)
         self.validation, self.validation_problem = None, None
         self.baselines: dict = {}
-        self._load_validation(data_dir)
+        self._load_validation(data_dir, corpus)
 
     # ---- start-up --------------------------------------------------------------------
     def _metrics_path(self) -> Path:
@@ -134,7 +137,7 @@ class Explorer:
         self.ngram = model
         self.ngram_name = f"{model.order}-gram {model.smoothing} ({Path(folder).name})"
 
-    def _load_validation(self, data_dir) -> None:
+    def _load_validation(self, data_dir, corpus) -> None:
         """The start of the validation split and the count-model baselines, when the corpus is found."""
         from rnnlab.training.config import TrainConfig
         from rnnlab.training.run import dataset_for
@@ -145,7 +148,7 @@ class Explorer:
             data = saved.get("data", {})
             held_out = config.split == "files" or bool(data.get("val_source") or data.get("test_source"))
             dataset, _ = dataset_for(config, data_dir, vocab=self.lm.vocab, saved_sources=data.get("sources"),
-                                     saved_data=data, roles=("val_",) if held_out else ("",),
+                                     saved_data=data, corpus=corpus, roles=("val_",) if held_out else ("",),
                                      doing="showing its validation text", checkpoint=self.folder)
         except RnnlabError as exc:
             self.validation_problem = str(exc)
