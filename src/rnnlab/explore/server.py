@@ -294,8 +294,9 @@ class Handler(BaseHTTPRequestHandler):
             self._refuse(500, "internal error (the server's terminal has the details)")
 
     def _refuse(self, status: int, message: str) -> None:
-        if status >= 500 or status in (411, 413, 415) or self.command == "POST" and status == 400:
-            self.close_connection = True  # an unread or half-read body must not be parsed as the next request
+        # A refused request may have left its body unread (or half-read), and that must not be parsed
+        # as the next request: every refusal ends the connection.
+        self.close_connection = True
         try:
             self._send_json(status, {"error": message, "status": status})
         except OSError:
