@@ -37,6 +37,9 @@ Sections (see :data:`SECTIONS`):
   the full shapes (it is one step each).
 * ``data`` -- corpus encoding MB/s and n-gram fit/evaluation tokens/s
   (:mod:`rnnlab.bench.data`).
+* ``export`` -- single-stream generation tokens/s of a hidden-256 LSTM in PyTorch and as
+  ONNX float32 and int8 graphs, and int8's bits/char change on held-out text
+  (:mod:`rnnlab.bench.export_bench`; skipped without onnxruntime).
 
 ``quick`` shrinks everything (3 repetitions, one call each, 16 time steps, short
 generations, small texts) so the whole suite runs in well under a minute on two
@@ -540,6 +543,9 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: str | Itera
         results["memory"] = timed("memory", lambda: section_memory(config))
     if "data" in sections:
         results["data"] = timed("data", lambda: section_data(plan))
+    if "export" in sections:
+        from rnnlab.bench.export_bench import section_export
+        results["export"] = timed("export", lambda: section_export(plan, quick))
     header["section_seconds"] = seconds
     header["seconds"] = sum(seconds.values())
     header["load_average_after"] = environment()["load_average"]

@@ -114,6 +114,14 @@ def _bench_report(result: dict) -> list[str]:
                              _spread(e)])
         lines += ["", "data: encoding and n-grams", *_table(["measure", "size", "rate", "spread"], rows)]
         lines += [f"note: {n}" for n in sections["data"]["notes"]]
+    if "export" in sections:
+        rows = [[e["candidate"], _rate(e), _times(e.get("vs_pytorch_forward")), _fmt(e.get("bits_per_char"), ".4f"),
+                 _fmt(e.get("bits_per_char_change"), "+.4f"), _fmt(e.get("bytes"), ",d"), _spread(e)]
+                for e in sections["export"]["rows"]]
+        lines += ["", "export: single-stream generation and held-out bits/char, PyTorch vs ONNX Runtime",
+                  *_table(["candidate", "tokens/s", "vs forward", "bits/char", "change", "file bytes", "spread"],
+                          rows)]
+        lines += [f"note: {n}" for n in sections["export"]["notes"]]
     return lines
 
 

@@ -87,10 +87,10 @@ def onnx_bytes(graph: torch.nn.Module, model) -> bytes:
     for name in inputs[1:] + outputs[1:]:
         dynamic[name] = {1: "batch"}
     example = (torch.zeros(1, 2, dtype=torch.long), *zero_state(model, 1))
-    scripted = torch.jit.script(graph)
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notes on its own deprecation and on LSTM batch sizes
         warnings.simplefilter("ignore")
+        scripted = torch.jit.script(graph)
         torch.onnx.export(scripted, example, buffer, dynamo=False, input_names=inputs, output_names=outputs,
                           dynamic_axes=dynamic, opset_version=OPSET)
     return fold_constants(buffer.getvalue())
@@ -214,14 +214,18 @@ def export_model(lm, fmt: str, out: str | os.PathLike, quantize: str | None = No
     else:
         if quantize == "int8":
             graph = quantize_torch(graph)
-        scripted = torch.jit.script(graph)
+        with warnings.catch_warnings():  # TorchScript's deprecation notice: it is still the target asked for
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.script(graph)
 
         def run(*arrays):
             with torch.no_grad():
                 return [t.numpy() for t in scripted(*[torch.from_numpy(a) for a in arrays])]
         difference = check_against_torch(model, run)
         buffer = io.BytesIO()
-        torch.jit.save(scripted, buffer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(scripted, buffer)
         data = buffer.getvalue()
     if quantize is None and not difference <= FP32_TOLERANCE:
         raise UsageError(f"the exported {fmt} graph differs from PyTorch by {difference:.3g} (more than "
