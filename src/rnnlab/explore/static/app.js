@@ -236,8 +236,9 @@ function drawUnits(data, newList) {
   }
   $("units-list").value = String(data.unit);
   const [low, high] = data.range;
-  const top = Math.max(Math.abs(low), Math.abs(high), 1e-6);
-  $("units-summary").textContent = `${data.name}: values from ${fmt(low)} to ${fmt(high)} (red positive, blue negative)`;
+  // Relative to the unit's own range over this text: a cell may never change sign, yet track a feature.
+  const middle = (low + high) / 2, half = Math.max((high - low) / 2, 1e-6);
+  $("units-summary").textContent = `${data.name}: values from ${fmt(low)} (blue) to ${fmt(high)} (red)`;
   const table = $("units-corr");
   table.replaceChildren();
   const head = table.insertRow();
@@ -251,7 +252,7 @@ function drawUnits(data, newList) {
   const fragment = document.createDocumentFragment();
   data.pieces.forEach((piece, i) => {
     const value = data.values[i];
-    fragment.append(tokenSpan(piece, value === null ? null : signedColour(value, top, 0, 215), `${fmt(value, 3)}`));
+    fragment.append(tokenSpan(piece, value === null ? null : signedColour(value - middle, half, 0, 215), `${fmt(value, 3)}`));
   });
   output.append(fragment);
 }
@@ -292,12 +293,14 @@ function chart(svg, series, xKey, { log = false, lines = [] } = {}) {
   }
   make("line", { x1: left, x2: left, y1: top, y2: H - bottom, class: "axis" });
   make("line", { x1: left, x2: W - right, y1: H - bottom, y2: H - bottom, class: "axis" });
-  for (const line of lines) {
-    if (!Number.isFinite(line.value) || (log && line.value <= 0)) continue;
+  lines.forEach((line, i) => {
+    if (!Number.isFinite(line.value) || (log && line.value <= 0)) return;
     make("line", { x1: left, x2: W - right, y1: Y(line.value), y2: Y(line.value), stroke: line.colour,
       "stroke-dasharray": "5 4", "stroke-width": 1.2 });
-    make("text", { x: W - right - 150, y: Y(line.value) - 3 }).textContent = `${line.label} ${line.value.toFixed(3)}`;
-  }
+    // Labels staggered: baselines often lie close together (two Kneser-Ney models of one order).
+    make("text", { x: W - right - 190 * (i + 1) + 40, y: Y(line.value) - 3 }).textContent =
+      `${line.label} ${line.value.toFixed(3)}`;
+  });
   let legendX = left + 8;
   for (const s of series) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || y > 0));
