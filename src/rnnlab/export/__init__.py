@@ -200,7 +200,8 @@ def export_model(lm, fmt: str, out: str | os.PathLike, quantize: str | None = No
     metadata to ``out.vocab.json`` (module docstring); returns a summary with the files,
     their sizes and the max abs difference of the written graph from PyTorch."""
     from rnnlab.fileio import atomic_write
-    model = lm.model.float().cpu().eval()
+    import copy
+    model = copy.deepcopy(lm.model).float().cpu().eval()  # the caller's model keeps its device and dtype
     check_request(model, fmt, quantize)
     out = Path(out)
     graph = build_graph(model)
