@@ -216,6 +216,7 @@ def test_trace_follows_forward_for_every_kind(kind):
         logits, state = model(torch.tensor([ids.tolist()]), model.begin_state(1))
     expected = -torch.log_softmax(logits[0, :-1].double(), 1).gather(1, torch.tensor(ids[1:]).view(-1, 1)).view(-1)
     assert run.bits == pytest.approx((expected / math.log(2)).tolist(), abs=1e-4)
+    assert analysis.surprisal_bits(model, ids, chunk=3) == pytest.approx(run.bits.tolist(), abs=1e-4)
     flat = torch.cat([p.reshape(-1) for p in (state if isinstance(state, tuple) else (state,))]).numpy()
     assert run.states.shape == (len(ids), len(run.units)) == (len(ids), flat.size)
     assert run.states[-1] == pytest.approx(flat, abs=1e-5)

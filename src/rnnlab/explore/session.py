@@ -6,10 +6,11 @@ no request names a file. Each route method checks its JSON parameters
 (:func:`parameters`, every bad value a :class:`~rnnlab.errors.UsageError`) and returns
 a JSON-ready dict, or (``generate``) yields events.
 
-Concurrency: requests run on threads. Model computations hold :attr:`Explorer.lock`,
-so only one runs at a time; every request builds its own stepper (its own hidden
-state), so two users never share a state. A generation holds the lock only while it
-computes a chunk of tokens, so several generations and scoring requests interleave.
+Concurrency: requests run on threads. Model computations hold :attr:`Explorer.lock`
+(first come, first served), so only one runs at a time; every request builds its own
+stepper (its own hidden state), so two users never share a state. A generation holds
+the lock only while it computes a slice of tokens, so several generations and scoring
+requests interleave.
 """
 from __future__ import annotations
 
@@ -46,9 +47,37 @@ class Limits:
     metrics_bytes: int = 8 << 20
 
 
-# Tokens computed per hold of the model lock during a generation: long enough to amortise the
-# lock, short enough that a scoring request waits milliseconds, not a whole generation.
-GENERATION_CHUNK = 8
+# A generation holds the model lock for its first token (shown at once), then for slices of up to
+# this many seconds (and GENERATION_CHUNK tokens): every hold waits behind the requests queued before
+# it, so short slices made a 100-token generation wait 13 times behind 16 clients' scoring requests
+# (p50 4.8 s in benchmarks/explore_load.py, 8-token slices), while a slice this long still lets a
+# scoring request in within a few tens of milliseconds.
+GENERATION_SLICE_SECONDS = 0.04
+GENERATION_CHUNK = 512
+
+
+class FairLock:
+    """A lock granted in the order it was asked for (``threading.Lock`` lets a releasing thread
+    take it again before those already waiting, which starves a generation that releases it
+    between slices)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> "FairLock":
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._condition.wait()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
 
 
 def parameters(body, spec: dict) -> dict:
@@ -104,7 +133,7 @@ class Explorer:
         self.limits = limits or Limits()
         self.lm = LanguageModel.load(folder)
         self.config = load_training_config(folder)
-        self.lock = threading.Lock()
+        self.lock = FairLock()
         self.generations = threading.BoundedSemaphore(self.limits.generations)
         self.stopping = threading.Event()
         self.metrics_path = self._metrics_path()
@@ -230,7 +259,7 @@ class Explorer:
         body = parameters(body, {"text": None, "source": "text"})
         tokens, ids, source = self._text(body, self.limits.text_chars, self.limits.validation_tokens)
         with self.lock:
-            bits = analysis.trace(self.lm.model, ids, keep_states=False).bits
+            bits = analysis.surprisal_bits(self.lm.model, ids)
         shown = analysis.pieces(tokens, self.lm.token)
         out = {"source": source, "pieces": shown, "bits": [None] + _rounded(bits),
                "summary": analysis.summary(bits, shown)}
@@ -307,7 +336,10 @@ class Explorer:
                     return
                 chunk = []
                 with self.lock, torch.inference_mode():
-                    for _ in range(min(GENERATION_CHUNK, length - produced)):
+                    slice_end = time.monotonic() + GENERATION_SLICE_SECONDS
+                    for _ in range(1 if produced == 0 else min(GENERATION_CHUNK, length - produced)):
+                        if chunk and time.monotonic() > slice_end:
+                            break
                         token = chooser.choose(logits[0])
                         index = int(token[0])
                         if index == 0:  # only when nothing but the masked <unk> is finite
