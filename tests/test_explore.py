@@ -203,6 +203,19 @@ def test_training_records(server, folders):
     assert {"5-gram Kneser-Ney", "unigram add-one"} <= set(data["baselines"]) and data["train_config"]["hidden_size"] == 12
 
 
+def test_training_follows_a_run_still_writing(folders, tmp_path):
+    import shutil
+    shutil.copytree(folders / "lm", tmp_path / "lm")
+    live = Explorer(tmp_path / "lm", data_dir=folders)
+    with running(live) as server:
+        first = request(server, "GET", "/api/training")[1]
+        assert len(first["records"]) == 2 and first["seconds_since_write"] < 600
+        with open(tmp_path / "lm" / "metrics.jsonl", "a") as f:
+            f.write('{"step": 9, "val_perplexity": 3.5}\n{"step": 12, "val_perpl')  # the second still being written
+        records = request(server, "GET", "/api/training")[1]["records"]
+        assert [r["step"] for r in records] == [3, 6, 9]
+
+
 # ---- every model kind through the step path ------------------------------------------------
 @pytest.mark.parametrize("kind", ["rnn-scratch", "rnn", "gru", "lstm", "mingru", "minlstm"])
 def test_trace_follows_forward_for_every_kind(kind):
