@@ -518,3 +518,13 @@ def test_port_in_use_is_one_line(folders, capsys):
         code = main(["-q", "explore", str(folders / "lm"), "--port", str(taken.getsockname()[1])])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot listen on 127.0.0.1" in err[0], err
+
+
+def test_a_named_corpus_is_never_downloaded_at_start_up(tmp_path, monkeypatch):
+    from rnnlab.explore.session import _remote_corpus_missing
+
+    monkeypatch.delenv("RNNLAB_DATA", raising=False)
+    assert "does not download it" in _remote_corpus_missing("timemachine", None, tmp_path)
+    assert _remote_corpus_missing("fox.txt", None, None) is None  # a file: loaded (or refused) as given
+    (tmp_path / "timemachine.txt").write_text("a copy")  # found there: loaded, and its SHA-1 checked then
+    assert _remote_corpus_missing("timemachine", None, tmp_path) is None

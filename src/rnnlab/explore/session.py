@@ -114,6 +114,28 @@ def _rounded(values, digits: int = 4) -> list:
     return [round(float(v), digits) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
+def _remote_corpus_missing(name, sources, data_dir) -> str | None:
+    """Why a named download (``timemachine``) is not on this machine, or None.
+
+    Loading it would download it; a page that starts offline in a second should not
+    wait on the network, so the validation text is then just unavailable."""
+    import os
+
+    from rnnlab.data.corpus import REMOTE, allowed_roots, cache_dir, is_inside
+
+    if name not in REMOTE:
+        return None
+    filename = REMOTE[name].filename
+    if sources and isinstance(sources[0], str) and is_inside(sources[0], allowed_roots()) and Path(sources[0]).is_file():
+        return None
+    folders = [Path(d) for d in (data_dir, os.environ.get("RNNLAB_DATA")) if d] + [cache_dir()]
+    if any((folder / filename).is_file() for folder in folders):
+        return None
+    return (f"corpus '{name}' is not on this machine ({filename} is in none of "
+            f"{', '.join(str(f) for f in folders)}; rnnlab explore does not download it): "
+            "pass --data-dir FOLDER holding it or --corpus PATH")
+
+
 class Explorer:
     """One model folder, loaded once; see the module docstring.
 
@@ -174,6 +196,11 @@ class Explorer:
         saved = self.config
         try:
             config = TrainConfig.from_dict(saved["train_config"])
+            if corpus is None:
+                missing = _remote_corpus_missing(config.corpus, saved.get("data", {}).get("sources"), data_dir)
+                if missing:
+                    self.validation_problem = missing
+                    return
             data = saved.get("data", {})
             held_out = config.split == "files" or bool(data.get("val_source") or data.get("test_source"))
             dataset, _ = dataset_for(config, data_dir, vocab=self.lm.vocab, saved_sources=data.get("sources"),
