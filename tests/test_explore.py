@@ -319,6 +319,8 @@ BAD_HTTP = [
     ("no-host", "GET /api/info HTTP/1.0\r\n\r\n", 400),
     ("foreign-origin", "POST /api/surprisal HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n"
                        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}", 403),
+    ("null-origin", "POST /api/surprisal HTTP/1.1\r\nHost: {host}\r\nOrigin: null\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}", 403),
     ("no-length", "POST /api/surprisal HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\r\n", 411),
     ("chunked", "POST /api/surprisal HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n", 411),
