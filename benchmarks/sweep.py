@@ -130,6 +130,7 @@ CANDIDATES = {
     "lstm-384-d1": lstm(384, batch=64, lr=4e-3, dropout=0.1),
     # Adam's beta2 0.99 instead of 0.999, and the 2 x 256 with dropout 0.1
     "lstm-192-b99": lstm(192, lr=8e-3, dropout=0.1, adam_beta2=0.99),
+    "lstm-192-b95": lstm(192, lr=8e-3, dropout=0.1, adam_beta2=0.95),
     "lstm-256-d1": lstm(256, dropout=0.1),
     "lstm-256-d1-b99": lstm(256, dropout=0.1, adam_beta2=0.99),
     "lstm-384-d1-b99": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.99),
