@@ -94,14 +94,14 @@ def prepare_corpora() -> dict[str, dict]:
 
 
 # ---- candidates ----------------------------------------------------------------------------------
-def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm", **loop):
+def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm", adam_beta2=0.999):
     return dict(model=model, hidden_size=hidden, num_layers=layers, embed_size=64, dropout=dropout,
-                batch_size=batch, num_steps=steps, lr=lr, **loop)
+                batch_size=batch, num_steps=steps, lr=lr, adam_beta2=adam_beta2)
 
 
-def parallel(model, hidden, layers, mlp_ratio, batch=32, steps=128, lr=4e-3, dropout=0.1):
+def parallel(model, hidden, layers, mlp_ratio, batch=32, steps=128, lr=4e-3, dropout=0.1, adam_beta2=0.999):
     return dict(model=model, hidden_size=hidden, num_layers=layers, mlp_ratio=mlp_ratio, dropout=dropout,
-                batch_size=batch, num_steps=steps, lr=lr)
+                batch_size=batch, num_steps=steps, lr=lr, adam_beta2=adam_beta2)
 
 
 CANDIDATES = {
@@ -317,9 +317,6 @@ def run_job(job: dict) -> dict:
         from rnnlab.training import run
         from rnnlab.training.config import UNLIMITED_EPOCHS, make_config
         spec = dict(CANDIDATES[job["config"]])
-        if "adam_beta2" in spec:  # a candidate default of the loop, not a training option
-            from rnnlab.training import loop
-            loop.ADAM_BETAS = (loop.ADAM_BETAS[0], spec.pop("adam_beta2"))
         folder = WORK / "runs" / job["id"].replace("/", "_")
         config = make_config(corpus=corpus["train"], split="0.98,0.02,0", max_steps=job["steps"],
                              epochs=UNLIMITED_EPOCHS, early_stop=0, precision=job["precision"],

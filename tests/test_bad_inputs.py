@@ -71,6 +71,8 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("train-tie-weights", "train T --tie-weights --embed 0", 2, "weight tying needs embed_size == hidden_size"),
     ("train-size-unknown", "train T --size huge", 2, "unknown size 'huge'"),
     ("train-size-rnn", "train T --model rnn --size large", 2, "--size applies to --model lstm, gru, mingru, minlstm"),
+    ("train-adam-beta2", "train T --adam-beta2 1", 2, "adam-beta2 must be in [0, 1), got 1.0"),
+    ("classify-adam-beta2-nan", "classify train --data C --out c-beta --adam-beta2 nan", 2, "adam-beta2 must be in [0, 1)"),
     ("train-mingru-mlp-neg", "train T --model mingru --mlp-ratio -1", 2, "mlp_ratio"),
     ("train-device", "train T --device tpu", 2, "unknown device 'tpu'"),
     ("train-precision", "train T --precision fp8", 2, "unknown precision 'fp8'"),

@@ -37,6 +37,7 @@ class FitOptions(LoopOptions):
 
     lr: float = option(1e-3, "learning rate")
     clip: float | None = option(5.0, "gradient-norm clipping threshold")
+    adam_beta2: float = option(0.999, "Adam's and AdamW's beta2 (decay of the squared-gradient average)")
     lr_schedule: str = option("constant", "constant, cosine (warm-up, then down to 5%% of --lr over the budget) or "
                               "plateau (multiply by --lr-decay on a validation plateau)",
                               choices=("constant", "cosine", "plateau"))

@@ -87,11 +87,6 @@ CHECK_EVERY_ACCELERATED = 50
 # this fraction of the base learning rate at the end of the budget.
 WARMUP_FRACTION = 0.02
 FINAL_LR_RATIO = 0.05
-# Adam's and AdamW's (beta1, beta2). beta2 0.95 rather than PyTorch's 0.999: the second-moment
-# estimate then follows the gradients of a short run (benchmarks/sweep.py and the demo's split,
-# 100 s of a 2 x 192 LSTM: built-in corpus bf16 validation perplexity 3.447 -> 3.386, float32
-# 3.554 -> 3.424; Rust release notes, held-out 10%, 1.484 -> 1.469 nats/char).
-ADAM_BETAS = (0.9, 0.95)
 # With a time budget, early stopping counts only evaluations whose metric is this much
 # (relative) worse than the best: a plateau does not end the run while the rest of the
 # budget, with the learning rate going down, can still buy quality.
@@ -182,9 +177,9 @@ def make_optimizer(model: torch.nn.Module, options: LoopOptions) -> torch.optim.
     if options.optimizer == "sgd":
         return torch.optim.SGD(params, lr=options.lr, weight_decay=decay)
     if options.optimizer == "adam":
-        return torch.optim.Adam(params, lr=options.lr, betas=ADAM_BETAS, weight_decay=decay)
+        return torch.optim.Adam(params, lr=options.lr, betas=(0.9, options.adam_beta2), weight_decay=decay)
     if options.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=options.lr, betas=ADAM_BETAS, weight_decay=decay)
+        return torch.optim.AdamW(params, lr=options.lr, betas=(0.9, options.adam_beta2), weight_decay=decay)
     raise UsageError(f"unknown optimizer '{options.optimizer}'")
 
 
