@@ -3,6 +3,7 @@
 #   bash bootstrap.sh demo   -> create .venv, install, run the offline demo
 #   bash bootstrap.sh test   -> create .venv, install, run the whole test suite
 #   bash bootstrap.sh setup  -> only create .venv and install
+#   bash bootstrap.sh docs   -> create .venv, install, build the documentation site into site/
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${RNNLAB_VENV:-.venv}
@@ -40,5 +41,10 @@ case "$cmd" in
         setup
         export RNNLAB_DATA=${RNNLAB_DATA:-$(cd .. && pwd)/shared/data}
         exec "$VENV/bin/python" -m pytest "$@" ;;
-    *) echo "usage: bash bootstrap.sh [demo|test|setup]" >&2; exit 2 ;;
+    docs)
+        setup
+        # The test extra carries the docs tools (mkdocs, mkdocs-material, mkdocstrings[python]).
+        NO_MKDOCS_2_WARNING=1 "$VENV/bin/python" -m mkdocs build --strict --site-dir site "$@"
+        echo "documentation built: $(pwd)/site/index.html (serve it with: $VENV/bin/mkdocs serve)" ;;
+    *) echo "usage: bash bootstrap.sh [demo|test|setup|docs]" >&2; exit 2 ;;
 esac
