@@ -122,7 +122,10 @@ def run_in_process(argv: list[str], env: dict[str, str], monkeypatch) -> str:
         logger.removeHandler(handler)
     try:
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            main(argv)
+            try:
+                main(argv)
+            except SystemExit:  # argparse's own errors (an unknown or renamed option) and --help
+                pass
     finally:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
