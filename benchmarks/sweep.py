@@ -156,7 +156,7 @@ def probe_rate(spec: dict, precision: str, vocab: int = 100, repeats: int = 8) -
     import torch
     from rnnlab.models import build_model
     from rnnlab.precision import autocast
-    options = {k: v for k, v in spec.items() if k not in ("model", "batch_size", "num_steps", "lr")}
+    options = {k: v for k, v in spec.items() if k not in ("model", "batch_size", "num_steps", "lr", "adam_beta2")}
     model = build_model(spec["model"], vocab, seed=0, **options)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     B, T = spec["batch_size"], spec["num_steps"]
