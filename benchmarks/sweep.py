@@ -94,9 +94,9 @@ def prepare_corpora() -> dict[str, dict]:
 
 
 # ---- candidates ----------------------------------------------------------------------------------
-def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm", adam_beta2=0.999):
+def lstm(hidden, batch=32, steps=64, lr=6e-3, dropout=0.2, layers=2, model="lstm", adam_beta2=0.999, **loop):
     return dict(model=model, hidden_size=hidden, num_layers=layers, embed_size=64, dropout=dropout,
-                batch_size=batch, num_steps=steps, lr=lr, adam_beta2=adam_beta2)
+                batch_size=batch, num_steps=steps, lr=lr, adam_beta2=adam_beta2, **loop)
 
 
 def parallel(model, hidden, layers, mlp_ratio, batch=32, steps=128, lr=4e-3, dropout=0.1, adam_beta2=0.999):
@@ -134,6 +134,11 @@ CANDIDATES = {
     "lstm-256-d1": lstm(256, dropout=0.1),
     "lstm-256-d1-b99": lstm(256, dropout=0.1, adam_beta2=0.99),
     "lstm-384-d1-b99": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.99),
+    # beta2 0.95 (today's default) with and without AdamW's decoupled weight decay 0.1
+    "lstm-192-b95-wd1": lstm(192, lr=8e-3, dropout=0.1, adam_beta2=0.95, optimizer="adamw", weight_decay=0.1),
+    "lstm-384-d1-b95": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.95),
+    "lstm-384-d1-b95-wd1": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.95, optimizer="adamw",
+                                weight_decay=0.1),
     # the remaining rungs of rnnlab.training.budget.LADDERS (their speed ratios)
     "gru-192": lstm(192, lr=8e-3, dropout=0.1, model="gru"),
     "minlstm-3x192-mlp2-t64": parallel("minlstm", 192, 3, 2.0, steps=64, lr=6e-3),
@@ -147,6 +152,8 @@ CANDIDATES = {
     "minlstm-3x384-mlp2": parallel("minlstm", 384, 3, 2.0, batch=64),
     "minlstm-4x512-mlp2": parallel("minlstm", 512, 4, 2.0, batch=64, lr=3e-3, dropout=0.15),
 }
+# Keys of a candidate that are the loop's options, not the model's (the probe leaves them out).
+LOOP_KEYS = ("model", "batch_size", "num_steps", "lr", "adam_beta2", "optimizer", "weight_decay")
 PLAIN = dict(hidden=512, layers=2, embed=64, dropout=0.1, batch=64, steps=100, lr=2e-3, clip=5.0)
 
 
@@ -156,7 +163,7 @@ def probe_rate(spec: dict, precision: str, vocab: int = 100, repeats: int = 8) -
     import torch
     from rnnlab.models import build_model
     from rnnlab.precision import autocast
-    options = {k: v for k, v in spec.items() if k not in ("model", "batch_size", "num_steps", "lr", "adam_beta2")}
+    options = {k: v for k, v in spec.items() if k not in LOOP_KEYS}
     model = build_model(spec["model"], vocab, seed=0, **options)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     B, T = spec["batch_size"], spec["num_steps"]
