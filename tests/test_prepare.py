@@ -307,7 +307,7 @@ def test_open_prepared_checks_the_shards(tmp_path):
     data[10] ^= 1
     shard.write_bytes(bytes(data))
     prep.open_prepared(out)  # sizes only: cheap
-    with pytest.raises(DataError, match="does not match its SHA-256"):
+    with pytest.raises(DataError, match="does not match the checksum in manifest.json"):
         prep.open_prepared(out, verify=True)
     shard.write_bytes(bytes(data[:-1]))
     with pytest.raises(DataError, match="has .* bytes, the manifest says"):
