@@ -296,6 +296,7 @@ def test_killed_preparation_leaves_only_a_hidden_temporary_folder(tmp_path):
     left = sorted(p.name for p in tmp_path.iterdir())
     assert "out" not in left and all(n == "text.txt" or n.startswith(".rnnlab-tmp-out-") for n in left)
     assert prep.prepare_corpus(source, tmp_path / "out")["reused"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "text.txt"]  # the next run removed it
 
 
 def test_open_prepared_checks_the_shards(tmp_path):

@@ -368,6 +368,9 @@ def _file_records(roles: dict[str, list[Path]]) -> list[dict]:
 def read_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of a prepared corpus; :class:`DataError` when missing or not one."""
     folder = Path(os.path.expanduser(os.fspath(folder)))
+    if not folder.is_dir():
+        raise DataError(f"{folder} is {'not a folder' if folder.exists() else 'missing'}; expected a prepared "
+                        "corpus folder (rnnlab corpus prepare)")
     path = artifact_file(folder, MANIFEST)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -709,6 +712,25 @@ def open_prepared(folder: str | os.PathLike, verify: str | bool = "sizes") -> Te
             "prepared": os.path.abspath(path)}
     return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
                        split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
+
+
+def verify_prepared(folder: str | os.PathLike) -> dict:
+    """Check every file of a prepared corpus now (``rnnlab corpus verify``): the manifest,
+    each shard's place inside the folder, its size and its SHA-256 (reads all the data).
+
+    Returns ``{"folder", "shards", "bytes", "num_tokens", "seconds", "mb_per_s"}``;
+    raises :class:`DataError` naming the first file or key that does not match.
+    """
+    started = time.perf_counter()
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    shards = [shard for shard in _check_shards(path, manifest, verify="full").values() if shard]
+    open_prepared(path)  # the vocabulary and the other records, as a command reads them
+    seconds = time.perf_counter() - started
+    total = sum(os.stat(shard[0]).st_size for shard in shards)
+    return {"folder": str(path), "shards": len(shards), "bytes": total,
+            "num_tokens": sum(shard[1] for shard in shards), "seconds": round(seconds, 3),
+            "mb_per_s": round(total / 1e6 / seconds, 1) if seconds > 0 else None}
 
 
 class PreparedCorpus(Corpus):
