@@ -358,3 +358,14 @@ def test_sha256_of_manifest_records_is_the_file_digest(corpus):
     for part in json.loads((corpus / "manifest.json").read_text())["splits"].values():
         for shard in part["shards"]:
             assert hashlib.sha256((corpus / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
+
+
+def test_every_kind_declares_a_manifest_it_requires_and_owns():
+    for kind in KINDS.values():
+        assert kind.manifest in kind.required and set(kind.required) <= set(kind.owned), kind.name
+        assert all(kind.owns(name) for name in kind.required)
+
+
+def test_a_saved_forecaster_holds_the_required_files_of_its_kind(tmp_path):
+    save_checkpoint(tmp_path / "f", {}, {"w": torch.zeros(2)}, kind="forecaster")
+    assert sorted(os.listdir(tmp_path / "f")) == sorted(KINDS["forecaster"].required)
