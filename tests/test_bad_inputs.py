@@ -185,6 +185,36 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("stats-plot-format", "corpus stats --corpus fox.txt --plot zipf.xyz", 2, "unknown figure format '.xyz'"),
     ("stats-plot-folder", "corpus stats --corpus fox.txt --plot mine", 2, "is a folder; give a file name"),
     ("stats-plot-under-file", "corpus stats --corpus fox.txt --plot fox.txt/zipf.png", 2, "cannot create the folder"),
+    # --- artifact folders (issue 18): prepared corpora and checkpoints whose manifest names files it should not
+    # (p-* and h-link/h-files-*: see make_artifact_folders)
+    ("art-shard-absolute", "train T --corpus p-absolute", 1,
+     "p-absolute/manifest.json: key 'splits.val.shards[0].file' is an absolute path"),
+    ("art-shard-dotdot", "train T --corpus p-dotdot", 1, "must be a relative path inside the folder (no '..'"),
+    ("art-shard-symlink", "train T --corpus p-symlink", 1, "names 'val-00000.bin', a symbolic link leading outside"),
+    ("art-shard-fifo", "train T --corpus p-fifo", 1, "'splits.val.shards[0].file') is a FIFO (named pipe)"),
+    ("art-shard-missing", "train T --corpus p-missing", 1, "key 'splits.test.shards[0].file') is missing"),
+    ("art-shard-swapped", "train T --corpus p-swapped", 1, "val-00000.bin does not match the checksum in manifest.json"),
+    ("art-shard-flipped", "train T --corpus p-flipped", 1, "train-00000.bin does not match the checksum"),
+    ("art-shard-resized", "train T --corpus p-resized", 1, "train-00000.bin does not match the checksum"),
+    ("art-shard-truncated", "train T --corpus p-truncated", 1, "bytes, the manifest says"),
+    ("art-shard-file-type", "train T --corpus p-file-type", 1, "key 'splits.train.shards[0].file' must be a non-empty"),
+    ("art-shard-sha-type", "train T --corpus p-sha-type", 1, "key 'splits.train.shards[0].sha256' must be a SHA-256"),
+    ("art-shard-bytes", "train T --corpus p-bytes", 1, "key 'splits.train.shards[0].bytes' is"),
+    ("art-dtype", "train T --corpus p-dtype", 1, "p-dtype/manifest.json: key 'dtype' must name an unsigned integer"),
+    ("art-ngram-swapped", "ngram train --corpus p-swapped --out ng-swapped", 1,
+     "val-00000.bin does not match the checksum"),
+    ("art-stats-symlink", "corpus stats --corpus p-symlink --mode raw", 1, "a symbolic link leading outside"),
+    ("art-verify-swapped", "corpus verify p-swapped", 1, "val-00000.bin does not match the checksum"),
+    ("art-verify-flipped", "corpus verify p-flipped", 1, "train-00000.bin does not match the checksum"),
+    ("art-verify-dotdot", "corpus verify p-dotdot", 1, "must be a relative path inside the folder"),
+    ("art-verify-not-corpus", "corpus verify mine", 1, "mine is not a prepared corpus (no manifest.json)"),
+    ("art-verify-file", "corpus verify fox.txt", 1, "fox.txt is not a folder; expected a prepared corpus folder"),
+    ("art-verify-missing", "corpus verify nowhere", 1, "nowhere is missing; expected a prepared corpus folder"),
+    ("art-checkpoint-symlink", "eval h-link-out", 1, "names 'model.safetensors', a symbolic link leading outside"),
+    ("art-resume-symlink", "train --resume h-link-out --max-steps 5", 1, "a symbolic link leading outside"),
+    ("art-files-escape", "eval h-files-escape", 1, "key 'files' names '../x.safetensors', which must be a relative"),
+    ("art-files-digest", "generate h-files-digest", 1, "key 'files.model.safetensors' must be a SHA-256"),
+    ("art-files-type", "eval h-files-type", 1, "key 'files' must be a JSON object"),
     # --- ngram
     ("ngram-no-out", "ngram train --corpus fox.txt", 2, "the following arguments are required: --out"),
     ("ngram-order-0", "ngram train --corpus fox.txt --order 0 --out o", 2, "n-gram order must be an integer from 1"),
@@ -389,6 +419,7 @@ def workspace(tmp_path_factory):
         os.chdir(cwd)
     (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
     make_hostile(root)
+    make_artifact_folders(root)
     weights = root / "tampered" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -421,6 +452,77 @@ def make_special(root: Path) -> None:
                 sock.bind("sock.txt")  # the socket file stays after close
         finally:
             os.chdir(cwd)
+
+
+def make_artifact_folders(root: Path) -> None:
+    """The ``p-*`` folders: copies of a prepared corpus of ``story.txt`` (distinct val and
+    test shards) with its manifest or one shard edited, and the ``h-link-out`` and
+    ``h-files-*`` checkpoints: copies of ``lm`` whose files leave the folder."""
+    import json
+    import shutil
+
+    from rnnlab.data.prepare import prepare_corpus
+
+    words = TEXT.split()
+    (root / "story.txt").write_text("".join(" ".join(words[(i * 7 + j * j) % len(words)] for j in range(i % 9 + 3))
+                                            + ".\n" for i in range(200)))
+    prepare_corpus(root / "story.txt", root / "prepared", show_progress=False)
+    outside = root.parent / "elsewhere"
+    outside.mkdir(exist_ok=True)
+    (outside / "val.bin").write_bytes((root / "prepared" / "val-00000.bin").read_bytes())
+
+    def copy(name: str, change=None, split: str = "val", **record) -> Path:
+        folder = root / name
+        shutil.copytree(root / "prepared", folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["splits"][split]["shards"][0].update(record)
+        if change:
+            change(manifest)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return folder
+
+    copy("p-absolute", file=str(outside / "val.bin"))
+    copy("p-dotdot", file="../../elsewhere/val.bin")
+    link = copy("p-symlink") / "val-00000.bin"
+    link.unlink()
+    link.symlink_to(outside / "val.bin")
+    if hasattr(os, "mkfifo"):
+        fifo = copy("p-fifo") / "val-00000.bin"
+        fifo.unlink()
+        os.mkfifo(fifo)
+    (copy("p-missing") / "test-00000.bin").unlink()
+    swapped = copy("p-swapped")
+    val, test = (swapped / "val-00000.bin").read_bytes(), (swapped / "test-00000.bin").read_bytes()
+    assert len(val) == len(test) and val != test
+    (swapped / "val-00000.bin").write_bytes(test)
+    (swapped / "test-00000.bin").write_bytes(val)
+    flipped = copy("p-flipped") / "train-00000.bin"
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 1
+    flipped.write_bytes(bytes(data))
+    train = json.loads((root / "prepared" / "manifest.json").read_text())["splits"]["train"]["shards"][0]
+    shorter = train["num_tokens"] - 10
+
+    def shrink(manifest):
+        manifest["splits"]["train"]["num_tokens"] = shorter
+    resized = copy("p-resized", shrink, split="train", num_tokens=shorter, bytes=shorter) / "train-00000.bin"
+    resized.write_bytes(resized.read_bytes()[:shorter])
+    truncated = copy("p-truncated") / "val-00000.bin"
+    truncated.write_bytes(truncated.read_bytes()[:-1])
+    copy("p-file-type", split="train", file=7)
+    copy("p-sha-type", split="train", sha256="not a digest")
+    copy("p-bytes", split="train", bytes=train["bytes"] + 1)
+    copy("p-dtype", lambda m: m.update(dtype="float32"))
+
+    shutil.copytree(root / "lm", root / "h-link-out")
+    shutil.move(str(root / "h-link-out" / "model.safetensors"), str(outside / "model.safetensors"))
+    (root / "h-link-out" / "model.safetensors").symlink_to(outside / "model.safetensors")
+    for name, files in (("h-files-escape", {"../x.safetensors": "0" * 64}),
+                        ("h-files-digest", {"model.safetensors": "nope"}), ("h-files-type", [])):
+        shutil.copytree(root / "lm", root / name)
+        config = json.loads((root / name / "config.json").read_text())
+        config["files"] = {**config["files"], **files} if isinstance(files, dict) else files
+        (root / name / "config.json").write_text(json.dumps(config))
 
 
 def make_hostile(root: Path) -> None:

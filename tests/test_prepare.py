@@ -296,6 +296,7 @@ def test_killed_preparation_leaves_only_a_hidden_temporary_folder(tmp_path):
     left = sorted(p.name for p in tmp_path.iterdir())
     assert "out" not in left and all(n == "text.txt" or n.startswith(".rnnlab-tmp-out-") for n in left)
     assert prep.prepare_corpus(source, tmp_path / "out")["reused"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "text.txt"]  # the next run removed it
 
 
 def test_open_prepared_checks_the_shards(tmp_path):
@@ -307,7 +308,7 @@ def test_open_prepared_checks_the_shards(tmp_path):
     data[10] ^= 1
     shard.write_bytes(bytes(data))
     prep.open_prepared(out)  # sizes only: cheap
-    with pytest.raises(DataError, match="does not match its SHA-256"):
+    with pytest.raises(DataError, match="does not match the checksum in manifest.json"):
         prep.open_prepared(out, verify=True)
     shard.write_bytes(bytes(data[:-1]))
     with pytest.raises(DataError, match="has .* bytes, the manifest says"):

@@ -68,6 +68,17 @@ def cmd_corpus_prepare(args) -> int:
     return 0
 
 
+def cmd_corpus_verify(args) -> int:
+    from rnnlab.data.prepare import verify_prepared
+
+    result = verify_prepared(args.folder)
+    if not args.json:
+        print(f"verified    {result['folder']}: {result['shards']} shard(s), {result['num_tokens']:,} tokens, "
+              f"{result['bytes'] / 1e6:,.1f} MB (sizes and SHA-256 match manifest.json) in {result['seconds']:.1f} s")
+    emit(result, args.json)
+    return 0
+
+
 def add_parser(commands) -> None:
     """Register ``rnnlab corpus`` and its subcommands on the main parser's subparsers."""
     corpus_parser = commands.add_parser("corpus", help="corpus statistics and preparation")
@@ -98,3 +109,8 @@ def add_parser(commands) -> None:
     add_overwrite_option(prepare, "a prepared folder made with other options")
     prepare.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     prepare.set_defaults(handler=cmd_corpus_prepare)
+    verify = corpus.add_parser(
+        "verify", help="check every shard of a prepared folder against its manifest (sizes and SHA-256)")
+    verify.add_argument("folder", metavar="DIR", help="the prepared corpus folder")
+    verify.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    verify.set_defaults(handler=cmd_corpus_verify)

@@ -28,19 +28,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from rnnlab.checkpoint import KIND_NAMES, OUTPUT_KINDS, load_config, load_tensors, save_checkpoint
+from rnnlab.checkpoint import load_config, load_tensors, save_checkpoint
 from rnnlab.errors import CheckpointError
 
 PAD, UNK = "<pad>", "<unk>"
-
-# The output folders of the tasks, registered with the one output-folder check
-# (rnnlab.checkpoint.prepare_output_folder): what --overwrite may remove.
-for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
-    OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "optimizer.safetensors",
-                                              "state.safetensors", "metrics.jsonl",
-                                              "last.safetensors"),  # written by rnnlab 0.1's task loop
-                                    "folders": ("best",)})
-    KIND_NAMES.setdefault(_kind, _name)
 
 
 class Index:
