@@ -206,26 +206,4 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
     return result
 
 
-def load_scorer(folder):
-    """``(model, vocab, mode, token, description)`` of a language-model or n-gram folder."""
-    from rnnlab.checkpoint import load_config
-    from rnnlab.errors import CheckpointError
-    config = load_config(folder)
-    kind = config.get("kind")
-    if kind == "ngram":
-        from rnnlab.ngram import store
-        model = store.load(folder)
-        pre = getattr(model, "preprocessing", {}) or {}
-        if model.vocab is None or "mode" not in pre or "token" not in pre:
-            raise CheckpointError(f"{folder} holds an n-gram model without a vocabulary and preprocessing (imported "
-                                  "from ARPA without --mode/--token?); it cannot read text")
-        return model, model.vocab, pre["mode"], pre["token"], f"{model.order}-gram {model.smoothing}"
-    from rnnlab.lm import LanguageModel
-    from rnnlab.models.loading import KIND
-    if kind != KIND:
-        raise CheckpointError(f"{folder} holds a '{kind}' model; rnnlab score reads language-model and ngram folders")
-    lm = LanguageModel.load(folder)
-    return lm.model, lm.vocab, lm.mode, lm.token, f"{lm.model.name} ({lm.model.num_parameters():,} parameters)"
-
-
-__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "load_scorer", "recurrent_log_probs"]
+__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "recurrent_log_probs"]

@@ -3,7 +3,7 @@ rnnlab.tasks.classify and rnnlab.data.labelled)."""
 from __future__ import annotations
 
 from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler, output_file
-from rnnlab.cli.tasks_common import _hold_out, _start_or_resume, _train_lines, add_fit_options, add_run_options
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
 
 
@@ -32,12 +32,12 @@ def cmd_classify_train(args) -> int:
     from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
     from rnnlab.tasks.loop import fit
 
-    out, resumed, options = _start_or_resume(args, ClassificationTask)
+    out, resumed, options = start_or_resume(args, ClassificationTask)
     frames = args.frames or bool(resumed and isinstance(resumed[0], FeatureClassificationTask))
     train = _read_texts(args, args.data, frames=frames)
     val = _read_texts(args, args.val, frames=frames) if args.val else None
     if val is None:
-        train, val = _hold_out(train, args.val_fraction, args.seed)
+        train, val = hold_out(train, args.val_fraction, args.seed)
     if resumed:
         task, model = resumed
         task.check_labels(train, args.data)
@@ -58,7 +58,7 @@ def cmd_classify_train(args) -> int:
     if not args.json:
         shape = model.config()
         kind = f"{'bidirectional ' if shape['bidirectional'] else ''}{shape['cell']}, {shape['pooling']} pooling"
-        for line in _train_lines(summary, kind):
+        for line in train_lines(summary, kind):
             print(line)
         scores = summary["scores"]
         print(f"scores     accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "

@@ -38,12 +38,13 @@ def output_file(path: str | None, option: str, overwrite: bool, figure: bool = F
     return checked
 
 
-def _finite(value: float):
+def finite(value: float):
     """JSON has no NaN/inf: map them to null."""
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _fmt(value, spec: str) -> str:
+def fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``-`` for None, NaN and infinities."""
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 

@@ -2,7 +2,7 @@
 (see rnnlab.data.prepare)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import (_finite, add_corpus_options, add_overwrite_option, emit, help_handler,
+from rnnlab.cli.common import (add_corpus_options, add_overwrite_option, emit, finite, help_handler,
                                load_corpus_from_args, output_file, shown)
 from rnnlab.errors import UsageError
 
@@ -28,7 +28,7 @@ def cmd_corpus_stats(args) -> int:
         "characters": len(corpus.text), "num_tokens": int(len(data.train)), "vocab_size": len(data.vocab),
         "top_unigrams": stats[1].top, "top_bigrams": stats[2].top, "top_trigrams": stats[3].top,
         "distinct_ngrams": {str(n): s.distinct for n, s in stats.items()},
-        "zipf_alpha": {str(n): _finite(round(s.zipf_alpha, 4)) for n, s in stats.items()},
+        "zipf_alpha": {str(n): finite(round(s.zipf_alpha, 4)) for n, s in stats.items()},
         "plot": args.plot,
     }
     if not args.json:

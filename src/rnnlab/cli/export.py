@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from rnnlab.cli.common import _fmt, add_overwrite_option, emit
+from rnnlab.cli.common import add_overwrite_option, emit, fmt
 
 
 def cmd_score(args) -> int:
     from rnnlab.data.corpus import read_text_file
     from rnnlab.fileio import check_input_file
     from rnnlab.jsonout import dumps
-    from rnnlab.scoring import load_scorer, score_text
+    from rnnlab.lm import load_scorer
+    from rnnlab.scoring import score_text
 
     path = check_input_file(args.text, f"--text {args.text}")
     text = read_text_file(path, args.encoding_errors)
@@ -31,9 +32,9 @@ def cmd_score(args) -> int:
         print(f"tokens           {result.tokens:,} scored (the first is context only), "
               f"{result.unknown_tokens:,} unknown (<unk>)")
         print(f"characters       {result.chars:,} covered by the scored tokens")
-        print(f"nats per char    {_fmt(result.nats_per_char, '.4f')}")
-        print(f"bits per char    {_fmt(result.bits_per_char, '.4f')}")
-        print(f"perplexity       {_fmt(result.perplexity, '.4f')} per token")
+        print(f"nats per char    {fmt(result.nats_per_char, '.4f')}")
+        print(f"bits per char    {fmt(result.bits_per_char, '.4f')}")
+        print(f"perplexity       {fmt(result.perplexity, '.4f')} per token")
     emit(summary, args.json)
     return 0
 

@@ -1,12 +1,12 @@
 """``rnnlab ngram``: n-gram language models (see rnnlab.ngram)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import (_finite, _fmt, add_corpus_options, add_overwrite_option, emit, help_handler,
+from rnnlab.cli.common import (add_corpus_options, add_overwrite_option, emit, finite, fmt, help_handler,
                                load_corpus_from_args, output_file)
 
 
 def _ngram_print_result(result: dict, label: str) -> None:
-    print(f"{label:<15} perplexity {_fmt(result['perplexity'], '.4f')}, {_fmt(result['bits_per_token'], '.4f')} bits/token "
+    print(f"{label:<15} perplexity {fmt(result['perplexity'], '.4f')}, {fmt(result['bits_per_token'], '.4f')} bits/token "
           f"({result['tokens']:,} tokens, {result['unknown_tokens']:,} unknown)")
 
 
@@ -39,7 +39,7 @@ def cmd_ngram_train(args) -> int:
               "vocab_size": len(dataset.vocab), "train_tokens": int(len(dataset.train)), "ngrams": info["ngrams"],
               "fit_seconds": info["fit_seconds"], "memory_bytes": info["memory_bytes"],
               "discounts": info.get("discounts"), "discount_fallback": info.get("discount_fallback"),
-              "val": {k: (_finite(v) if isinstance(v, float) else v) for k, v in val.items()} if val else None,
+              "val": {k: (finite(v) if isinstance(v, float) else v) for k, v in val.items()} if val else None,
               "arpa": args.arpa}
     if not args.json:
         print(f"trained         {model.order}-gram {model.smoothing} on {corpus.name} ({args.token}, {args.mode}): "
@@ -89,7 +89,7 @@ def cmd_ngram_eval(args) -> int:
         print(f"source          {source}")
         _ngram_print_result(result, "scored")
         print(f"throughput      {result['tokens_per_second']:,.0f} tokens/s")
-    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
+    emit({k: (finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
     return 0
 
 

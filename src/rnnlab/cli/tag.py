@@ -3,7 +3,7 @@ rnnlab.data.labelled)."""
 from __future__ import annotations
 
 from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler
-from rnnlab.cli.tasks_common import _hold_out, _start_or_resume, _train_lines, add_fit_options, add_run_options
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
 
 
@@ -12,11 +12,11 @@ def cmd_tag_train(args) -> int:
     from rnnlab.tasks.loop import fit
     from rnnlab.tasks.tag import TaggingTask
 
-    out, resumed, options = _start_or_resume(args, TaggingTask)
+    out, resumed, options = start_or_resume(args, TaggingTask)
     train = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
     val = read_conll(args.val, tag_col=args.tag_col, max_tokens=args.max_len) if args.val else None
     if val is None:
-        train, val = _hold_out(train, args.val_fraction, args.seed)
+        train, val = hold_out(train, args.val_fraction, args.seed)
     if resumed:
         task, model = resumed
         task.check_tags(train, args.data)
@@ -31,7 +31,7 @@ def cmd_tag_train(args) -> int:
     summary.update(task="tag", train_sentences=len(train), val_sentences=len(val) if val else 0,
                    tags=task.tags, vocab_size=len(task.words))
     if not args.json:
-        for line in _train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
+        for line in train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
             print(line)
         scores = summary["scores"]
         print(f"scores     entity F1 {scores['entity_f1']:.4f} (P {scores['entity_precision']:.4f}, "

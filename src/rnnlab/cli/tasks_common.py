@@ -54,7 +54,7 @@ def _fit_options(args):
     return FitOptions(**{name: value for name, value in given.items() if value is not None})
 
 
-def _start_or_resume(args, task_class):
+def start_or_resume(args, task_class):
     """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
     from rnnlab.checkpoint import prepare_output_folder
     from rnnlab.tasks.base import load_task
@@ -74,7 +74,7 @@ def _start_or_resume(args, task_class):
     return args.resume, (task, model), options
 
 
-def _hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:
+def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
     count = int(len(examples) * fraction)
@@ -87,7 +87,7 @@ def _hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | 
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
-def _train_lines(summary: dict, what: str) -> list[str]:
+def train_lines(summary: dict, what: str) -> list[str]:
     rate = summary["train_examples_per_second"]
     return [f"model      {what} ({summary['parameters']:,} parameters, {summary['threads']} threads)",
             f"trained    {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['train_seconds']:.1f} s "

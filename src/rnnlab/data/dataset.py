@@ -23,18 +23,22 @@ Splits are contiguous (no shuffling of text):
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from rnnlab.data.corpus import Corpus
+from rnnlab.data.corpus import MANIFEST, Corpus, PreparedCorpus, read_manifest
 from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, encode_codes
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import file_digest
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -106,9 +110,8 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
-    if getattr(corpus, "is_prepared", False):
+    if isinstance(corpus, PreparedCorpus):
         # A prepared folder (rnnlab.data.prepare): memory-mapped ids, already split and encoded.
-        from rnnlab.data.prepare import dataset_from_prepared
         return dataset_from_prepared(corpus, mode, token, split, min_freq, max_tokens, vocab)
     text = corpus.text if isinstance(corpus, Corpus) else corpus
     name = corpus.name if isinstance(corpus, Corpus) else ""
@@ -186,3 +189,82 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
 def encode_text(text: str, vocab: Vocab, mode: str, token: str) -> np.ndarray:
     """Encode new text exactly as a dataset with this preprocessing was encoded."""
     return _encode(_token_stream(text, mode, token), vocab)
+
+
+# ----------------------------------------------------------------------------------
+# prepared folders (rnnlab corpus prepare): reading
+
+
+def check_shards(folder: Path, manifest: dict, verify: bool) -> None:
+    dtype = np.dtype(manifest["dtype"])
+    for split in SPLITS:
+        part = manifest["splits"][split]
+        if len(part["shards"]) > 1:
+            raise DataError(f"{folder}: split {split} has {len(part['shards'])} shards; this rnnlab reads one per "
+                            "split (format 1)")
+        for shard in part["shards"]:
+            path = folder / shard["file"]
+            if not path.is_file():
+                raise DataError(f"{path} is missing; prepare the corpus again")
+            size = path.stat().st_size
+            if size != shard["num_tokens"] * dtype.itemsize or size != shard["bytes"]:
+                raise DataError(f"{path} has {size} bytes, the manifest says {shard['bytes']}; prepare the corpus again")
+            if verify and file_digest(path, "sha256") != shard["sha256"]:
+                raise DataError(f"{path} does not match its SHA-256 in the manifest; prepare the corpus again")
+
+
+def open_prepared(folder: str | os.PathLike, verify: bool = False) -> TextDataset:
+    """A prepared corpus as a :class:`TextDataset` whose splits are read-only
+    ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
+
+    Shard sizes are always checked against the manifest; ``verify=True`` also checks
+    every shard's SHA-256 (reads all the data once).
+    """
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    try:
+        vocab = Vocab.from_dict(manifest["vocab"])
+        dtype = np.dtype(manifest["dtype"])
+        check_shards(path, manifest, verify)
+        parts = {}
+        for split in SPLITS:
+            shards = manifest["splits"][split]["shards"]
+            parts[split] = (np.memmap(path / shards[0]["file"], dtype=dtype.newbyteorder("<"), mode="r",
+                                      shape=(shards[0]["num_tokens"],)) if shards else np.zeros(0, dtype=dtype))
+        split = manifest["split"]
+        pre = manifest["preprocessing"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path / MANIFEST} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: "
+                        f"{exc})") from None
+    info = {"num_tokens": manifest["num_tokens"], **{f"{s}_tokens": len(parts[s]) for s in SPLITS},
+            "prepared": os.path.abspath(path)}
+    return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
+                       split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
+
+
+def dataset_from_prepared(corpus: PreparedCorpus, mode: str, token: str, split, min_freq: int,
+                          max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
+    """:func:`rnnlab.data.dataset.prepare_text` for a prepared folder: the folder fixes
+    the preprocessing, split and vocabulary, so other values are refused, except the
+    defaults (split 0.9,0.05,0.05 and min_freq 0 mean "not given"). ``max_tokens`` keeps
+    the first ``max_tokens`` training tokens; unlike in memory the vocabulary stays the
+    folder's (built from the whole training split)."""
+    data = open_prepared(corpus.location)
+    where = corpus.location
+    if (mode, token) != (data.mode, data.token):
+        raise UsageError(f"{where} was prepared with --mode {data.mode} --token {data.token}; pass those (or "
+                         f"prepare it again with --mode {mode} --token {token})")
+    if split != DEFAULT_SPLIT and split != data.split:
+        shown = lambda s: s if isinstance(s, str) else ",".join(f"{f:g}" for f in s)  # noqa: E731
+        raise UsageError(f"{where} was prepared with --split {shown(data.split)}, not {shown(split)}; leave out "
+                         "--split or prepare it again")
+    manifest_min = read_manifest(where)["settings"]["min_freq"]
+    if min_freq and min_freq != manifest_min:
+        raise UsageError(f"{where} was prepared with --min-freq {manifest_min}; its vocabulary is fixed")
+    if vocab is not None and vocab.idx_to_token != data.vocab.idx_to_token:
+        raise DataError(f"{where} was encoded with another vocabulary than the model's ({len(data.vocab)} vs "
+                        f"{len(vocab)} tokens); prepare it with --vocab FOLDER of the training corpus")
+    if max_tokens is not None:
+        data.train = data.train[:max_tokens]
+        data.info["train_tokens"] = len(data.train)
+    return data

@@ -2,7 +2,7 @@
 
 :func:`prepare_corpus` streams a text file (or a folder or glob of files, resolved as
 :func:`rnnlab.data.corpus.load_corpus` resolves them) in chunks of ``chunk_bytes``;
-memory stays bounded whatever the input size. :func:`open_prepared` reads the result
+memory stays bounded whatever the input size. :func:`rnnlab.data.dataset.open_prepared` reads the result
 back as a :class:`rnnlab.data.dataset.TextDataset` whose splits are ``numpy.memmap``
 arrays, so the batch iterators read only the rows they need.
 
@@ -50,7 +50,7 @@ an unchanged input (same files, sizes, modification times and SHA-1 contents, sa
 options) reuses the folder; a changed input rebuilds it; other options than the
 folder's need ``overwrite``. A folder that is not a prepared corpus is never written to.
 
-Checks when reading: :func:`open_prepared` compares each shard's size with the manifest
+Checks when reading: :func:`rnnlab.data.dataset.open_prepared` compares each shard's size with the manifest
 (cheap, always); ``verify=True`` also recomputes the SHA-256 of every shard (reads the
 whole corpus once; ``rnnlab corpus prepare`` computes them while writing).
 """
@@ -71,9 +71,10 @@ from typing import Iterator
 
 import numpy as np
 
-from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, REMOTE, Corpus, _glob_root, _is_glob,
-                                _resolve_files, fetch_remote, split_folder_files)
-from rnnlab.data.dataset import DEFAULT_SPLIT, TextDataset, parse_split
+from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, MANIFEST, PREPARED_FORMAT, REMOTE, Corpus,
+                                glob_root, is_glob, manifest_sha1, read_manifest, resolve_files, fetch_remote,
+                                split_folder_files)
+from rnnlab.data.dataset import DEFAULT_SPLIT, SPLITS, TextDataset, check_shards, open_prepared, parse_split
 from rnnlab.data.encode import byte_codes, codepoints
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
@@ -81,9 +82,6 @@ from rnnlab.errors import DataError, UsageError
 from rnnlab.fileio import TEMP_PREFIX, file_digest, fsync_dir, temporary_name, write_synced
 from rnnlab.progress import ByteProgress, logger
 
-FORMAT = "rnnlab.corpus/1"
-MANIFEST = "manifest.json"
-SPLITS = ("train", "val", "test")
 DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per chunk: its temporaries (int64 indices) stay under ~100 MB
 _CODE_SPACE = 0x110000  # Unicode code points
 _WORD_CHAR = re.compile(r"\w")  # the \w of text._RAW_WORD
@@ -315,15 +313,15 @@ def _resolve_source(source, data_dir) -> tuple[str, dict[str, list[Path]], str |
         raise UsageError("--corpus is empty; give a file, a folder or a glob")
     expanded = os.path.expanduser(spec)
     folder = Path(expanded)
-    if not _is_glob(spec) and folder.is_dir():
+    if not is_glob(spec) and folder.is_dir():
         if (folder / MANIFEST).is_file():
             raise UsageError(f"{spec} is already a prepared corpus; give the text it was prepared from")
         split_files = split_folder_files(folder)
         if split_files:
             return (folder.resolve().name, {role: [path] for role, path in split_files.items()},
                     os.path.abspath(folder), None)
-    files = _resolve_files(spec)
-    root = (_glob_root(expanded) if _is_glob(spec) else Path(expanded)) if len(files) > 1 else None
+    files = resolve_files(spec)
+    root = (glob_root(expanded) if is_glob(spec) else Path(expanded)) if len(files) > 1 else None
     name = Path(spec).stem if len(files) == 1 else spec
     return name, {"train": files}, os.path.abspath(expanded), root
 
@@ -349,26 +347,6 @@ def _file_records(roles: dict[str, list[Path]]) -> list[dict]:
             records.append({"split": role, "path": os.path.abspath(path), "bytes": stat.st_size,
                             "mtime_ns": stat.st_mtime_ns})
     return records
-
-
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of a prepared corpus; :class:`DataError` when missing or not one."""
-    path = Path(os.path.expanduser(os.fspath(folder))) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path.parent} is not a prepared corpus (no {MANIFEST}); run rnnlab corpus prepare") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise DataError(f"{path} is not an rnnlab prepared corpus (format {found!r}, expected {FORMAT!r})")
-    return manifest
-
-
-def manifest_sha1(folder: str | os.PathLike) -> str:
-    """SHA-1 of ``manifest.json``: identifies the prepared data (it holds every shard's SHA-256)."""
-    return file_digest(Path(os.path.expanduser(os.fspath(folder))) / MANIFEST, "sha1")
 
 
 def _owned_names(manifest: dict) -> set[str]:
@@ -428,7 +406,7 @@ def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -
         if file_digest(record["path"], "sha1") != kept.get("sha1"):
             return f"the content of {record['path']} changed"
     try:
-        _check_shards(out, manifest, verify=False)
+        check_shards(out, manifest, verify=False)
     except (DataError, KeyError, TypeError, ValueError) as exc:
         return f"its shards do not match the manifest ({exc})"
     return None
@@ -518,7 +496,7 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
             for record, digest in zip(records, digests):
                 record["sha1"] = digest
             manifest = {
-                "format": FORMAT, "kind": "prepared-corpus", "settings": settings,
+                "format": PREPARED_FORMAT, "kind": "prepared-corpus", "settings": settings,
                 "preprocessing": {"mode": mode, "token": token},
                 "split": settings["split"], "boundaries": list(bounds) if bounds else None,
                 "num_tokens": n, "dtype": vocab.dtype.name, "byte_order": "little",
@@ -631,97 +609,3 @@ def _summary(out: Path, manifest: dict, reused: bool, rebuilt, input_bytes: int,
             "split": manifest["split"], "input_bytes": input_bytes, "seconds": round(seconds, 3),
             "mb_per_s": None if reused or seconds <= 0 else round(input_bytes / 1e6 / seconds, 1)}
 
-
-# ----------------------------------------------------------------------------------
-# reading
-
-
-def _check_shards(folder: Path, manifest: dict, verify: bool) -> None:
-    dtype = np.dtype(manifest["dtype"])
-    for split in SPLITS:
-        part = manifest["splits"][split]
-        if len(part["shards"]) > 1:
-            raise DataError(f"{folder}: split {split} has {len(part['shards'])} shards; this rnnlab reads one per "
-                            "split (format 1)")
-        for shard in part["shards"]:
-            path = folder / shard["file"]
-            if not path.is_file():
-                raise DataError(f"{path} is missing; prepare the corpus again")
-            size = path.stat().st_size
-            if size != shard["num_tokens"] * dtype.itemsize or size != shard["bytes"]:
-                raise DataError(f"{path} has {size} bytes, the manifest says {shard['bytes']}; prepare the corpus again")
-            if verify and file_digest(path, "sha256") != shard["sha256"]:
-                raise DataError(f"{path} does not match its SHA-256 in the manifest; prepare the corpus again")
-
-
-def open_prepared(folder: str | os.PathLike, verify: bool = False) -> TextDataset:
-    """A prepared corpus as a :class:`TextDataset` whose splits are read-only
-    ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
-
-    Shard sizes are always checked against the manifest; ``verify=True`` also checks
-    every shard's SHA-256 (reads all the data once).
-    """
-    path = Path(os.path.expanduser(os.fspath(folder)))
-    manifest = read_manifest(path)
-    try:
-        vocab = Vocab.from_dict(manifest["vocab"])
-        dtype = np.dtype(manifest["dtype"])
-        _check_shards(path, manifest, verify)
-        parts = {}
-        for split in SPLITS:
-            shards = manifest["splits"][split]["shards"]
-            parts[split] = (np.memmap(path / shards[0]["file"], dtype=dtype.newbyteorder("<"), mode="r",
-                                      shape=(shards[0]["num_tokens"],)) if shards else np.zeros(0, dtype=dtype))
-        split = manifest["split"]
-        pre = manifest["preprocessing"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path / MANIFEST} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: "
-                        f"{exc})") from None
-    info = {"num_tokens": manifest["num_tokens"], **{f"{s}_tokens": len(parts[s]) for s in SPLITS},
-            "prepared": os.path.abspath(path)}
-    return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
-                       split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
-
-
-class PreparedCorpus(Corpus):
-    """What :func:`rnnlab.data.corpus.load_corpus` returns for a prepared folder: no
-    text, the folder's location, and the SHA-1 of its manifest as the corpus checksum
-    (so a checkpoint's data check tells when the folder was prepared again)."""
-
-    is_prepared = True  # what prepare_text looks for (it cannot import this module: a cycle)
-
-
-def prepared_corpus(folder: str | os.PathLike) -> PreparedCorpus:
-    path = Path(os.path.expanduser(os.fspath(folder)))
-    manifest = read_manifest(path)
-    return PreparedCorpus(name=str(manifest.get("source", {}).get("name") or path.resolve().name), text="",
-                          sources=[os.path.abspath(path / MANIFEST)], sha1=manifest_sha1(path),
-                          location=os.path.abspath(path))
-
-
-def dataset_from_prepared(corpus: PreparedCorpus, mode: str, token: str, split, min_freq: int,
-                          max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
-    """:func:`rnnlab.data.dataset.prepare_text` for a prepared folder: the folder fixes
-    the preprocessing, split and vocabulary, so other values are refused, except the
-    defaults (split 0.9,0.05,0.05 and min_freq 0 mean "not given"). ``max_tokens`` keeps
-    the first ``max_tokens`` training tokens; unlike in memory the vocabulary stays the
-    folder's (built from the whole training split)."""
-    data = open_prepared(corpus.location)
-    where = corpus.location
-    if (mode, token) != (data.mode, data.token):
-        raise UsageError(f"{where} was prepared with --mode {data.mode} --token {data.token}; pass those (or "
-                         f"prepare it again with --mode {mode} --token {token})")
-    if split != DEFAULT_SPLIT and split != data.split:
-        shown = lambda s: s if isinstance(s, str) else ",".join(f"{f:g}" for f in s)  # noqa: E731
-        raise UsageError(f"{where} was prepared with --split {shown(data.split)}, not {shown(split)}; leave out "
-                         "--split or prepare it again")
-    manifest_min = read_manifest(where)["settings"]["min_freq"]
-    if min_freq and min_freq != manifest_min:
-        raise UsageError(f"{where} was prepared with --min-freq {manifest_min}; its vocabulary is fixed")
-    if vocab is not None and vocab.idx_to_token != data.vocab.idx_to_token:
-        raise DataError(f"{where} was encoded with another vocabulary than the model's ({len(data.vocab)} vs "
-                        f"{len(vocab)} tokens); prepare it with --vocab FOLDER of the training corpus")
-    if max_tokens is not None:
-        data.train = data.train[:max_tokens]
-        data.info["train_tokens"] = len(data.train)
-    return data

@@ -191,7 +191,7 @@ class Explorer:
     def _load_validation(self, data_dir, corpus) -> None:
         """The start of the validation split and the count-model baselines, when the corpus is found."""
         from rnnlab.training.config import TrainConfig
-        from rnnlab.training.run import dataset_for
+        from rnnlab.tasks.lm_run import dataset_for
 
         saved = self.config
         try:

@@ -20,7 +20,7 @@ import torch
 from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, is_str,
                                is_str_list, load_config, load_tensors, save_checkpoint)
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.models.loading import KIND, check_model_config, meta_model
+from rnnlab.model_checkpoint import KIND, check_model_config, meta_model
 
 
 

@@ -67,8 +67,7 @@ import torch
 from rnnlab.errors import TrainingError, UsageError
 from rnnlab.interrupts import deferred, raise_if_requested
 from rnnlab.jsonout import dumps
-from rnnlab.lm import resolve_device
-from rnnlab.precision import autocast, resolve_precision
+from rnnlab.precision import autocast, resolve_device, resolve_precision
 from rnnlab.progress import logger, progress
 from rnnlab.training.config import UNLIMITED_EPOCHS, LoopOptions
 from rnnlab.training.distributed import SINGLE, Distributed, DistributedModel
@@ -221,7 +220,7 @@ class Trainer:
     # ------------------------------------------------------------------------------
     def restore(self, folder) -> None:
         """Load weights, optimizer, RNG, counters and the carried state from a checkpoint of this task."""
-        from rnnlab.models.loading import load_checked_weights
+        from rnnlab.model_checkpoint import load_checked_weights
         from rnnlab.training.checkpoint import load_resume_state
         config = self.task.check_checkpoint(folder)
         check_world_size(folder, config, self.dist.world_size)

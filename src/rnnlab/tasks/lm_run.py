@@ -137,8 +137,7 @@ def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed
     Under ``torchrun`` rank 0 probes the speed and every rank uses its number, so all
     ranks build the same model.
     """
-    from rnnlab.lm import resolve_device
-    from rnnlab.precision import resolve_precision
+    from rnnlab.precision import resolve_device, resolve_precision
     from rnnlab.training import budget
     from rnnlab.training.config import UNLIMITED_EPOCHS
     auto = set(config.rule_fields.split(","))
