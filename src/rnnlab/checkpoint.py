@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ from typing import Mapping
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save
 
 from rnnlab.errors import CheckpointError, UsageError
 from rnnlab.fileio import (TEMP_PREFIX, file_digest, fsync_dir, probe_writable, temporary_name, utf8_path_problem,
@@ -97,8 +99,6 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
     ``tensors`` go to ``model.safetensors``; ``extra={"optimizer": {...}}`` adds
     ``optimizer.safetensors``. Values are torch tensors or NumPy arrays.
     """
-    from safetensors.torch import save
-
     folder = Path(folder)
     files = {"model": tensors, **(extra or {})}
     contents: dict[str, bytes] = {}
@@ -315,8 +315,6 @@ def load_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
 def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | None = None,
                  device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Load ``stem.safetensors`` after verifying its SHA-256 against ``config.json``."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     config = config if config is not None else load_config(folder)
     name = f"{stem}.safetensors"
@@ -379,8 +377,6 @@ def is_int(low: int | None = None, high: int | None = None):
 
 def is_number(low: float | None = None, high: float | None = None, optional: bool = False):
     """A check: a finite int or float (not a bool) within ``low..high``; ``optional``: or None."""
-    import math
-
     def check(v) -> bool:
         if v is None:
             return optional

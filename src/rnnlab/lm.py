@@ -20,11 +20,12 @@ import torch
 
 from rnnlab.checkpoint import load_config
 from rnnlab.data.dataset import encode_text
-from rnnlab.data.text import preprocess_prefix, tokenize, word_separator
+from rnnlab.data.text import detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab import checks
 from rnnlab.errors import CheckpointError, DataError, UsageError
-from rnnlab.generation import Sampling, generate_batch_ids, generate_ids
+from rnnlab.evaluation import evaluate
+from rnnlab.generation import MAX_STREAMS, Sampling, generate_batch_ids, generate_ids
 from rnnlab.model_checkpoint import KIND, check_model_config, load_model
 from rnnlab.models.base import RecurrentLM
 from rnnlab.precision import resolve_device
@@ -60,7 +61,6 @@ class LanguageModel:
     # ---- scoring -----------------------------------------------------------------
     def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
         """Perplexity / bits per token of a text (or an id array); see :func:`rnnlab.evaluation.evaluate`."""
-        from rnnlab.evaluation import evaluate
         if isinstance(text_or_ids, str):
             ids = self.encode(text_or_ids)
             if len(ids) < 2:
@@ -99,7 +99,6 @@ class LanguageModel:
         (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
         """
         self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
-        from rnnlab.generation import MAX_STREAMS
         checks.integer(num_samples, "num_samples", 1, MAX_STREAMS)
         if seed is not None:
             checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
@@ -141,7 +140,6 @@ class LanguageModel:
     def prefix_text(self, prefix: str) -> str:
         """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
         checks.text(prefix, "prefix")
-        from rnnlab.data.text import detokenize
         return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:

@@ -71,9 +71,6 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """``fp32`` or ``bf16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
-    import torch
-
-    from rnnlab.progress import logger
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     if precision == "fp32":

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from rnnlab.bench import SECTIONS
 from rnnlab.cli.common import emit, fmt
 
 
 def cmd_bench(args) -> int:
-    from rnnlab.bench.suite import run_bench
+    from rnnlab.bench.suite import run_bench  # lazy: keeps rnnlab --help from loading rnnlab.bench.suite
 
     result = run_bench(quick=args.quick, repeats=args.repeats, only=args.only)
     if not args.json:
@@ -127,7 +128,6 @@ def _bench_report(result: dict) -> list[str]:
 
 def add_parser(commands) -> None:
     """Register ``rnnlab bench`` on the main parser's subparsers."""
-    from rnnlab.bench import SECTIONS
     bench = commands.add_parser("bench", help="performance: training steps, roofline, generation, memory, data",
                                 description="Every performance measurement side by side in one process: medians "
                                             "of interleaved repetitions (see rnnlab.bench.suite).")

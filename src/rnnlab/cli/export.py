@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from rnnlab.cli.common import add_overwrite_option, emit, fmt
+from rnnlab.cli.common import add_overwrite_option, emit, fmt, output_file
+from rnnlab.data.corpus import read_text_file
+from rnnlab.fileio import check_input_file
+from rnnlab.jsonout import dumps
+from rnnlab.lm import LanguageModel, load_scorer
+from rnnlab.scoring import score_text
 
 
 def cmd_score(args) -> int:
-    from rnnlab.data.corpus import read_text_file
-    from rnnlab.fileio import check_input_file
-    from rnnlab.jsonout import dumps
-    from rnnlab.lm import load_scorer
-    from rnnlab.scoring import score_text
-
     path = check_input_file(args.text, f"--text {args.text}")
     text = read_text_file(path, args.encoding_errors)
     model, vocab, mode, token, description = load_scorer(args.checkpoint)
@@ -40,9 +39,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from rnnlab.cli.common import output_file
+    # lazy: keeps rnnlab --help from loading rnnlab.export
     from rnnlab.export import check_request, export_model, vocab_path
-    from rnnlab.lm import LanguageModel
 
     lm = LanguageModel.load(args.checkpoint)
     check_request(lm.model, args.format, args.quantize)

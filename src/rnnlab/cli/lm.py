@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 
 from rnnlab.cli.common import add_config_options, add_corpus_options, add_overwrite_option, emit, flag_of, fmt
 from rnnlab.errors import UsageError
+from rnnlab.lm import LanguageModel
+from rnnlab.precision import PRECISIONS
+from rnnlab.tasks import lm_run as run
+from rnnlab.tasks.lm_run import evaluate_checkpoint
+from rnnlab.training.budget import LADDERS, SIZES
+from rnnlab.training.config import (PRESETS, BatchOptions, DataOptions, LoopOptions, ModelOptions, TrainConfig,
+                                    make_config)
+from rnnlab.training.state import RESUMABLE
 
 
 def cmd_demo(args) -> int:
     """Train a small character LSTM on the built-in corpus for ``--seconds`` and sample from it."""
-    from rnnlab.lm import LanguageModel
-    from rnnlab.tasks import lm_run as run
-    from rnnlab.training.config import make_config
-
     config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds,
                          eval_every_steps=args.eval_every_steps, eval_every=1000, seed=args.seed,
                          sample_length=0, precision=args.precision, model=args.model, size=args.size)
@@ -41,18 +46,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dataclasses import fields
-
-    from rnnlab.tasks import lm_run as run
-    from rnnlab.training.config import TrainConfig, make_config
-
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     if args.no_clip:
         if "clip" in given:
             raise UsageError(f"--no-clip and --clip {given['clip']} contradict each other; give one")
         given["clip"] = None
-    if args.resume:
-        from rnnlab.training.state import RESUMABLE  # besides --out and --corpus (a moved copy of the data)
+    if args.resume:  # RESUMABLE: what a resume may change, besides --out and --corpus (a moved copy of the data)
         fixed = sorted(set(given) - set(RESUMABLE) - {"corpus"} | ({"preset"} if args.preset else set()))
         if fixed:
             raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
@@ -97,8 +96,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from rnnlab.tasks.lm_run import evaluate_checkpoint
-
     result = evaluate_checkpoint(args.checkpoint, split=args.split, text_path=args.text, data_dir=args.data_dir,
                                  encoding_errors=args.encoding_errors, corpus=args.corpus)
     if not args.json:
@@ -111,8 +108,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from rnnlab.lm import LanguageModel
-
     if args.num_samples < 1:
         raise UsageError(f"--num-samples must be >= 1, got {args.num_samples}")
     lm = LanguageModel.load(args.checkpoint, device=args.device)
@@ -154,8 +149,6 @@ def add_parser(commands) -> None:
     demo.add_argument("--out", default="runs/demo", help="checkpoint folder (default runs/demo)")
     add_overwrite_option(demo, "the run in --out")
     demo.add_argument("--seed", type=int, default=0)
-    from rnnlab.precision import PRECISIONS
-    from rnnlab.training.budget import LADDERS, SIZES
     demo.add_argument("--precision", default=None, choices=PRECISIONS,
                       help="fp32, bf16 or auto (default auto: bf16 where the CPU supports it natively)")
     demo.add_argument("--model", default=None, choices=tuple(LADDERS), help="the model (default lstm)")
@@ -164,13 +157,11 @@ def add_parser(commands) -> None:
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo, saves_checkpoint=True)
 
-    from rnnlab.training.config import PRESETS
     train = commands.add_parser("train", help="train a recurrent language model",
                                 description="Train an RNN/GRU/LSTM (or the from-scratch RNN) language model. "
                                             "Defaults suit your own text: a 2-layer LSTM with Adam.")
     add_corpus_options(train, mode_default=None, token_default=None, held_out=True)
     train.add_argument("--preset", default=None, help=f"the book's experiments: {', '.join(PRESETS)}")
-    from rnnlab.training.config import BatchOptions, DataOptions, LoopOptions, ModelOptions
     # Every other option comes from its TrainConfig section (name, type, help, default).
     add_config_options(train, DataOptions, defaults_given=False)
     add_config_options(train.add_argument_group("model"), ModelOptions, defaults_given=False)

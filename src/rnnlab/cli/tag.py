@@ -5,12 +5,13 @@ from __future__ import annotations
 from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler
 from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
+from rnnlab.tasks.base import load_task
+from rnnlab.tasks.loop import fit
 
 
 def cmd_tag_train(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.loop import fit
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     out, resumed, options = start_or_resume(args, TaggingTask)
     train = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
@@ -55,9 +56,8 @@ def _tagging_lines(report: dict) -> list[str]:
 
 
 def cmd_tag_eval(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     task, model, _ = load_task(args.model, TaggingTask)
     sentences = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
@@ -70,9 +70,8 @@ def cmd_tag_eval(args) -> int:
 
 
 def cmd_tag_predict(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     if (args.text is None) == (args.data is None):
         raise UsageError("give one sentence or --data FILE (CoNLL: a token per line, blank lines between sentences)")

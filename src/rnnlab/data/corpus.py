@@ -174,6 +174,7 @@ def fetch_remote(name: str, data_dir: str | os.PathLike | None = None,
 def builtin_text(name: str) -> str:
     if name == "pydoc":
         try:
+            # lazy: pydoc_data.topics is ~0.5 MB of text, read only for the built-in corpus
             from pydoc_data.topics import topics
         except ImportError as exc:  # some distributions strip pydoc_data
             raise CorpusNotFoundError(

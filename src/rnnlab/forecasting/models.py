@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab import checks
+from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config, load_tensors,
+                               save_checkpoint)
 from rnnlab.errors import CheckpointError, DataError, RnnlabError, UsageError
 
 FORECASTERS = ("linear", "mlp", "rnn", "gru", "lstm")
@@ -41,7 +44,6 @@ class ForecastConfig:
     seed: int = 0
 
     def validate(self) -> "ForecastConfig":
-        from rnnlab import checks
         if not isinstance(self.model, str) or self.model not in FORECASTERS:
             raise UsageError(f"unknown forecaster {self.model!r:.40}; choose one of {', '.join(FORECASTERS)}")
         if isinstance(self.tau, bool) or not isinstance(self.tau, int) or self.tau < 1:
@@ -145,7 +147,6 @@ class Forecaster:
 
     def fit(self, train_values: np.ndarray) -> "Forecaster":
         """Train on ``train_values`` (1-D, original units); standardisation is fitted here."""
-        from rnnlab import checks
         values = checks.series(train_values, "train_values")
         if not np.isfinite(values).all():
             raise DataError("the training series has missing or infinite values; use --fill")
@@ -178,7 +179,6 @@ class Forecaster:
     def predict_paths(self, series: np.ndarray, origins, steps: int) -> np.ndarray:
         """``(len(origins), steps)``: the forecast of ``series[o:o+steps]`` from each origin ``o``,
         made from ``series[o - window:o]`` only."""
-        from rnnlab import checks
         series = checks.series(series)
         origins = np.asarray([checks.integer(o, "origin", 0, len(series)) for o in np.asarray(origins).reshape(-1)],
                              dtype=np.int64)
@@ -196,14 +196,12 @@ class Forecaster:
 
     def predict(self, series: np.ndarray, steps: int = 1, origin: int | None = None) -> np.ndarray:
         """``(steps,)`` recursive forecast after ``series[:origin]`` (default: its end)."""
-        from rnnlab import checks
         series = checks.series(series)
         origin = len(series) if origin is None else checks.integer(origin, "origin", 0, len(series))
         return self.predict_paths(series[:origin], [origin], steps)[0]
 
     # ---- persistence -------------------------------------------------------------
     def save(self, folder) -> None:
-        from rnnlab.checkpoint import save_checkpoint
         save_checkpoint(folder, {"config": asdict(self.config), "mean": self.mean, "std": self.std,
                                  "train_loss": self.train_loss}, self.net.state_dict(), kind="forecaster")
 
@@ -211,8 +209,6 @@ class Forecaster:
     def load(cls, folder) -> "Forecaster":
         """A forecaster saved by :meth:`save`; every value of ``config.json`` and every tensor
         is checked first (:class:`CheckpointError` naming the file and the key)."""
-        from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config,
-                                       load_tensors)
         saved = load_config(folder, kind="forecaster")
         config_value(saved, "config", folder, lambda v: isinstance(v, dict), "a JSON object")
         unknown = sorted(set(saved["config"]) - {f.name for f in fields(ForecastConfig)})
