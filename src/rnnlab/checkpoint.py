@@ -47,8 +47,8 @@ from rnnlab.fileio import (TEMP_PREFIX, file_digest, fsync_dir, probe_writable, 
 CONFIG = "config.json"
 FORMAT = "rnnlab.checkpoint/1"
 COMMIT = f"{TEMP_PREFIX}commit"
-# Temporary files of the atomic_write of rnnlab 0.1 (".model.safetensors.tmp-1234"): ours too.
-_LEGACY_TEMPORARY = re.compile(r"^\.(config\.json|[\w\-]+\.safetensors)\.tmp-\d+$")
+# Temporary files of a save that writes file by file (".model.safetensors.tmp-1234"): ours too.
+_PER_FILE_TEMPORARY = re.compile(r"^\.(config\.json|[\w\-]+\.safetensors)\.tmp-\d+$")
 
 # What each kind of output folder holds: rnnlab's own files and subfolders. Only these
 # are ever removed by --overwrite; anything else in a folder belongs to the user.
@@ -77,7 +77,7 @@ def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
 
 def is_temporary(name: str) -> bool:
     """True for the names of rnnlab's own temporary files and folders."""
-    return name.startswith(TEMP_PREFIX) or bool(_LEGACY_TEMPORARY.match(name))
+    return name.startswith(TEMP_PREFIX) or bool(_PER_FILE_TEMPORARY.match(name))
 
 
 def checkpoint_file(folder: str | os.PathLike, name: str) -> Path:

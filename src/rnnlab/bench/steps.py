@@ -73,6 +73,7 @@ from torch import nn
 
 from rnnlab.errors import UsageError
 from rnnlab.models import MODELS, build_model
+from rnnlab.models.recurrent import CELLS
 from rnnlab.precision import autocast
 
 DEVICE = "cpu"
@@ -224,7 +225,7 @@ class TorchLM(nn.Module):
         self.shape = shape
         input_size = shape.embed or shape.vocab
         self.embedding = nn.Embedding(shape.vocab, shape.embed) if shape.embed else None
-        layer = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[shape.cell]
+        layer = CELLS[shape.cell]
         self.rnn = layer(input_size, shape.hidden, num_layers=shape.layers, batch_first=True,
                          dropout=shape.dropout if shape.layers > 1 else 0.0)
         self.drop = nn.Dropout(shape.dropout)

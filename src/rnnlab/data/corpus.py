@@ -412,7 +412,7 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
         what = str(files[0]) if len(files) == 1 else f"the {len(files)} files of '{spec}'"
         raise DataError(f"{what} is empty (no text to read)")
     expanded = os.path.expanduser(spec)
-    if len(files) == 1:  # a glob matching one file hashes like that file (as rnnlab 0.1 did)
+    if len(files) == 1:  # a glob matching one file hashes like that file
         sha1 = sha1_of(files[0])
     else:
         root = glob_root(expanded) if is_glob(spec) else Path(expanded)

@@ -25,10 +25,10 @@ from rnnlab import checks
 from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config, load_tensors,
                                save_checkpoint)
 from rnnlab.errors import CheckpointError, DataError, RnnlabError, UsageError
+from rnnlab.models.recurrent import CELLS
 
 FORECASTERS = ("linear", "mlp", "rnn", "gru", "lstm")
 MAX_WINDOW = 1 << 16  # limits on a saved forecaster's sizes, far above any useful one
-LATENT = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ForecastConfig:
     @property
     def window(self) -> int:
         """Values a forecast reads before its origin."""
-        if self.model in LATENT:
+        if self.model in CELLS:
             return self.context or max(16, 4 * self.tau)
         return self.tau
 
@@ -95,7 +95,7 @@ class _Latent(nn.Module):
 
     def __init__(self, model: str, hidden: int) -> None:
         super().__init__()
-        self.rnn = LATENT[model](1, hidden, batch_first=True)
+        self.rnn = CELLS[model](1, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 1)
 
     def rollout(self, context: torch.Tensor, steps: int) -> torch.Tensor:
@@ -128,7 +128,7 @@ class Forecaster:
         generator = torch.Generator().manual_seed(self.config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            self.net = (_Latent(self.config.model, self.config.hidden) if self.config.model in LATENT
+            self.net = (_Latent(self.config.model, self.config.hidden) if self.config.model in CELLS
                         else _AutoRegressive(self.config.model, self.config.tau, self.config.hidden))
         self.net = self.net.double()
 
@@ -234,7 +234,7 @@ class Forecaster:
         try:
             config = ForecastConfig(**options).validate()
             with torch.device("meta"):  # shapes only: no memory, whatever the sizes say
-                net = (_Latent(config.model, config.hidden) if config.model in LATENT
+                net = (_Latent(config.model, config.hidden) if config.model in CELLS
                        else _AutoRegressive(config.model, config.tau, config.hidden))
                 expected = net.double().state_dict()
         except RnnlabError as exc:

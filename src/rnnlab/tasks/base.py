@@ -39,7 +39,7 @@ PAD, UNK = "<pad>", "<unk>"
 for _kind, _name in (("classifier", "sequence classifier"), ("tagger", "sequence tagger")):
     OUTPUT_KINDS.setdefault(_kind, {"files": ("config.json", "model.safetensors", "optimizer.safetensors",
                                               "state.safetensors", "metrics.jsonl",
-                                              "last.safetensors"),  # written by rnnlab 0.1's task loop
+                                              "last.safetensors"),  # a task loop's last state
                                     "folders": ("best",)})
     KIND_NAMES.setdefault(_kind, _name)
 

@@ -45,7 +45,7 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
 
     ``saved_data`` (a checkpoint's ``data`` record) means: read the data the checkpoint
     was trained on, from the absolute location recorded then (else the path as given,
-    for older checkpoints or a run folder moved together with its corpus), and refuse
+    for a checkpoint that recorded none or a run folder moved together with its corpus), and refuse
     it unless its SHA-1 for each of ``roles`` matches the record (see
     :func:`_check_unchanged`). ``corpus`` replaces the training corpus's location: a
     moved copy, which must have the recorded SHA-1. Recorded paths are read only inside
@@ -86,7 +86,7 @@ def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing
 
     ``roles``: key prefixes to compare, ``""`` for the training corpus (``sha1``,
     ``sources``), ``"val_"``/``"test_"`` for the held-out files. Checkpoints that
-    recorded no SHA-1 (folder corpora before rnnlab 0.2) cannot be checked: a warning.
+    recorded no SHA-1 cannot be checked: a warning.
     """
     for prefix in roles:
         old, new = saved.get(f"{prefix}sha1"), info.get(f"{prefix}sha1")
