@@ -321,7 +321,7 @@ def run_job(job: dict) -> dict:
         out = run_plain(corpus, job["steps"])
     else:
         from rnnlab.lm import LanguageModel
-        from rnnlab.training import run
+        from rnnlab.tasks import lm_run as run
         from rnnlab.training.config import UNLIMITED_EPOCHS, make_config
         spec = dict(CANDIDATES[job["config"]])
         folder = WORK / "runs" / job["id"].replace("/", "_")

@@ -116,7 +116,7 @@ def test_given_options_win_and_size_takes_a_rung_by_name():
 
 
 def test_make_config_leaves_the_given_options_to_the_user(tmp_path):
-    from rnnlab.training import run
+    from rnnlab.tasks import lm_run as run
     from rnnlab.training.config import make_config
     corpus = tmp_path / "text.txt"
     corpus.write_text("abcdefgh " * 2000)

@@ -289,7 +289,7 @@ def test_resume_changes_only_what_a_resume_may_change(trained, tmp_path, capsys)
     assert main([*common, "--resume", str(run), "--epochs", "3"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "key 'progress.lr' must be a number from" in err[0], err
-    del config["train_config"]  # a folder of rnnlab 0.1's task loop
+    del config["train_config"]  # a folder without its training options
     (run / "config.json").write_text(json.dumps(config))
     assert main([*common, "--resume", str(run), "--epochs", "3"]) == 1
     assert "cannot be resumed; train it again" in capsys.readouterr().err

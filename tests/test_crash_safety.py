@@ -208,7 +208,7 @@ def test_a_save_cut_short_before_its_commit_point_keeps_the_old_checkpoint(tmp_p
 
 
 def test_checkpoints_of_the_previous_layout_load_and_their_temporaries_are_cleaned(tmp_path):
-    """rnnlab 0.1 wrote each file in place (temporary name + rename): same final layout."""
+    """A folder saved file by file (each a temporary name + rename) has the same final layout."""
     import hashlib
     from safetensors.torch import save
 

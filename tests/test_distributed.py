@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from rnnlab.errors import UsageError
-from rnnlab.training import run
+from rnnlab.tasks import lm_run as run
 from rnnlab.training.config import TrainConfig, make_config
 
 WORLD = 2
@@ -108,7 +108,7 @@ def _rank_main(rank: int, port: int, base: str, jobs: list) -> None:
 
     from rnnlab.errors import RnnlabError
     from rnnlab.progress import logger
-    from rnnlab.training.run import resume, train
+    from rnnlab.tasks.lm_run import resume, train
 
     torch.set_num_threads(1)
     os.chdir(base)  # the project folder: resuming reads the recorded corpus only inside the user's folders
@@ -346,7 +346,7 @@ def test_torchrun_command_line(tmp_path):
 def test_launch_environment_and_devices(monkeypatch, capsys):
     """torchrun's variables are checked; only ``train`` runs distributed; device choices per process."""
     from rnnlab.cli import main
-    from rnnlab.lm import resolve_device
+    from rnnlab.precision import resolve_device
     from rnnlab.training.distributed import SINGLE, from_environment, process_device
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)

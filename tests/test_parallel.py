@@ -152,7 +152,7 @@ def test_trained_checkpoint_scores_the_same_token_by_token(tmp_path, cell, bptt)
     from rnnlab.evaluation import evaluate
     from rnnlab.lm import LanguageModel
     from rnnlab.models.stepping import make_stepper
-    from rnnlab.training import run
+    from rnnlab.tasks import lm_run as run
     from rnnlab.training.config import make_config
     text = "the quick brown fox jumps over the lazy dog. " * 60
     corpus = tmp_path / "text.txt"

@@ -9,7 +9,7 @@ import torch
 
 from rnnlab.data.dataset import prepare_text
 from rnnlab.errors import CheckpointError, DataError, TrainingError, UsageError
-from rnnlab.training import run
+from rnnlab.tasks import lm_run as run
 from rnnlab.training.config import make_config
 from rnnlab.tasks.lm import language_model_trainer as Trainer
 from rnnlab.training.loop import StopTraining

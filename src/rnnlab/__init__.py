@@ -12,8 +12,7 @@ from rnnlab.data.vocab import Vocab
 from rnnlab.data.encode import encode
 from rnnlab.data.batches import BatchIterator, random_batches, sequential_batches
 from rnnlab.data.dataset import TextDataset, prepare_text
-from rnnlab.models import MODEL_NAMES
-from rnnlab.checks import build_model  # arguments checked, then rnnlab.models.build_model
+from rnnlab.models import MODEL_NAMES, build_model
 from rnnlab.lm import LanguageModel
 from rnnlab.evaluation import evaluate
 from rnnlab.training.config import TrainConfig, make_config, PRESETS

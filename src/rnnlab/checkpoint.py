@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save
 
 # The protocol's parts, also under the names the checkpoint readers use (checkpoint_file, recover_checkpoint).
 from rnnlab.artifacts import (CHECKPOINT_FORMAT, COMMIT, CONFIG, artifact_file, commit_files,  # noqa: F401
@@ -57,8 +59,6 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
     ``tensors`` go to ``model.safetensors``; ``extra={"optimizer": {...}}`` adds
     ``optimizer.safetensors``. Values are torch tensors or NumPy arrays.
     """
-    from safetensors.torch import save
-
     folder = Path(folder)
     files = {"model": tensors, **(extra or {})}
     contents: dict[str, bytes] = {}
@@ -82,8 +82,6 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
 def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | None = None,
                  device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Load ``stem.safetensors`` after verifying its SHA-256 against ``config.json``."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     config = config if config is not None else load_config(folder)
     name = f"{stem}.safetensors"
@@ -144,8 +142,6 @@ def is_int(low: int | None = None, high: int | None = None):
 
 def is_number(low: float | None = None, high: float | None = None, optional: bool = False):
     """A check: a finite int or float (not a bool) within ``low..high``; ``optional``: or None."""
-    import math
-
     def check(v) -> bool:
         if v is None:
             return optional

@@ -103,10 +103,3 @@ def series(values, name: str = "series") -> np.ndarray:
     if array.ndim != 1:
         raise UsageError(f"{name} must be one-dimensional, got shape {list(array.shape)}")
     return array
-
-
-def build_model(model: str, vocab_size: int, seed: int | None = None, **kwargs):
-    """:func:`rnnlab.models.build_model`, which checks every argument against the model registry."""
-    from rnnlab.models import build_model as build
-    return build(model, vocab_size, seed=seed, **kwargs)
-

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnlab import checks
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
-from rnnlab.models.base import RecurrentLM
+from rnnlab.models.base import RecurrentLM, map_state
 
 
 _CHUNK = 1 << 24  # tokens per step of unigram_result and of counting <unk> (128 MiB of int64 indices)
@@ -36,8 +37,6 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     also scores the tail) and the summed NLL is all-reduced, so every rank returns what
     one process would (up to the order of the float additions).
     """
-    from rnnlab import checks
-
     if not isinstance(model, RecurrentLM):
         raise UsageError(f"model must be an rnnlab RecurrentLM (see rnnlab.build_model), got {type(model).__name__}")
     # Kept in its own dtype (uint8 for characters): each chunk is converted to int64 as it is
@@ -83,7 +82,6 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
         if state is None:
             tail_state = model.begin_state(1, device)
         else:  # continue the last row, which ends exactly where the tail begins
-            from rnnlab.models.base import map_state
             tail_state = map_state(lambda s: s[:, -1:].contiguous(), state)
         nll, _ = score(stream[start:start + tail][None, :], stream[start + 1:][None, :], tail_state)
         total += nll

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from rnnlab.progress import logger
+
 _deferring = 0
 _pending: type[BaseException] | None = None
 
@@ -45,5 +47,4 @@ def deferred():
         _deferring -= 1
         if not _deferring and _pending is not None:
             _pending = None  # raised at a safe point, or too late to matter: the work is saved
-            from rnnlab.progress import logger
             logger.info("a stop request came after the last step; the run ended as planned")

@@ -18,37 +18,19 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from rnnlab.checkpoint import load_config
 from rnnlab.data.dataset import encode_text
-from rnnlab.data.text import preprocess_prefix, tokenize, word_separator
+from rnnlab.data.text import detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab import checks
-from rnnlab.errors import DataError, UsageError
-from rnnlab.generation import Sampling, generate_batch_ids, generate_ids
+from rnnlab.errors import CheckpointError, DataError, UsageError
+from rnnlab.evaluation import evaluate
+from rnnlab.generation import MAX_STREAMS, Sampling, generate_batch_ids, generate_ids
+from rnnlab.model_checkpoint import KIND, check_model_config, load_model
 from rnnlab.models.base import RecurrentLM
+from rnnlab.precision import resolve_device
 from rnnlab.progress import logger
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cuda:N`` one GPU; an unavailable explicit choice is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    import re
-    if (name == "cuda" or re.fullmatch(r"cuda:\d{1,3}", str(name))) and not torch.cuda.is_available():
-        raise UsageError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
-    if str(name).startswith("cuda:") and re.fullmatch(r"cuda:\d{1,3}", name):
-        if int(name[5:]) >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible "
-                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-        return torch.device(name)
-    if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda, cuda:N or mps")
-    return torch.device(name)
+from rnnlab.scoring import score_text
 
 
 @dataclass
@@ -79,7 +61,6 @@ class LanguageModel:
     # ---- scoring -----------------------------------------------------------------
     def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
         """Perplexity / bits per token of a text (or an id array); see :func:`rnnlab.evaluation.evaluate`."""
-        from rnnlab.evaluation import evaluate
         if isinstance(text_or_ids, str):
             ids = self.encode(text_or_ids)
             if len(ids) < 2:
@@ -97,7 +78,6 @@ class LanguageModel:
 
         :meth:`score` is the evaluation of ``rnnlab eval`` (32 rows read side by side, each from
         a fresh state, and a dict); this reads the text as one stream from a fresh state."""
-        from rnnlab.scoring import score_text
         return score_text(self.model, self.vocab, self.mode, self.token, text, per_token=per_token, top=top)
 
     # ---- generation --------------------------------------------------------------
@@ -119,7 +99,6 @@ class LanguageModel:
         (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
         """
         self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
-        from rnnlab.generation import MAX_STREAMS
         checks.integer(num_samples, "num_samples", 1, MAX_STREAMS)
         if seed is not None:
             checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
@@ -161,7 +140,6 @@ class LanguageModel:
     def prefix_text(self, prefix: str) -> str:
         """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
         checks.text(prefix, "prefix")
-        from rnnlab.data.text import detokenize
         return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
@@ -178,11 +156,28 @@ class LanguageModel:
         """Load the model of a checkpoint folder written by ``rnnlab train`` (on any device).
 
         Reads only what inference needs (the model, its vocabulary and preprocessing), each
-        value checked first (:mod:`rnnlab.models.loading`); training state is not read."""
-        from rnnlab.checkpoint import load_config
-        from rnnlab.models.loading import KIND, check_model_config, load_model
+        value checked first (:mod:`rnnlab.model_checkpoint`); training state is not read."""
         config = load_config(folder, kind=KIND)
         _, vocab = check_model_config(folder, config)
         model = load_model(folder, config, resolve_device(device)).eval()
         pre = config.get("preprocessing", {})
         return cls(model=model, vocab=vocab, mode=pre.get("mode", "raw"), token=pre.get("token", "char"))
+
+
+def load_scorer(folder):
+    """``(model, vocab, mode, token, description)`` of a language-model or n-gram folder, for
+    :func:`rnnlab.scoring.score_text`."""
+    config = load_config(folder)
+    kind = config.get("kind")
+    if kind == "ngram":
+        from rnnlab.ngram import store  # lazy: start-up (rnnlab.ngram is loaded only for an n-gram folder)
+        model = store.load(folder)
+        pre = getattr(model, "preprocessing", {}) or {}
+        if model.vocab is None or "mode" not in pre or "token" not in pre:
+            raise CheckpointError(f"{folder} holds an n-gram model without a vocabulary and preprocessing (imported "
+                                  "from ARPA without --mode/--token?); it cannot read text")
+        return model, model.vocab, pre["mode"], pre["token"], f"{model.order}-gram {model.smoothing}"
+    if kind != KIND:
+        raise CheckpointError(f"{folder} holds a '{kind}' model; rnnlab score reads language-model and ngram folders")
+    lm = LanguageModel.load(folder)
+    return lm.model, lm.vocab, lm.mode, lm.token, f"{lm.model.name} ({lm.model.num_parameters():,} parameters)"

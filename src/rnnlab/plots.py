@@ -4,20 +4,21 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
+from rnnlab.errors import UsageError
+from rnnlab.fileio import temporary_name
+
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib takes ~0.7 s to import and only plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib takes ~0.7 s to import and only plots need it
 
     return plt
 
 
 def check_figure_format(path: str | os.PathLike, option: str = "--plot") -> None:
     """Refuse, before any work, a figure path whose extension matplotlib cannot write."""
-    from rnnlab.errors import UsageError
-
     suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     formats = _pyplot().figure().canvas.get_supported_filetypes()
     _pyplot().close("all")
@@ -29,8 +30,6 @@ def check_figure_format(path: str | os.PathLike, option: str = "--plot") -> None
 def _save(fig, path: str | os.PathLike) -> None:
     """Write the figure under a temporary name and rename it into place, so a crash never
     leaves a truncated image (a training run redraws its curves at every evaluation)."""
-    from rnnlab.fileio import temporary_name
-
     path = os.fspath(path)
     folder = os.path.dirname(path)
     if folder:
@@ -119,6 +118,7 @@ def forecast_figure(series, train_end: int, one_step: tuple, multi_step: tuple, 
 def _to_palette(path, colors: int = 64) -> None:
     """Re-save a PNG with a 64-colour palette: the noisy series make the RGBA file
     ~4x larger (about 230 KB against 60 KB) with no visible difference."""
+    # lazy: comes with matplotlib; only reading a figure back needs it
     from PIL import Image  # a dependency of matplotlib
 
     with Image.open(path) as image:

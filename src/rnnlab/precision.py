@@ -1,4 +1,7 @@
-"""Numerical precision of training: float32, or bfloat16 matrix products.
+"""The device and the numerical precision of a run: float32, or bfloat16 matrix products.
+
+:func:`resolve_device` turns ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``,
+``mps``) into a ``torch.device``; training and inference both go through it.
 
 ``bf16`` keeps float32 master weights, optimizer state and loss (the softmax and
 cross-entropy run in float32); only the matrix products run in bfloat16, with
@@ -20,19 +23,41 @@ hand-written backward (``rnn-scratch``, the fused GRU layer) read the decision f
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import re
+
+import torch
 
 from rnnlab.errors import UsageError
+from rnnlab.progress import logger
 
-if TYPE_CHECKING:  # torch is imported lazily: option parsing and config validation need only the names
-    import torch
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cuda:N`` one GPU; an unavailable explicit choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if (name == "cuda" or re.fullmatch(r"cuda:\d{1,3}", str(name))) and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
+    if str(name).startswith("cuda:") and re.fullmatch(r"cuda:\d{1,3}", name):
+        if int(name[5:]) >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return torch.device(name)
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda, cuda:N or mps")
+    return torch.device(name)
+
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
     """True when bfloat16 matrix products are fast (native) on ``device``."""
-    import torch
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -46,9 +71,6 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """``fp32`` or ``bf16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
-    import torch
-
-    from rnnlab.progress import logger
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
@@ -62,7 +84,6 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 
 def autocast(device: torch.device | str, precision: str):
     """The context a training forward runs in (``precision`` already resolved)."""
-    import torch
     device = torch.device(device)
     if precision != "bf16":
         return contextlib.nullcontext()
@@ -74,7 +95,6 @@ def compute_dtype(device: torch.device | str) -> torch.dtype | None:
 
     For models that do their own products (and so must not be cast op by op).
     """
-    import torch
     kind = torch.device(device).type
     if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind) \
             and torch.get_autocast_dtype(kind) == torch.bfloat16:
@@ -82,4 +102,4 @@ def compute_dtype(device: torch.device | str) -> torch.dtype | None:
     return None
 
 
-__all__ = ["PRECISIONS", "bf16_supported", "resolve_precision", "autocast", "compute_dtype"]
+__all__ = ["resolve_device", "PRECISIONS", "bf16_supported", "resolve_precision", "autocast", "compute_dtype"]

@@ -9,6 +9,8 @@ import logging
 import sys
 from typing import Iterable, Iterator, TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 
 logger = logging.getLogger("rnnlab")
@@ -36,7 +38,6 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "",
     if not (enabled and is_interactive() and logger.isEnabledFor(logging.INFO)):
         yield from iterable
         return
-    from tqdm.auto import tqdm
 
     with tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True) as bar:
         yield from bar
@@ -55,7 +56,6 @@ class ByteProgress:
 
     def __enter__(self) -> "ByteProgress":
         if self.enabled:
-            from tqdm.auto import tqdm
             self._bar = tqdm(total=self.total, desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024,
                              leave=False, dynamic_ncols=True)
         return self

@@ -27,8 +27,12 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
+from rnnlab import checks
+from rnnlab.data.text import preprocess, tokenize
 from rnnlab.errors import DataError, UsageError
+from rnnlab.models.base import RecurrentLM
 
 TOP = 5
 CHUNK = 256  # time steps per forward call of a recurrent model (the state carries over)
@@ -77,7 +81,6 @@ def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray
 
     Word tokens are found left to right (what lies between two tokens is whitespace);
     a byte's span is the character it belongs to, ending there only at its last byte."""
-    from rnnlab.data.text import preprocess, tokenize
     segments = preprocess(text, mode)
     scored = "".join(segments)
     tokens = tokenize(segments, token, mode)
@@ -111,7 +114,6 @@ def shown_token(tok: str, token_kind: str) -> str:
 def recurrent_log_probs(model, ids: np.ndarray, top: int = 0, chunk: int = CHUNK):
     """``(log_probs (T-1,), ranks (T-1,) or None, top_ids (T-1, top), top_log_probs (T-1, top))``
     of ``ids[1:]`` under a recurrent model read as one stream from a fresh state."""
-    import torch
     was_training = model.training
     model.eval()
     device = model.device
@@ -165,8 +167,6 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
 
     Raises DataError for an empty text, one with fewer than two tokens, and (word models)
     one whose every token is unknown to the vocabulary; ``what`` names the text in them."""
-    from rnnlab import checks
-    from rnnlab.models.base import RecurrentLM
     checks.text(text, "text")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
         raise UsageError(f"top must be an integer from 1 to 1000, got {top!r:.40}")
@@ -206,26 +206,4 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
     return result
 
 
-def load_scorer(folder):
-    """``(model, vocab, mode, token, description)`` of a language-model or n-gram folder."""
-    from rnnlab.checkpoint import load_config
-    from rnnlab.errors import CheckpointError
-    config = load_config(folder)
-    kind = config.get("kind")
-    if kind == "ngram":
-        from rnnlab.ngram import store
-        model = store.load(folder)
-        pre = getattr(model, "preprocessing", {}) or {}
-        if model.vocab is None or "mode" not in pre or "token" not in pre:
-            raise CheckpointError(f"{folder} holds an n-gram model without a vocabulary and preprocessing (imported "
-                                  "from ARPA without --mode/--token?); it cannot read text")
-        return model, model.vocab, pre["mode"], pre["token"], f"{model.order}-gram {model.smoothing}"
-    from rnnlab.lm import LanguageModel
-    from rnnlab.models.loading import KIND
-    if kind != KIND:
-        raise CheckpointError(f"{folder} holds a '{kind}' model; rnnlab score reads language-model and ngram folders")
-    lm = LanguageModel.load(folder)
-    return lm.model, lm.vocab, lm.mode, lm.token, f"{lm.model.name} ({lm.model.num_parameters():,} parameters)"
-
-
-__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "load_scorer", "recurrent_log_probs"]
+__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "recurrent_log_probs"]

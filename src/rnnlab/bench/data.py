@@ -23,6 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.bench.timing import Candidate
+from rnnlab.data.corpus import load_corpus
+from rnnlab.data.dataset import encode_text
+from rnnlab.data.encode import encode
+from rnnlab.data.text import preprocess, tokenize
+from rnnlab.data.vocab import Vocab
+from rnnlab.ngram import NGramLM
 
 NGRAM_VOCAB = 50_000
 
@@ -39,12 +45,6 @@ def encoding_candidates(megabytes: float, word_megabytes: float,
                         kinds: tuple[str, ...] = ("char encode", "char encode_text raw", "char encode_text d2l",
                                                   "word encode_text raw")) -> list[Candidate]:
     """Encoding candidates (module docstring) whose ``work`` is MB of input text."""
-    from rnnlab.data.corpus import load_corpus
-    from rnnlab.data.dataset import encode_text
-    from rnnlab.data.encode import encode
-    from rnnlab.data.text import preprocess, tokenize
-    from rnnlab.data.vocab import Vocab
-
     base = load_corpus(None).text
     char_vocab = Vocab(list(base))
     text = repeated_text(base, megabytes)
@@ -92,8 +92,6 @@ def synthetic_ids(megabytes: float, vocab: int, seed: int = 0) -> tuple[np.ndarr
 def ngram_candidates(megabytes: float, orders: tuple[int, ...] = (3, 5),
                      smoothing: str = "kn") -> list[Candidate]:
     """Fit and evaluation candidates per order (module docstring); ``work`` is tokens."""
-    from rnnlab.ngram import NGramLM
-
     ids, _ = synthetic_ids(megabytes, NGRAM_VOCAB)
     n_train = int(len(ids) * 0.95)
     train, held_out = ids[:n_train], ids[n_train:]

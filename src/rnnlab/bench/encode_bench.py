@@ -24,11 +24,16 @@ from __future__ import annotations
 import argparse
 import os
 
+import numpy as np
+import torch
+
+from rnnlab.bench.data import encoding_candidates
+from rnnlab.bench.timing import measure
+
 
 def thread_info() -> str:
-    import torch
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # lazy: optional dependency, reported when installed
         blas = ", ".join(f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()) or "none"
     except ImportError:  # optional; NumPy's own thread count is only visible through it
         blas = "threadpoolctl not installed"
@@ -43,11 +48,6 @@ def main(argv=None) -> None:
     parser.add_argument("--word-mb", type=float, default=10.0, help="size of the word-level text in MB")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-
-    import numpy as np
-
-    from rnnlab.bench.data import encoding_candidates
-    from rnnlab.bench.timing import measure
 
     candidates = encoding_candidates(args.mb, args.word_mb)
     print(f"numpy {np.__version__}; {thread_info()}")

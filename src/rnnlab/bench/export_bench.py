@@ -20,9 +20,18 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rnnlab.bench.timing import Candidate, measure
+from rnnlab.data.corpus import builtin_text
+from rnnlab.data.dataset import encode_text
+from rnnlab.data.vocab import Vocab
+from rnnlab.export import io_names, onnx_bytes, onnx_session, quantize_onnx, require_onnx
+from rnnlab.export.graphs import build_graph, zero_state
+from rnnlab.generation import Sampling, generate_ids
+from rnnlab.models import build_model
 from rnnlab.progress import logger
+from rnnlab.scoring import recurrent_log_probs
 
 HIDDEN = 256
 TRAIN_STEPS = 300
@@ -31,7 +40,6 @@ BATCH, STEPS = 32, 64
 
 
 def _train(model, ids: np.ndarray, steps: int, seed: int = 0) -> None:
-    import torch.nn.functional as F
     generator = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.004)
     data = torch.from_numpy(ids.astype(np.int64))
@@ -63,18 +71,10 @@ def _session_log_probs(session, names: list[str], ids: np.ndarray, states: list[
 
 
 def section_export(plan, quick: bool) -> dict:
-    from rnnlab.data.corpus import builtin_text
-    from rnnlab.data.dataset import encode_text
-    from rnnlab.data.vocab import Vocab
     try:
-        from rnnlab.export import io_names, onnx_bytes, onnx_session, quantize_onnx, require_onnx
-        from rnnlab.export.graphs import build_graph, zero_state
         require_onnx()
     except Exception as exc:  # onnx/onnxruntime not installed: the section says so and goes on
         return {"rows": [{"candidate": "all", "skipped": f"skipped: {exc}"}], "notes": []}
-    from rnnlab.generation import Sampling, generate_ids
-    from rnnlab.models import build_model
-    from rnnlab.scoring import recurrent_log_probs
 
     text = builtin_text("pydoc")
     held_chars = 2_000 if quick else HELD_OUT

@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from rnnlab.bench.steps import TrainingStep
 
 
 def peak_bytes(step: TrainingStep) -> int | None:
     """Peak CPU bytes allocated during one ``step()`` above the level before it (module docstring)."""
-    from torch.profiler import ProfilerActivity, profile
     step()  # optimizer state and first-call allocations happen before, not inside, the measured step
     step.optimizer.zero_grad(set_to_none=True)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

@@ -25,8 +25,12 @@ import time
 import tracemalloc
 
 import numpy as np
+import torch
 
 from rnnlab.bench.data import synthetic_ids  # shared with rnnlab bench's data section
+from rnnlab.data.corpus import load_corpus
+from rnnlab.data.dataset import prepare_text
+from rnnlab.ngram import NGramLM
 
 
 def median_time(fn, repeats: int):
@@ -49,14 +53,13 @@ def peak_bytes(fn) -> int:
 
 
 def load_tm(token: str):
-    from rnnlab.data.corpus import load_corpus
-    from rnnlab.data.dataset import prepare_text
     corpus = load_corpus("timemachine", data_dir=os.environ.get("RNNLAB_DATA"))
     return prepare_text(corpus, mode="d2l", token=token, split=(0.9, 0.05, 0.05))
 
 
 def have_nltk() -> bool:
     try:
+        # lazy: optional dependency (the bench extra)
         import nltk.lm  # noqa: F401
         return True
     except ImportError:
@@ -64,8 +67,8 @@ def have_nltk() -> bool:
 
 
 def nltk_fit(tokens: list[str], order: int, smoothing: str):
-    from nltk.lm import KneserNeyInterpolated, Laplace
-    from nltk.lm.preprocessing import padded_everygram_pipeline
+    from nltk.lm import KneserNeyInterpolated, Laplace  # lazy: optional dependency (the bench extra)
+    from nltk.lm.preprocessing import padded_everygram_pipeline  # lazy: optional dependency (the bench extra)
     train, vocab = padded_everygram_pipeline(order, [tokens])
     lm = KneserNeyInterpolated(order) if smoothing == "kn" else Laplace(order)
     lm.fit(train, vocab)
@@ -82,7 +85,6 @@ def nltk_score(lm, tokens: list[str], order: int, count: int) -> tuple[float, in
 
 
 def table(args) -> None:
-    from rnnlab.ngram import NGramLM
     print("| tokens | order | smoothing | val perplexity | fit (ms) | eval (tokens/s) | n-grams stored |")
     print("|---|---|---|---|---|---|---|")
     for token in ("char", "word"):
@@ -97,7 +99,6 @@ def table(args) -> None:
 
 
 def compare_tm(args) -> None:
-    from rnnlab.ngram import NGramLM
     data = load_tm("word")
     V = len(data.vocab)
     train_tokens = data.vocab.to_tokens(data.train)
@@ -129,7 +130,6 @@ def compare_tm(args) -> None:
 
 
 def big(args) -> None:
-    from rnnlab.ngram import NGramLM
     V = 50_000
     ids, size = synthetic_ids(args.big_mb, V)
     n_train = int(len(ids) * 0.95)
@@ -167,11 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--big-mb", type=float, default=50.0, help="size of the generated corpus (0: skip)")
     parser.add_argument("--no-nltk", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        import torch
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        torch_threads = "n/a"
+    torch_threads = torch.get_num_threads()
     print(f"numpy {np.__version__}; rnnlab n-gram code is single-threaded NumPy; torch threads {torch_threads}; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; cpus {os.cpu_count()}; "
           f"medians of {args.repeats} repeats")

@@ -72,7 +72,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.errors import UsageError
-from rnnlab.models import MODELS
+from rnnlab.models import MODELS, build_model
+from rnnlab.models.recurrent import CELLS
+from rnnlab.precision import autocast
 
 DEVICE = "cpu"
 GATES = {name: MODELS[name].gates for name in ("rnn", "gru", "lstm")}  # the registry's
@@ -162,7 +164,6 @@ class TrainingStep:
 
     def __init__(self, forward: Callable[[], torch.Tensor], targets: torch.Tensor, parameters: list,
                  optimizer: str, precision: str = "fp32") -> None:
-        from rnnlab.precision import autocast
         self.forward, self.targets, self.precision = forward, targets, precision
         self.parameters = [p for p in parameters if p.requires_grad]
         self._autocast = lambda: autocast(DEVICE, precision)
@@ -224,7 +225,7 @@ class TorchLM(nn.Module):
         self.shape = shape
         input_size = shape.embed or shape.vocab
         self.embedding = nn.Embedding(shape.vocab, shape.embed) if shape.embed else None
-        layer = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[shape.cell]
+        layer = CELLS[shape.cell]
         self.rnn = layer(input_size, shape.hidden, num_layers=shape.layers, batch_first=True,
                          dropout=shape.dropout if shape.layers > 1 else 0.0)
         self.drop = nn.Dropout(shape.dropout)
@@ -255,7 +256,6 @@ def torch_model(shape: Shape, seed: int = 0, optimizer: str | None = None) -> Tr
 def rnnlab_model(name: str, shape: Shape, precision: str = "fp32", seed: int = 0,
                  options: dict | None = None, optimizer: str | None = None) -> TrainingStep:
     """rnnlab's ``name`` model, built by ``build_model`` with ``options`` (default: from ``shape``)."""
-    from rnnlab.models import build_model
     if options is None:
         options = {"hidden_size": shape.hidden}
         if name != "rnn-scratch":

@@ -58,10 +58,16 @@ from rnnlab.bench import SECTIONS
 from rnnlab.bench import data as data_bench
 from rnnlab.bench import memory as memory_bench
 from rnnlab.bench import roofline as roofline_bench
+from rnnlab.bench.export_bench import section_export
 from rnnlab.bench.steps import Shape, TrainingStep, book_rnn, rnnlab_model, torch_model
 from rnnlab.bench.timing import Candidate, Measurement, environment, measure
 from rnnlab.errors import UsageError
+from rnnlab.generation import Sampling, generate_ids
+from rnnlab.models import build_model
+from rnnlab.precision import resolve_precision
 from rnnlab.progress import logger
+from rnnlab.training.budget import count_parameters
+from rnnlab.training.config import TrainConfig
 
 try:  # another engineer is adding it; until then generation is timed here
     from rnnlab.generation import generation_tokens_per_second
@@ -128,8 +134,6 @@ class Row:
 
 def default_config() -> dict:
     """The default training configuration's model and sizes, precision resolved for the CPU."""
-    from rnnlab.precision import resolve_precision
-    from rnnlab.training.config import TrainConfig
     config = TrainConfig()
     requested = getattr(config, "precision", "fp32")  # the field is new; older configs train in float32
     return {"model": config.model, "options": config.model_options(), "hidden_size": config.hidden_size,
@@ -256,8 +260,6 @@ PARALLEL_OPTIONS = {"lstm": dict(num_layers=2, embed_size=CELL_EMBED), "gru": di
 
 def sized_options(model: str, parameters: int, options: dict) -> dict:
     """``options`` with the hidden size (a multiple of 8) whose model comes closest to ``parameters``."""
-    from rnnlab.training.budget import count_parameters
-
     def count(hidden: int) -> int:
         return count_parameters({"model": model, **options, "hidden_size": hidden}, DEFAULT_VOCAB)
     low, high = 8, 8
@@ -272,7 +274,6 @@ def sized_options(model: str, parameters: int, options: dict) -> dict:
 
 def default_parameters(config: dict) -> int:
     """Parameters of the default configuration's model at the bench's vocabulary."""
-    from rnnlab.training.budget import count_parameters
     return count_parameters({"model": config["model"], **config["options"]}, DEFAULT_VOCAB)
 
 
@@ -299,7 +300,6 @@ def parallel_rows(plan: Plan, config: dict) -> list[Row]:
 def section_parallel(plan: Plan, bf16: bool, config: dict) -> dict:
     rows = parallel_rows(plan, config)
     entries, _ = _measure_rows(rows, plan, bf16, "parallel")
-    from rnnlab.training.budget import count_parameters
     for entry in entries:
         reference = next((e for e in entries if e["group"] == entry["group"] and e["precision"] == entry["precision"]
                           and e["candidate"].startswith("rnnlab lstm")), None)
@@ -368,8 +368,6 @@ def _generation_candidate(key: str, model, batch_size: int, length: int) -> tupl
         return (Candidate(key, run, batch_size * length, reports_seconds=True),
                 "rnnlab.generation.generation_tokens_per_second")
     if batch_size == 1:
-        from rnnlab.generation import Sampling, generate_ids
-
         def single() -> None:
             for _ in generate_ids(model, [1], length, Sampling(greedy=True)):
                 pass
@@ -386,7 +384,6 @@ def _generation_candidate(key: str, model, batch_size: int, length: int) -> tupl
 
 
 def section_generate(plan: Plan, config: dict) -> dict:
-    from rnnlab.models import build_model
     models = {
         f"rnn-scratch H={BOOK_HIDDEN} V={BOOK_VOCAB}": build_model("rnn-scratch", BOOK_VOCAB, seed=0,
                                                                    hidden_size=BOOK_HIDDEN),
@@ -544,7 +541,6 @@ def run_bench(quick: bool = False, repeats: int | None = None, only: str | Itera
     if "data" in sections:
         results["data"] = timed("data", lambda: section_data(plan))
     if "export" in sections:
-        from rnnlab.bench.export_bench import section_export
         results["export"] = timed("export", lambda: section_export(plan, quick))
     header["section_seconds"] = seconds
     header["seconds"] = sum(seconds.values())

@@ -26,6 +26,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
+from rnnlab import precision  # bf16_supported looked up at call time: tests replace it
 from rnnlab.progress import progress
 
 
@@ -100,10 +104,6 @@ def measure(candidates: Sequence[Candidate], repeats: int, min_seconds: float = 
 
 def environment() -> dict:
     """What the numbers depend on: library versions, threads, CPU features, load."""
-    import numpy as np
-    import torch
-
-    from rnnlab.precision import bf16_supported
     try:
         capability = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # torch < 2.0 has no such query
@@ -117,6 +117,6 @@ def environment() -> dict:
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cpu_capability": capability, "bf16_supported": bf16_supported("cpu"),
+        "cpu_capability": capability, "bf16_supported": precision.bf16_supported("cpu"),
         "load_average": load,
     }

@@ -23,11 +23,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
+import signal
 import sys
+import threading
+import time
 
+import torch
+
+from rnnlab.checkpoint import load_config
 from rnnlab.cli import bench, classify, corpus, export, forecast, lm, ngram, reproduce, tag
 from rnnlab.cli import explore
 from rnnlab.errors import RnnlabError, UsageError
+from rnnlab.interrupts import stop_requested
+from rnnlab.progress import configure_logging
+from rnnlab.training import distributed
+from rnnlab.training.distributed import from_environment, record_error
 
 # Seconds a rank other than 0 of a torchrun launch waits before it exits on an error.
 NON_MAIN_ERROR_GRACE = 1.0
@@ -49,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rnnlab.training import distributed
     try:
         place = distributed.from_environment()
     except RnnlabError as exc:
@@ -67,7 +77,6 @@ def _main(argv: list[str] | None, place) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    from rnnlab.progress import configure_logging
     configure_logging(verbose=not args.quiet and place.is_main)
     previous = _handle_sigterm_as_interrupt()
     try:
@@ -77,7 +86,6 @@ def _main(argv: list[str] | None, place) -> int:
         if args.threads is not None:
             if not 1 <= args.threads <= 4096:
                 raise UsageError(f"--threads must be an integer from 1 to 4096, got {args.threads}")
-            import torch
             torch.set_num_threads(args.threads)
         seed = getattr(args, "seed", None)  # NumPy and torch refuse negative seeds with a traceback
         if seed is not None and not 0 <= seed < 2**63:
@@ -86,12 +94,10 @@ def _main(argv: list[str] | None, place) -> int:
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if place.enabled:
-            from rnnlab.training.distributed import record_error
             record_error(exc)  # torchrun's report names it, whichever rank it came from
             if not place.is_main:
                 # An error every rank meets (a bad option, the data) reaches rank 0 at about the
                 # same moment: let it print before torchrun stops it because this rank ended.
-                import time
                 try:
                     time.sleep(NON_MAIN_ERROR_GRACE)
                 except KeyboardInterrupt:  # torchrun's SIGTERM once rank 0 is done: exit as planned
@@ -105,7 +111,6 @@ def _main(argv: list[str] | None, place) -> int:
         return 1
     finally:
         if previous is not None:
-            import signal
             signal.signal(signal.SIGTERM, previous)
 
 
@@ -114,15 +119,11 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
-    from rnnlab.interrupts import stop_requested
     stop_requested(Terminated)  # training defers it to the end of the step (rnnlab.interrupts)
 
 
 def _handle_sigterm_as_interrupt():
     """Make SIGTERM (``kill``, a job scheduler's stop) behave like Ctrl-C; return the old handler."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None  # signal handlers can only be set from the main thread
     return signal.signal(signal.SIGTERM, _raise_terminated)
@@ -135,14 +136,11 @@ def _resume_note(args) -> str:
         return ""
     if folder is None:
         return " (no --out: nothing was saved)"
-    from rnnlab.checkpoint import load_config
     try:
         step = load_config(folder).get("progress", {}).get("step")
     except RnnlabError:
         return f"; stopped before the first checkpoint, nothing to resume in {folder}"
-    import shlex
 
-    from rnnlab.training.distributed import from_environment
     world = from_environment().world_size
     launcher = f"torchrun (the same {world} processes) -m " if world > 1 else ""
     return (f"; the run is saved in {folder} (step {step}): continue it with "

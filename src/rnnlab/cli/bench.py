@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from rnnlab.cli.common import _fmt, emit
+from rnnlab.bench import SECTIONS
+from rnnlab.cli.common import emit, fmt
 
 
 def cmd_bench(args) -> int:
-    from rnnlab.bench.suite import run_bench
+    from rnnlab.bench.suite import run_bench  # lazy: keeps rnnlab --help from loading rnnlab.bench.suite
 
     result = run_bench(quick=args.quick, repeats=args.repeats, only=args.only)
     if not args.json:
@@ -24,7 +25,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _rate(entry: dict, key: str = "tokens_per_second") -> str:
-    return _fmt(entry.get(key), ",.0f") if key in entry else entry.get("skipped", "-")
+    return fmt(entry.get(key), ",.0f") if key in entry else entry.get("skipped", "-")
 
 
 def _times(value) -> str:
@@ -76,8 +77,8 @@ def _bench_report(result: dict) -> list[str]:
     if "roofline" in sections:
         section = sections["roofline"]
         rows = [[e["group"], e["candidate"], e["precision"], f"{e['flops_per_step'] / 1e9:.3f}",
-                 _fmt(e.get("achieved_flops_per_second") and e["achieved_flops_per_second"] / 1e9, ".1f"),
-                 f"{e['roofline_flops_per_second'] / 1e9:.1f}", _fmt(e.get("percent_of_roofline"), ".0f")]
+                 fmt(e.get("achieved_flops_per_second") and e["achieved_flops_per_second"] / 1e9, ".1f"),
+                 f"{e['roofline_flops_per_second'] / 1e9:.1f}", fmt(e.get("percent_of_roofline"), ".0f")]
                 for e in section["rows"]]
         lines += ["", "roofline: training-step FLOPs against torch.mm at the same shapes",
                   *_table(["shape", "candidate", "precision", "GFLOP/step", "achieved GFLOP/s",
@@ -85,8 +86,8 @@ def _bench_report(result: dict) -> list[str]:
         by_shape: dict[tuple, dict] = {}
         for m in section["matmul"]:
             by_shape.setdefault((m["rows"], m["inner"], m["cols"]), {})[m["precision"]] = m["flops_per_second"]
-        rows = [[f"({r}, {k}) x ({k}, {n})", _fmt(rates.get("fp32") and rates["fp32"] / 1e9, ".1f"),
-                 _fmt(rates.get("bf16") and rates["bf16"] / 1e9, ".1f")]
+        rows = [[f"({r}, {k}) x ({k}, {n})", fmt(rates.get("fp32") and rates["fp32"] / 1e9, ".1f"),
+                 fmt(rates.get("bf16") and rates["bf16"] / 1e9, ".1f")]
                 for (r, k, n), rates in sorted(by_shape.items())]
         lines += ["", *_table(["torch.mm", "fp32 GFLOP/s", "bf16 GFLOP/s"], rows)]
         lines += [f"note: {n}" for n in section["notes"]]
@@ -115,8 +116,8 @@ def _bench_report(result: dict) -> list[str]:
         lines += ["", "data: encoding and n-grams", *_table(["measure", "size", "rate", "spread"], rows)]
         lines += [f"note: {n}" for n in sections["data"]["notes"]]
     if "export" in sections:
-        rows = [[e["candidate"], _rate(e), _times(e.get("vs_pytorch_forward")), _fmt(e.get("bits_per_char"), ".4f"),
-                 _fmt(e.get("bits_per_char_change"), "+.4f"), _fmt(e.get("bytes"), ",d"), _spread(e)]
+        rows = [[e["candidate"], _rate(e), _times(e.get("vs_pytorch_forward")), fmt(e.get("bits_per_char"), ".4f"),
+                 fmt(e.get("bits_per_char_change"), "+.4f"), fmt(e.get("bytes"), ",d"), _spread(e)]
                 for e in sections["export"]["rows"]]
         lines += ["", "export: single-stream generation and held-out bits/char, PyTorch vs ONNX Runtime",
                   *_table(["candidate", "tokens/s", "vs forward", "bits/char", "change", "file bytes", "spread"],
@@ -127,7 +128,6 @@ def _bench_report(result: dict) -> list[str]:
 
 def add_parser(commands) -> None:
     """Register ``rnnlab bench`` on the main parser's subparsers."""
-    from rnnlab.bench import SECTIONS
     bench = commands.add_parser("bench", help="performance: training steps, roofline, generation, memory, data",
                                 description="Every performance measurement side by side in one process: medians "
                                             "of interleaved repetitions (see rnnlab.bench.suite).")

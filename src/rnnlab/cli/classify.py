@@ -2,13 +2,18 @@
 rnnlab.tasks.classify and rnnlab.data.labelled)."""
 from __future__ import annotations
 
+from rnnlab.checkpoint import load_config
 from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler, output_file
-from rnnlab.cli.tasks_common import _hold_out, _start_or_resume, _train_lines, add_fit_options, add_run_options
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
+from rnnlab.plots import confusion_plot
+from rnnlab.tasks.base import load_task
+from rnnlab.tasks.loop import fit
 
 
 def _read_texts(args, path: str, labelled: bool = True, frames: bool = False):
     """Texts, or with ``frames`` numeric sequences (one row per time step), from a CSV/TSV file."""
+    # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
     from rnnlab.data.labelled import read_feature_sequences, read_table
     label_col = args.label_col if labelled else None
     if frames:
@@ -20,8 +25,7 @@ def _read_texts(args, path: str, labelled: bool = True, frames: bool = False):
 
 def _load_classifier(folder):
     """(task, model, is it a classifier of numeric sequences) from a classifier folder."""
-    from rnnlab.checkpoint import load_config
-    from rnnlab.tasks.base import load_task
+    # lazy: keeps rnnlab --help from loading rnnlab.tasks.classify
     from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
     frames = "mean" in load_config(folder, kind=ClassificationTask.kind).get("task", {})
     task, model, _ = load_task(folder, FeatureClassificationTask if frames else ClassificationTask)
@@ -29,15 +33,15 @@ def _load_classifier(folder):
 
 
 def cmd_classify_train(args) -> int:
+    # lazy: keeps rnnlab --help from loading rnnlab.tasks.classify
     from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
-    from rnnlab.tasks.loop import fit
 
-    out, resumed, options = _start_or_resume(args, ClassificationTask)
+    out, resumed, options = start_or_resume(args, ClassificationTask)
     frames = args.frames or bool(resumed and isinstance(resumed[0], FeatureClassificationTask))
     train = _read_texts(args, args.data, frames=frames)
     val = _read_texts(args, args.val, frames=frames) if args.val else None
     if val is None:
-        train, val = _hold_out(train, args.val_fraction, args.seed)
+        train, val = hold_out(train, args.val_fraction, args.seed)
     if resumed:
         task, model = resumed
         task.check_labels(train, args.data)
@@ -58,7 +62,7 @@ def cmd_classify_train(args) -> int:
     if not args.json:
         shape = model.config()
         kind = f"{'bidirectional ' if shape['bidirectional'] else ''}{shape['cell']}, {shape['pooling']} pooling"
-        for line in _train_lines(summary, kind):
+        for line in train_lines(summary, kind):
             print(line)
         scores = summary["scores"]
         print(f"scores     accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
@@ -90,7 +94,6 @@ def cmd_classify_eval(args) -> int:
     task.check_labels(examples, args.data)
     report = task.evaluate(model, examples)
     if plot:
-        from rnnlab.plots import confusion_plot
         confusion_plot(report["confusion"], report["labels"], plot, title=f"{args.model} on {args.data}")
         report["plot"] = plot
     if not args.json:

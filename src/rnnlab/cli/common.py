@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import MISSING, fields
+
+from rnnlab.data.corpus import DEFAULT_CORPUS, load_corpus
+from rnnlab.fileio import prepare_output_file
+from rnnlab.jsonout import dumps
+from rnnlab.plots import check_figure_format
 
 
 def emit(result: dict, as_json: bool) -> None:
     """Print ``result`` as the last stdout line when ``--json`` was given (standard JSON:
     NaN and infinities become null at any depth, see :mod:`rnnlab.jsonout`)."""
     if as_json:
-        from rnnlab.jsonout import dumps
         print(dumps(result))
 
 
@@ -30,20 +35,19 @@ def output_file(path: str | None, option: str, overwrite: bool, figure: bool = F
     """Check an output file before the work starts (see rnnlab.fileio.prepare_output_file)."""
     if path is None:
         return None
-    from rnnlab.fileio import prepare_output_file
     checked = str(prepare_output_file(path, option, overwrite))
     if figure:
-        from rnnlab.plots import check_figure_format
         check_figure_format(path, option)
     return checked
 
 
-def _finite(value: float):
+def finite(value: float):
     """JSON has no NaN/inf: map them to null."""
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _fmt(value, spec: str) -> str:
+def fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``-`` for None, NaN and infinities."""
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 
@@ -61,7 +65,6 @@ def aligned_table(rows: list[list[str]]) -> list[str]:
 
 def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None = "raw",
                        token_default: str | None = "char", held_out: bool = False) -> None:
-    from rnnlab.data.corpus import DEFAULT_CORPUS
     group = parser.add_argument_group("corpus")
     group.add_argument("--corpus", default=None, metavar="NAME_OR_PATH",
                        help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob; "
@@ -79,7 +82,6 @@ def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None
 
 
 def load_corpus_from_args(args):
-    from rnnlab.data.corpus import load_corpus
     return load_corpus(args.corpus, data_dir=args.data_dir, encoding_errors=args.encoding_errors,
                        val=getattr(args, "val_corpus", None), test=getattr(args, "test_corpus", None))
 
@@ -98,8 +100,6 @@ def add_config_options(group, section, defaults_given: bool = True, skip: tuple 
     still names the field's default; ``unset`` does the same for some options only.
     ``aliases`` maps a dest to extra flags, ``defaults`` a dest to the command's own default.
     """
-    from dataclasses import MISSING, fields
-
     dests = []
     for spec in fields(section):
         meta = spec.metadata
@@ -123,7 +123,6 @@ def add_config_options(group, section, defaults_given: bool = True, skip: tuple 
 
 def flag_of(section, dest: str) -> str:
     """The command-line flag of a config field (for messages naming it)."""
-    from dataclasses import fields
     for spec in fields(section):
         if spec.name == dest:
             return spec.metadata.get("flag") or "--" + dest.replace("_", "-")

@@ -2,15 +2,15 @@
 (see rnnlab.data.prepare)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import (_finite, add_corpus_options, add_overwrite_option, emit, help_handler,
+from rnnlab.cli.common import (add_corpus_options, add_overwrite_option, emit, finite, help_handler,
                                load_corpus_from_args, output_file, shown)
+from rnnlab.data.dataset import prepare_text, verify_prepared
+from rnnlab.data.stats import corpus_stats
 from rnnlab.errors import UsageError
+from rnnlab.plots import zipf_plot
 
 
 def cmd_corpus_stats(args) -> int:
-    from rnnlab.data.dataset import prepare_text
-    from rnnlab.data.stats import corpus_stats
-
     if args.top < 0:
         raise UsageError(f"--top must be >= 0, got {args.top}")
     output_file(args.plot, "--plot", args.overwrite, figure=True)
@@ -20,7 +20,6 @@ def cmd_corpus_stats(args) -> int:
     data = prepare_text(corpus, mode=args.mode, token=args.token, split=split)
     stats = corpus_stats(data.train, data.vocab, orders=(1, 2, 3), top_k=args.top)
     if args.plot:
-        from rnnlab.plots import zipf_plot
         zipf_plot({n: s.counts for n, s in stats.items()}, args.plot,
                   title=f"{corpus.name}: {args.token} n-grams ({args.mode})")
     result = {
@@ -28,7 +27,7 @@ def cmd_corpus_stats(args) -> int:
         "characters": len(corpus.text), "num_tokens": int(len(data.train)), "vocab_size": len(data.vocab),
         "top_unigrams": stats[1].top, "top_bigrams": stats[2].top, "top_trigrams": stats[3].top,
         "distinct_ngrams": {str(n): s.distinct for n, s in stats.items()},
-        "zipf_alpha": {str(n): _finite(round(s.zipf_alpha, 4)) for n, s in stats.items()},
+        "zipf_alpha": {str(n): finite(round(s.zipf_alpha, 4)) for n, s in stats.items()},
         "plot": args.plot,
     }
     if not args.json:
@@ -46,7 +45,7 @@ def cmd_corpus_stats(args) -> int:
 
 
 def cmd_corpus_prepare(args) -> int:
-    from rnnlab.data.prepare import prepare_corpus
+    from rnnlab.data.prepare import prepare_corpus  # lazy: keeps rnnlab --help from loading rnnlab.data.prepare
 
     result = prepare_corpus(args.corpus, args.out, mode=args.mode, token=args.token, vocab_from=args.vocab,
                             split=args.split, min_freq=args.min_freq, encoding_errors=args.encoding_errors,
@@ -69,8 +68,6 @@ def cmd_corpus_prepare(args) -> int:
 
 
 def cmd_corpus_verify(args) -> int:
-    from rnnlab.data.prepare import verify_prepared
-
     result = verify_prepared(args.folder)
     if not args.json:
         print(f"verified    {result['folder']}: {result['shards']} shard(s), {result['num_tokens']:,} tokens, "

@@ -9,7 +9,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def cmd_explore(args) -> int:
-    from rnnlab.explore import Explorer, make_server, serve
+    from rnnlab.explore import Explorer, make_server, serve  # lazy: keeps rnnlab --help from loading rnnlab.explore
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be an integer from 1 to 65535 (0: any free port), got {args.port}")

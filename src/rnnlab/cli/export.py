@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from rnnlab.cli.common import _fmt, add_overwrite_option, emit
+from rnnlab.cli.common import add_overwrite_option, emit, fmt, output_file
+from rnnlab.data.corpus import read_text_file
+from rnnlab.fileio import check_input_file
+from rnnlab.jsonout import dumps
+from rnnlab.lm import LanguageModel, load_scorer
+from rnnlab.scoring import score_text
 
 
 def cmd_score(args) -> int:
-    from rnnlab.data.corpus import read_text_file
-    from rnnlab.fileio import check_input_file
-    from rnnlab.jsonout import dumps
-    from rnnlab.scoring import load_scorer, score_text
-
     path = check_input_file(args.text, f"--text {args.text}")
     text = read_text_file(path, args.encoding_errors)
     model, vocab, mode, token, description = load_scorer(args.checkpoint)
@@ -31,17 +31,16 @@ def cmd_score(args) -> int:
         print(f"tokens           {result.tokens:,} scored (the first is context only), "
               f"{result.unknown_tokens:,} unknown (<unk>)")
         print(f"characters       {result.chars:,} covered by the scored tokens")
-        print(f"nats per char    {_fmt(result.nats_per_char, '.4f')}")
-        print(f"bits per char    {_fmt(result.bits_per_char, '.4f')}")
-        print(f"perplexity       {_fmt(result.perplexity, '.4f')} per token")
+        print(f"nats per char    {fmt(result.nats_per_char, '.4f')}")
+        print(f"bits per char    {fmt(result.bits_per_char, '.4f')}")
+        print(f"perplexity       {fmt(result.perplexity, '.4f')} per token")
     emit(summary, args.json)
     return 0
 
 
 def cmd_export(args) -> int:
-    from rnnlab.cli.common import output_file
+    # lazy: keeps rnnlab --help from loading rnnlab.export
     from rnnlab.export import check_request, export_model, vocab_path
-    from rnnlab.lm import LanguageModel
 
     lm = LanguageModel.load(args.checkpoint)
     check_request(lm.model, args.format, args.quantize)

@@ -1,20 +1,20 @@
 """``rnnlab forecast``: train a forecaster and backtest it (see rnnlab.forecasting)."""
 from __future__ import annotations
 
+from rnnlab.checkpoint import prepare_output_folder
 from rnnlab.cli.common import add_overwrite_option, emit, output_file
 
 SHOWN_HORIZONS = (1, 4, 16, 64)
 
 
 def cmd_forecast(args) -> int:
-    from rnnlab.forecasting.models import ForecastConfig
-    from rnnlab.forecasting.report import run_forecast
-    from rnnlab.forecasting.series import load_series
+    from rnnlab.forecasting.models import ForecastConfig  # lazy: keeps rnnlab --help from loading rnnlab.forecasting
+    from rnnlab.forecasting.report import run_forecast  # lazy: keeps rnnlab --help from loading rnnlab.forecasting
+    from rnnlab.forecasting.series import load_series  # lazy: keeps rnnlab --help from loading rnnlab.forecasting
 
     if args.plot is not None:
         output_file(args.plot, "--plot", args.overwrite, figure=True)
     if args.out is not None:
-        from rnnlab.checkpoint import prepare_output_folder
         prepare_output_folder(args.out, "forecaster", overwrite=args.overwrite)
     series = load_series(args.series, fill=args.fill, seed=args.seed)
     hidden = args.hidden if args.hidden is not None else (10 if args.model in ("linear", "mlp") else 32)

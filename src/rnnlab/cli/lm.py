@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 
-from rnnlab.cli.common import _fmt, add_config_options, add_corpus_options, add_overwrite_option, emit, flag_of
+from rnnlab.cli.common import add_config_options, add_corpus_options, add_overwrite_option, emit, flag_of, fmt
 from rnnlab.errors import UsageError
+from rnnlab.lm import LanguageModel
+from rnnlab.precision import PRECISIONS
+from rnnlab.tasks import lm_run as run
+from rnnlab.tasks.lm_run import evaluate_checkpoint
+from rnnlab.training.budget import LADDERS, SIZES
+from rnnlab.training.config import (PRESETS, BatchOptions, DataOptions, LoopOptions, ModelOptions, TrainConfig,
+                                    make_config)
+from rnnlab.training.state import RESUMABLE
 
 
 def cmd_demo(args) -> int:
     """Train a small character LSTM on the built-in corpus for ``--seconds`` and sample from it."""
-    from rnnlab.lm import LanguageModel
-    from rnnlab.training import run
-    from rnnlab.training.config import make_config
-
     config = make_config(corpus=None, mode="raw", token="char", max_time=args.seconds,
                          eval_every_steps=args.eval_every_steps, eval_every=1000, seed=args.seed,
                          sample_length=0, precision=args.precision, model=args.model, size=args.size)
@@ -26,11 +31,11 @@ def cmd_demo(args) -> int:
         print(f"size: {summary['size_rule']}")
         print(f"trained {summary['model']} ({summary['parameters']:,} parameters, {summary['precision']}) for "
               f"{summary['wall_seconds']:.0f} s on the built-in corpus: {summary['steps']:,} steps, "
-              f"{_fmt(summary['tokens_per_second'], ',.0f')} tokens/s over {summary['seconds']:.0f} s of training steps")
-        print(f"validation perplexity {_fmt(summary['val_perplexity'], '.3f')} "
-              f"({_fmt(summary['val_bits_per_token'], '.3f')} bits/char); baselines on the same text: "
-              f"{summary['ngram_order']}-gram Kneser-Ney {_fmt(summary['ngram_val_perplexity'], '.3f')}, "
-              f"add-one unigram {_fmt(summary['unigram_val_perplexity'], '.3f')}")
+              f"{fmt(summary['tokens_per_second'], ',.0f')} tokens/s over {summary['seconds']:.0f} s of training steps")
+        print(f"validation perplexity {fmt(summary['val_perplexity'], '.3f')} "
+              f"({fmt(summary['val_bits_per_token'], '.3f')} bits/char); baselines on the same text: "
+              f"{summary['ngram_order']}-gram Kneser-Ney {fmt(summary['ngram_val_perplexity'], '.3f')}, "
+              f"add-one unigram {fmt(summary['unigram_val_perplexity'], '.3f')}")
         print(f"checkpoint {args.out}  (try: rnnlab generate {args.out} --prefix 'The ')")
         print("sample (temperature 0.7):")
         print(sample)
@@ -41,18 +46,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dataclasses import fields
-
-    from rnnlab.training import run
-    from rnnlab.training.config import TrainConfig, make_config
-
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     if args.no_clip:
         if "clip" in given:
             raise UsageError(f"--no-clip and --clip {given['clip']} contradict each other; give one")
         given["clip"] = None
-    if args.resume:
-        from rnnlab.training.state import RESUMABLE  # besides --out and --corpus (a moved copy of the data)
+    if args.resume:  # RESUMABLE: what a resume may change, besides --out and --corpus (a moved copy of the data)
         fixed = sorted(set(given) - set(RESUMABLE) - {"corpus"} | ({"preset"} if args.preset else set()))
         if fixed:
             raise UsageError("--resume continues the saved configuration; only --epochs, --max-time, --max-steps, --device, "
@@ -78,15 +77,15 @@ def cmd_train(args) -> int:
         print(f"model            {summary['model']} ({summary['parameters']:,} parameters, {summary['device']}, "
               f"{processes}{summary['threads']} threads)")
         print(f"trained          {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['wall_seconds']:.1f} s "
-              f"({summary['seconds']:.1f} s of training steps at {_fmt(summary['tokens_per_second'], ',.0f')} tokens/s, "
+              f"({summary['seconds']:.1f} s of training steps at {fmt(summary['tokens_per_second'], ',.0f')} tokens/s, "
               f"{summary['precision']}); stopped by {summary['stopped']}")
-        print(f"train perplexity {_fmt(summary['train_perplexity'], '.3f')}")
-        print(f"val perplexity   {_fmt(summary['val_perplexity'], '.3f')} ({_fmt(summary['val_bits_per_token'], '.3f')} "
-              f"bits/token, {_fmt(summary['val_nats_per_char'], '.4f')} nats/char; best "
-              f"{_fmt(summary['best_val_perplexity'], '.3f')})")
+        print(f"train perplexity {fmt(summary['train_perplexity'], '.3f')}")
+        print(f"val perplexity   {fmt(summary['val_perplexity'], '.3f')} ({fmt(summary['val_bits_per_token'], '.3f')} "
+              f"bits/token, {fmt(summary['val_nats_per_char'], '.4f')} nats/char; best "
+              f"{fmt(summary['best_val_perplexity'], '.3f')})")
         if summary["ngram_val_perplexity"] is not None:
-            print(f"baselines        val perplexity {_fmt(summary['ngram_val_perplexity'], '.3f')} for a "
-                  f"{summary['ngram_order']}-gram Kneser-Ney model, {_fmt(summary['unigram_val_perplexity'], '.3f')} "
+            print(f"baselines        val perplexity {fmt(summary['ngram_val_perplexity'], '.3f')} for a "
+                  f"{summary['ngram_order']}-gram Kneser-Ney model, {fmt(summary['unigram_val_perplexity'], '.3f')} "
                   "for add-one unigrams")
         if summary.get("sample") is not None:
             print(f"sample           {summary['sample']!r}")
@@ -97,22 +96,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from rnnlab.training.run import evaluate_checkpoint
-
     result = evaluate_checkpoint(args.checkpoint, split=args.split, text_path=args.text, data_dir=args.data_dir,
                                  encoding_errors=args.encoding_errors, corpus=args.corpus)
     if not args.json:
         print(f"source          {result['source']}")
-        print(f"perplexity      {_fmt(result['perplexity'], '.4f')}")
-        print(f"bits per token  {_fmt(result['bits_per_token'], '.4f')}")
+        print(f"perplexity      {fmt(result['perplexity'], '.4f')}")
+        print(f"bits per token  {fmt(result['bits_per_token'], '.4f')}")
         print(f"tokens          {result['tokens']:,} scored, {result['unknown_tokens']:,} unknown (<unk>)")
     emit(result, args.json)
     return 0
 
 
 def cmd_generate(args) -> int:
-    from rnnlab.lm import LanguageModel
-
     if args.num_samples < 1:
         raise UsageError(f"--num-samples must be >= 1, got {args.num_samples}")
     lm = LanguageModel.load(args.checkpoint, device=args.device)
@@ -154,8 +149,6 @@ def add_parser(commands) -> None:
     demo.add_argument("--out", default="runs/demo", help="checkpoint folder (default runs/demo)")
     add_overwrite_option(demo, "the run in --out")
     demo.add_argument("--seed", type=int, default=0)
-    from rnnlab.precision import PRECISIONS
-    from rnnlab.training.budget import LADDERS, SIZES
     demo.add_argument("--precision", default=None, choices=PRECISIONS,
                       help="fp32, bf16 or auto (default auto: bf16 where the CPU supports it natively)")
     demo.add_argument("--model", default=None, choices=tuple(LADDERS), help="the model (default lstm)")
@@ -164,13 +157,11 @@ def add_parser(commands) -> None:
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo, saves_checkpoint=True)
 
-    from rnnlab.training.config import PRESETS
     train = commands.add_parser("train", help="train a recurrent language model",
                                 description="Train an RNN/GRU/LSTM (or the from-scratch RNN) language model. "
                                             "Defaults suit your own text: a 2-layer LSTM with Adam.")
     add_corpus_options(train, mode_default=None, token_default=None, held_out=True)
     train.add_argument("--preset", default=None, help=f"the book's experiments: {', '.join(PRESETS)}")
-    from rnnlab.training.config import BatchOptions, DataOptions, LoopOptions, ModelOptions
     # Every other option comes from its TrainConfig section (name, type, help, default).
     add_config_options(train, DataOptions, defaults_given=False)
     add_config_options(train.add_argument_group("model"), ModelOptions, defaults_given=False)

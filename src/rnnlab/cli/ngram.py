@@ -1,20 +1,24 @@
 """``rnnlab ngram``: n-gram language models (see rnnlab.ngram)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import (_finite, _fmt, add_corpus_options, add_overwrite_option, emit, help_handler,
+from pathlib import Path
+
+from rnnlab.checkpoint import prepare_output_folder
+from rnnlab.cli.common import (add_corpus_options, add_overwrite_option, emit, finite, fmt, help_handler,
                                load_corpus_from_args, output_file)
+from rnnlab.data.corpus import read_text_file
+from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, prepare_text
+from rnnlab.errors import CheckpointError, DataError
+from rnnlab.fileio import check_input_file
 
 
 def _ngram_print_result(result: dict, label: str) -> None:
-    print(f"{label:<15} perplexity {_fmt(result['perplexity'], '.4f')}, {_fmt(result['bits_per_token'], '.4f')} bits/token "
+    print(f"{label:<15} perplexity {fmt(result['perplexity'], '.4f')}, {fmt(result['bits_per_token'], '.4f')} bits/token "
           f"({result['tokens']:,} tokens, {result['unknown_tokens']:,} unknown)")
 
 
 def cmd_ngram_train(args) -> int:
-    from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, prepare_text
-    from rnnlab.ngram import api, store
-
-    from rnnlab.checkpoint import prepare_output_folder
+    from rnnlab.ngram import api, store  # lazy: keeps rnnlab --help from loading rnnlab.ngram
 
     check_held_out_options(args.split, args.val_corpus, args.test_corpus)
     output_file(args.arpa, "--arpa", args.overwrite)
@@ -31,7 +35,7 @@ def cmd_ngram_train(args) -> int:
     val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
     store.save(model, args.out)
     if args.arpa:
-        from rnnlab.ngram.arpa import write_arpa
+        from rnnlab.ngram.arpa import write_arpa  # lazy: keeps rnnlab --help from loading rnnlab.ngram
         write_arpa(model, args.arpa)
     info = model.info
     result = {"out": args.out, "corpus": corpus.name, "mode": args.mode, "token": args.token,
@@ -39,7 +43,7 @@ def cmd_ngram_train(args) -> int:
               "vocab_size": len(dataset.vocab), "train_tokens": int(len(dataset.train)), "ngrams": info["ngrams"],
               "fit_seconds": info["fit_seconds"], "memory_bytes": info["memory_bytes"],
               "discounts": info.get("discounts"), "discount_fallback": info.get("discount_fallback"),
-              "val": {k: (_finite(v) if isinstance(v, float) else v) for k, v in val.items()} if val else None,
+              "val": {k: (finite(v) if isinstance(v, float) else v) for k, v in val.items()} if val else None,
               "arpa": args.arpa}
     if not args.json:
         print(f"trained         {model.order}-gram {model.smoothing} on {corpus.name} ({args.token}, {args.mode}): "
@@ -57,9 +61,7 @@ def cmd_ngram_train(args) -> int:
 
 
 def _ngram_load(folder):
-    from pathlib import Path
-    from rnnlab.errors import CheckpointError
-    from rnnlab.ngram import store
+    from rnnlab.ngram import store  # lazy: keeps rnnlab --help from loading rnnlab.ngram
 
     if Path(folder).is_file() and str(folder).endswith(".arpa"):
         raise CheckpointError(f"{folder} is an ARPA file; import it first: rnnlab ngram import {folder} --out DIR")
@@ -67,14 +69,10 @@ def _ngram_load(folder):
 
 
 def cmd_ngram_eval(args) -> int:
-    from pathlib import Path
-    from rnnlab.data.corpus import read_text_file
-    from rnnlab.errors import DataError
-    from rnnlab.ngram import api
+    from rnnlab.ngram import api  # lazy: keeps rnnlab --help from loading rnnlab.ngram
 
     model = _ngram_load(args.checkpoint)
     if args.text is not None:
-        from rnnlab.fileio import check_input_file
         check_input_file(args.text, f"--text {args.text}")
         ids = api.encode_for(model, read_text_file(Path(args.text), args.encoding_errors or "strict"))
         source = args.text
@@ -89,12 +87,12 @@ def cmd_ngram_eval(args) -> int:
         print(f"source          {source}")
         _ngram_print_result(result, "scored")
         print(f"throughput      {result['tokens_per_second']:,.0f} tokens/s")
-    emit({k: (_finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
+    emit({k: (finite(v) if isinstance(v, float) else v) for k, v in result.items()}, args.json)
     return 0
 
 
 def cmd_ngram_generate(args) -> int:
-    from rnnlab.ngram import api
+    from rnnlab.ngram import api  # lazy: keeps rnnlab --help from loading rnnlab.ngram
 
     model = _ngram_load(args.checkpoint)
     text = api.generate_text(model, args.prefix, args.length, temperature=args.temperature, greedy=args.greedy,
@@ -107,8 +105,8 @@ def cmd_ngram_generate(args) -> int:
 
 
 def cmd_ngram_arpa(args) -> int:
-    from rnnlab.ngram import store
-    from rnnlab.ngram.arpa import read_arpa, write_arpa
+    from rnnlab.ngram import store  # lazy: keeps rnnlab --help from loading rnnlab.ngram
+    from rnnlab.ngram.arpa import read_arpa, write_arpa  # lazy: keeps rnnlab --help from loading rnnlab.ngram
 
     if args.arpa_command == "export":
         model = _ngram_load(args.checkpoint)
@@ -116,7 +114,6 @@ def cmd_ngram_arpa(args) -> int:
         write_arpa(model, args.file)
         result = {"arpa": args.file, "checkpoint": args.checkpoint}
     else:
-        from rnnlab.checkpoint import prepare_output_folder
         prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
         model = read_arpa(args.file, mode=args.mode, token=args.token)
         store.save(model, args.out)

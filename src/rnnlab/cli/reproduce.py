@@ -5,7 +5,7 @@ from rnnlab.cli.common import add_overwrite_option, emit
 
 
 def cmd_reproduce(args) -> int:
-    from rnnlab.reproduce import reproduce
+    from rnnlab.reproduce import reproduce  # lazy: keeps rnnlab --help from loading rnnlab.reproduce
 
     results = reproduce(args.out, quick=args.quick, only=args.only, overwrite=args.overwrite,
                         data_dir=args.data_dir)

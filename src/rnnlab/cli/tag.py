@@ -3,20 +3,21 @@ rnnlab.data.labelled)."""
 from __future__ import annotations
 
 from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler
-from rnnlab.cli.tasks_common import _hold_out, _start_or_resume, _train_lines, add_fit_options, add_run_options
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
+from rnnlab.tasks.base import load_task
+from rnnlab.tasks.loop import fit
 
 
 def cmd_tag_train(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.loop import fit
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
-    out, resumed, options = _start_or_resume(args, TaggingTask)
+    out, resumed, options = start_or_resume(args, TaggingTask)
     train = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
     val = read_conll(args.val, tag_col=args.tag_col, max_tokens=args.max_len) if args.val else None
     if val is None:
-        train, val = _hold_out(train, args.val_fraction, args.seed)
+        train, val = hold_out(train, args.val_fraction, args.seed)
     if resumed:
         task, model = resumed
         task.check_tags(train, args.data)
@@ -31,7 +32,7 @@ def cmd_tag_train(args) -> int:
     summary.update(task="tag", train_sentences=len(train), val_sentences=len(val) if val else 0,
                    tags=task.tags, vocab_size=len(task.words))
     if not args.json:
-        for line in _train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
+        for line in train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
             print(line)
         scores = summary["scores"]
         print(f"scores     entity F1 {scores['entity_f1']:.4f} (P {scores['entity_precision']:.4f}, "
@@ -55,9 +56,8 @@ def _tagging_lines(report: dict) -> list[str]:
 
 
 def cmd_tag_eval(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     task, model, _ = load_task(args.model, TaggingTask)
     sentences = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
@@ -70,9 +70,8 @@ def cmd_tag_eval(args) -> int:
 
 
 def cmd_tag_predict(args) -> int:
-    from rnnlab.data.labelled import read_conll
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.tag import TaggingTask
+    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     if (args.text is None) == (args.data is None):
         raise UsageError("give one sentence or --data FILE (CoNLL: a token per line, blank lines between sentences)")

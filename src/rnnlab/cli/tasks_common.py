@@ -4,8 +4,15 @@ lines (the work is done by :mod:`rnnlab.tasks` and :mod:`rnnlab.data.labelled`).
 from __future__ import annotations
 
 import argparse
+import random
+from dataclasses import fields
 
+from rnnlab.checkpoint import prepare_output_folder
+from rnnlab.cli.common import add_config_options
 from rnnlab.errors import UsageError
+from rnnlab.tasks.base import load_task
+from rnnlab.tasks.loop import FitOptions, resume_options
+from rnnlab.training.config import UNLIMITED_EPOCHS
 
 VAL_FRACTION = 0.1  # held out of --data for early stopping when no --val file is given
 
@@ -15,9 +22,6 @@ def add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float,
     """The training option group shared by the task families (classify train, tag train): the
     loop's options come from :class:`rnnlab.tasks.loop.FitOptions` (as ``rnnlab train``'s from
     its config); the defaults that differ between tasks are arguments."""
-    from rnnlab.cli.common import add_config_options
-    from rnnlab.tasks.loop import FitOptions
-
     group = parser.add_argument_group("training")
     add_config_options(group, FitOptions, skip=("eval_every", "eval_every_steps"),
                        aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr},
@@ -44,22 +48,14 @@ def add_run_options(parser: argparse.ArgumentParser, data_help: str) -> None:
 
 
 def _fit_options(args):
-    from dataclasses import fields
-
-    from rnnlab.tasks.loop import FitOptions
-    from rnnlab.training.config import UNLIMITED_EPOCHS
     given = {f.name: getattr(args, f.name, None) for f in fields(FitOptions)}
     if given.get("max_time") is not None and given.get("epochs") is None:
         given["epochs"] = UNLIMITED_EPOCHS  # a time budget alone is spent, as rnnlab train spends it
     return FitOptions(**{name: value for name, value in given.items() if value is not None})
 
 
-def _start_or_resume(args, task_class):
+def start_or_resume(args, task_class):
     """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
-    from rnnlab.checkpoint import prepare_output_folder
-    from rnnlab.tasks.base import load_task
-    from rnnlab.tasks.loop import resume_options
-
     if args.resume is None:
         if args.out is None:
             raise UsageError("give --out DIR (a new run) or --resume DIR (continue one)")
@@ -74,20 +70,19 @@ def _start_or_resume(args, task_class):
     return args.resume, (task, model), options
 
 
-def _hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:
+def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
     count = int(len(examples) * fraction)
     if count == 0:
         return examples, None
-    import random
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     held = set(order[:count])
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
-def _train_lines(summary: dict, what: str) -> list[str]:
+def train_lines(summary: dict, what: str) -> list[str]:
     rate = summary["train_examples_per_second"]
     return [f"model      {what} ({summary['parameters']:,} parameters, {summary['threads']} threads)",
             f"trained    {summary['epochs']:.4g} epochs, {summary['steps']:,} steps in {summary['train_seconds']:.1f} s "

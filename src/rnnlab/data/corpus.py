@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import glob as globlib
 import hashlib
+import json
 import os
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.artifacts import CORPUS_FORMAT, CORPUS_MANIFEST, artifact_file
 from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
 from rnnlab.fileio import file_digest, read_regular_file, refuse_special_file, utf8_path_problem
 from rnnlab.progress import logger
@@ -38,6 +40,8 @@ from rnnlab.progress import logger
 DEFAULT_CORPUS = "pydoc"
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 ENCODING_ERRORS = ("strict", "replace", "ignore")
+MANIFEST = CORPUS_MANIFEST  # what makes a folder a prepared corpus (rnnlab.data.prepare)
+PREPARED_FORMAT = CORPUS_FORMAT
 
 
 @dataclass(frozen=True)
@@ -104,12 +108,12 @@ def files_sha1(files: list[Path], root: Path) -> str:
     return digest.hexdigest()
 
 
-def _glob_root(pattern: str) -> Path:
+def glob_root(pattern: str) -> Path:
     """The folder a glob pattern starts from: its path up to the first part with a wildcard."""
     parts = Path(pattern).parts
     fixed = []
     for part in parts:
-        if _is_glob(part):
+        if is_glob(part):
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path(".")
@@ -171,6 +175,7 @@ def fetch_remote(name: str, data_dir: str | os.PathLike | None = None,
 def builtin_text(name: str) -> str:
     if name == "pydoc":
         try:
+            # lazy: pydoc_data.topics is ~0.5 MB of text, read only for the built-in corpus
             from pydoc_data.topics import topics
         except ImportError as exc:  # some distributions strip pydoc_data
             raise CorpusNotFoundError(
@@ -211,12 +216,12 @@ def _refuse_non_utf8(path, label: str) -> None:
         raise DataError(f"{label} {problem}")
 
 
-def _is_glob(text: str) -> bool:
+def is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def _resolve_files(spec: str) -> list[Path]:
-    if _is_glob(spec):
+def resolve_files(spec: str) -> list[Path]:
+    if is_glob(spec):
         files = sorted(Path(p) for p in globlib.glob(os.path.expanduser(spec), recursive=True))
         for p in files:  # a FIFO or device among the matches is refused, never skipped or read
             refuse_special_file(p, f"{p} (matched by '{spec}')")
@@ -303,6 +308,44 @@ def read_held_out(path: str | os.PathLike, role: str, encoding_errors: str = "st
                   location=os.path.abspath(file))
 
 
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of a prepared corpus; :class:`DataError` when missing or not one."""
+    folder = Path(os.path.expanduser(os.fspath(folder)))
+    if not folder.is_dir():
+        raise DataError(f"{folder} is {'not a folder' if folder.exists() else 'missing'}; expected a prepared "
+                        "corpus folder (rnnlab corpus prepare)")
+    path = artifact_file(folder, MANIFEST)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{folder} is not a prepared corpus (no {MANIFEST}); run rnnlab corpus prepare") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != PREPARED_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise DataError(f"{path} is not an rnnlab prepared corpus (format {found!r}, expected {PREPARED_FORMAT!r})")
+    return manifest
+
+
+def manifest_sha1(folder: str | os.PathLike) -> str:
+    """SHA-1 of ``manifest.json``: identifies the prepared data (it holds every shard's SHA-256)."""
+    return file_digest(artifact_file(Path(os.path.expanduser(os.fspath(folder))), MANIFEST), "sha1")
+
+
+class PreparedCorpus(Corpus):
+    """What :func:`rnnlab.data.corpus.load_corpus` returns for a prepared folder: no
+    text, the folder's location, and the SHA-1 of its manifest as the corpus checksum
+    (so a checkpoint's data check tells when the folder was prepared again)."""
+
+
+def prepared_corpus(folder: str | os.PathLike) -> PreparedCorpus:
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    return PreparedCorpus(name=str(manifest.get("source", {}).get("name") or path.resolve().name), text="",
+                          sources=[os.path.abspath(path / MANIFEST)], sha1=manifest_sha1(path),
+                          location=os.path.abspath(path))
+
+
 def load_corpus(name_or_path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                 encoding_errors: str = "strict", download: bool = True, val: str | os.PathLike | None = None,
                 test: str | os.PathLike | None = None) -> Corpus:
@@ -336,13 +379,12 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
         text = read_text_file(path, encoding_errors)
         return Corpus(name=spec, text=text, sources=[str(path)], sha1=REMOTE[spec].sha1)
     folder = Path(os.path.expanduser(spec))
-    if not _is_glob(spec) and (folder / "manifest.json").is_file():
+    if not is_glob(spec) and (folder / MANIFEST).is_file():
         # A prepared corpus (rnnlab corpus prepare): prepare_text reads its memory-mapped shards.
         if held_out_given:
             raise UsageError(f"{spec} is a prepared corpus, which holds its own splits; drop --val/--test")
-        from rnnlab.data.prepare import prepared_corpus
         return prepared_corpus(folder)
-    split_files = split_folder_files(folder) if not _is_glob(spec) and folder.is_dir() else None
+    split_files = split_folder_files(folder) if not is_glob(spec) and folder.is_dir() else None
     if split_files:
         if held_out_given:
             names = ", ".join(p.name for p in split_files.values())
@@ -361,7 +403,7 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
             if role in split_files:
                 setattr(corpus, role, read_held_out(split_files[role], role, encoding_errors, from_option=False))
         return corpus
-    files = _resolve_files(spec)
+    files = resolve_files(spec)
     for path in files:  # recorded in config.json and printed: refused now, not at the first save
         _refuse_non_utf8(path, "corpus file")
     parts = []
@@ -375,10 +417,10 @@ def _load_main(name_or_path, data_dir, encoding_errors: str, download: bool, hel
         what = str(files[0]) if len(files) == 1 else f"the {len(files)} files of '{spec}'"
         raise DataError(f"{what} is empty (no text to read)")
     expanded = os.path.expanduser(spec)
-    if len(files) == 1:  # a glob matching one file hashes like that file (as rnnlab 0.1 did)
+    if len(files) == 1:  # a glob matching one file hashes like that file
         sha1 = sha1_of(files[0])
     else:
-        root = _glob_root(expanded) if _is_glob(spec) else Path(expanded)
+        root = glob_root(expanded) if is_glob(spec) else Path(expanded)
         sha1 = files_sha1(files, root)
     return Corpus(name=Path(spec).stem if len(files) == 1 else spec, text=text,
                   sources=[str(p) for p in files], sha1=sha1, location=os.path.abspath(expanded))
@@ -405,7 +447,7 @@ def allowed_roots(data_dir: str | os.PathLike | None = None, corpus: str | os.Pa
     roots = [Path.cwd()] + [Path(os.path.expanduser(str(d))) for d in (data_dir, os.environ.get("RNNLAB_DATA")) if d]
     if corpus:
         given = os.path.expanduser(str(corpus))
-        given_path = _glob_root(given) if _is_glob(given) else Path(given)
+        given_path = glob_root(given) if is_glob(given) else Path(given)
         roots.append(given_path if given_path.is_dir() else given_path.parent)
     return [Path(os.path.realpath(root)) for root in roots]
 
@@ -413,10 +455,10 @@ def allowed_roots(data_dir: str | os.PathLike | None = None, corpus: str | os.Pa
 def is_inside(path: str, roots: list[Path]) -> bool:
     """True when ``path`` (a file, folder or glob pattern, symlinks followed) lies in one of ``roots``."""
     expanded = os.path.expanduser(path)
-    if _is_glob(expanded):
+    if is_glob(expanded):
         if ".." in Path(expanded).parts:
             return False
-        expanded = str(_glob_root(expanded))
+        expanded = str(glob_root(expanded))
     real = Path(os.path.realpath(expanded))
     return any(real == root or real.is_relative_to(root) for root in roots)
 
@@ -436,7 +478,7 @@ def recorded_location(location: str | None, as_given: str | None, roots: list[Pa
     if as_given is None:
         return None
     roots = allowed_roots() if roots is None else roots
-    if location and (os.path.exists(location) or (_is_glob(location) and globlib.glob(location, recursive=True))):
+    if location and (os.path.exists(location) or (is_glob(location) and globlib.glob(location, recursive=True))):
         if is_inside(location, roots):
             return location
         raise DataError(f"the checkpoint records its {what} at {location}, outside {ROOTS_TEXT}; rnnlab reads "

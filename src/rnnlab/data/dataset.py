@@ -23,18 +23,27 @@ Splits are contiguous (no shuffling of text):
 """
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from rnnlab.data.corpus import Corpus
+from rnnlab.artifacts import is_sha256, verify_member
+from rnnlab.data.corpus import MANIFEST, Corpus, PreparedCorpus, read_manifest
 from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, encode_codes
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import file_digest
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
+SPLITS = ("train", "val", "test")
+# How much of a prepared corpus is checked on open (see rnnlab.data.prepare's module docstring).
+VERIFY_LEVELS = ("sizes", "first-use", "full")
 
 
 @dataclass
@@ -106,9 +115,8 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
-    if getattr(corpus, "is_prepared", False):
+    if isinstance(corpus, PreparedCorpus):
         # A prepared folder (rnnlab.data.prepare): memory-mapped ids, already split and encoded.
-        from rnnlab.data.prepare import dataset_from_prepared
         return dataset_from_prepared(corpus, mode, token, split, min_freq, max_tokens, vocab)
     text = corpus.text if isinstance(corpus, Corpus) else corpus
     name = corpus.name if isinstance(corpus, Corpus) else ""
@@ -186,3 +194,147 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
 def encode_text(text: str, vocab: Vocab, mode: str, token: str) -> np.ndarray:
     """Encode new text exactly as a dataset with this preprocessing was encoded."""
     return _encode(_token_stream(text, mode, token), vocab)
+
+
+# ----------------------------------------------------------------------------------
+# prepared folders (rnnlab corpus prepare): reading
+
+
+def _manifest_error(folder: Path, key: str, problem: str) -> DataError:
+    """The one error for a bad value in a prepared corpus's manifest: it names the file and the key."""
+    return DataError(f"{folder / MANIFEST}: key '{key}' {problem}; prepare the corpus again")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_verify(verify) -> str:
+    """``verify`` as one of :data:`VERIFY_LEVELS` (``True``: "full", ``False``: "sizes")."""
+    level = {True: "full", False: "sizes"}.get(verify, verify) if isinstance(verify, bool) else verify
+    if level not in VERIFY_LEVELS:
+        raise UsageError(f"verify must be one of {', '.join(VERIFY_LEVELS)} (or True/False), got {verify!r}")
+    return level
+
+
+def check_shards(folder: Path, manifest: dict, verify="sizes") -> dict[str, tuple[Path, int] | None]:
+    """Every shard the manifest names, checked (see the module docstring for ``verify``):
+    ``{split: (path, num_tokens)}``, None for a split without tokens."""
+    level = _check_verify(verify)
+    try:
+        dtype = np.dtype(manifest["dtype"])
+    except (KeyError, TypeError, ValueError):
+        raise _manifest_error(folder, "dtype", f"must name an unsigned integer type, got {manifest.get('dtype')!r:.60}"
+                              ) from None
+    if dtype.kind != "u":
+        raise _manifest_error(folder, "dtype", f"must name an unsigned integer type, got {manifest['dtype']!r:.60}")
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise _manifest_error(folder, "splits", "must be a JSON object with train, val and test")
+    found = {}
+    for split in SPLITS:
+        part = splits.get(split)
+        shards = part.get("shards") if isinstance(part, dict) else None
+        if not isinstance(shards, list):
+            raise _manifest_error(folder, f"splits.{split}.shards", "must be a list of shards")
+        if len(shards) > 1:
+            raise DataError(f"{folder}: split {split} has {len(shards)} shards; this rnnlab reads one per "
+                            "split (format 1)")
+        found[split] = None
+        for index, shard in enumerate(shards):
+            key = f"splits.{split}.shards[{index}]"
+            if not isinstance(shard, dict):
+                raise _manifest_error(folder, key, "must be a JSON object")
+            for field, check, expected in (("num_tokens", lambda v: _is_count(v) and v > 0, "a positive integer"),
+                                           ("bytes", _is_count, "an integer >= 0"),
+                                           ("sha256", is_sha256, "a SHA-256 (64 hex digits)")):
+                if not check(shard.get(field)):
+                    raise _manifest_error(folder, f"{key}.{field}", f"must be {expected}, got "
+                                          f"{json.dumps(shard.get(field))[:60]}")
+            if shard["bytes"] != shard["num_tokens"] * dtype.itemsize:
+                raise _manifest_error(folder, f"{key}.bytes", f"is {shard['bytes']}, but {shard['num_tokens']} "
+                                      f"{dtype.name} tokens take {shard['num_tokens'] * dtype.itemsize}")
+            path = verify_member(folder, shard.get("file"), f"{folder / MANIFEST}: key '{key}.file'", MANIFEST,
+                                 size=shard["bytes"], sha256=None if level == "sizes" else shard["sha256"],
+                                 error=DataError, once_per_process=level == "first-use",
+                                 advice="prepare the corpus again")
+            found[split] = (path, shard["num_tokens"])
+    return found
+
+
+def open_prepared(folder: str | os.PathLike, verify: str | bool = "sizes") -> TextDataset:
+    """A prepared corpus as a :class:`TextDataset` whose splits are read-only
+    ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
+
+    Every shard the manifest names must lie inside ``folder`` with the recorded size.
+    ``verify``: ``"sizes"`` (default, O(1)), ``"first-use"`` (also each shard's SHA-256
+    the first time this process uses it) or ``"full"`` / ``True`` (every SHA-256 now,
+    reading all the data once); see the module docstring.
+    """
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    shards = check_shards(path, manifest, verify)
+    try:
+        vocab = Vocab.from_dict(manifest["vocab"])
+        dtype = np.dtype(manifest["dtype"])
+        parts = {}
+        for split in SPLITS:
+            shard = shards[split]
+            parts[split] = (np.memmap(shard[0], dtype=dtype.newbyteorder("<"), mode="r", shape=(shard[1],))
+                            if shard else np.zeros(0, dtype=dtype))
+        split = manifest["split"]
+        pre = manifest["preprocessing"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path / MANIFEST} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: "
+                        f"{exc})") from None
+    info = {"num_tokens": manifest["num_tokens"], **{f"{s}_tokens": len(parts[s]) for s in SPLITS},
+            "prepared": os.path.abspath(path)}
+    return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
+                       split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
+
+
+def verify_prepared(folder: str | os.PathLike) -> dict:
+    """Check every file of a prepared corpus now (``rnnlab corpus verify``): the manifest,
+    each shard's place inside the folder, its size and its SHA-256 (reads all the data).
+
+    Returns ``{"folder", "shards", "bytes", "num_tokens", "seconds", "mb_per_s"}``;
+    raises :class:`DataError` naming the first file or key that does not match.
+    """
+    started = time.perf_counter()
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    manifest = read_manifest(path)
+    shards = [shard for shard in check_shards(path, manifest, verify="full").values() if shard]
+    open_prepared(path)  # the vocabulary and the other records, as a command reads them
+    seconds = time.perf_counter() - started
+    total = sum(os.stat(shard[0]).st_size for shard in shards)
+    return {"folder": str(path), "shards": len(shards), "bytes": total,
+            "num_tokens": sum(shard[1] for shard in shards), "seconds": round(seconds, 3),
+            "mb_per_s": round(total / 1e6 / seconds, 1) if seconds > 0 else None}
+
+
+def dataset_from_prepared(corpus: PreparedCorpus, mode: str, token: str, split, min_freq: int,
+                          max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
+    """:func:`rnnlab.data.dataset.prepare_text` for a prepared folder: the folder fixes
+    the preprocessing, split and vocabulary, so other values are refused, except the
+    defaults (split 0.9,0.05,0.05 and min_freq 0 mean "not given"). ``max_tokens`` keeps
+    the first ``max_tokens`` training tokens; unlike in memory the vocabulary stays the
+    folder's (built from the whole training split)."""
+    data = open_prepared(corpus.location, verify="first-use")
+    where = corpus.location
+    if (mode, token) != (data.mode, data.token):
+        raise UsageError(f"{where} was prepared with --mode {data.mode} --token {data.token}; pass those (or "
+                         f"prepare it again with --mode {mode} --token {token})")
+    if split != DEFAULT_SPLIT and split != data.split:
+        shown = lambda s: s if isinstance(s, str) else ",".join(f"{f:g}" for f in s)  # noqa: E731
+        raise UsageError(f"{where} was prepared with --split {shown(data.split)}, not {shown(split)}; leave out "
+                         "--split or prepare it again")
+    manifest_min = read_manifest(where)["settings"]["min_freq"]
+    if min_freq and min_freq != manifest_min:
+        raise UsageError(f"{where} was prepared with --min-freq {manifest_min}; its vocabulary is fixed")
+    if vocab is not None and vocab.idx_to_token != data.vocab.idx_to_token:
+        raise DataError(f"{where} was encoded with another vocabulary than the model's ({len(data.vocab)} vs "
+                        f"{len(vocab)} tokens); prepare it with --vocab FOLDER of the training corpus")
+    if max_tokens is not None:
+        data.train = data.train[:max_tokens]
+        data.info["train_tokens"] = len(data.train)
+    return data

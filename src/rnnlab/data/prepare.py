@@ -81,23 +81,23 @@ from typing import Iterator
 
 import numpy as np
 
-from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, REMOTE, Corpus, _glob_root, _is_glob,
-                                _resolve_files, fetch_remote, split_folder_files)
-from rnnlab.data.dataset import DEFAULT_SPLIT, TextDataset, parse_split
+from rnnlab.artifacts import KINDS, artifact_file, is_temporary, recover, refuse_foreign_files, staged_folder
+from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, MANIFEST, PREPARED_FORMAT, REMOTE, Corpus,  # noqa: F401
+                                PreparedCorpus, fetch_remote, glob_root, is_glob, manifest_sha1, prepared_corpus,
+                                read_manifest, resolve_files, split_folder_files)
+# The readers of a prepared folder live below this module (data.corpus, data.dataset), which load
+# prepared folders without importing the writer; their names are re-exported here.
+from rnnlab.data.dataset import (DEFAULT_SPLIT, SPLITS, VERIFY_LEVELS, TextDataset, check_shards,  # noqa: F401
+                                 dataset_from_prepared, open_prepared, parse_split, verify_prepared)
 from rnnlab.data.encode import byte_codes, codepoints
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
-from rnnlab.artifacts import (CORPUS_FORMAT, CORPUS_MANIFEST, KINDS, artifact_file, is_sha256, is_temporary, recover,
-                              refuse_foreign_files, staged_folder, verify_member)
 from rnnlab.fileio import file_digest, write_synced
 from rnnlab.progress import ByteProgress, logger
 
-FORMAT = CORPUS_FORMAT
-MANIFEST = CORPUS_MANIFEST
+FORMAT = PREPARED_FORMAT
 KIND = "prepared-corpus"
-VERIFY_LEVELS = ("sizes", "first-use", "full")
-SPLITS = ("train", "val", "test")
 DEFAULT_CHUNK_BYTES = 4 << 20  # 4 MiB of input per chunk: its temporaries (int64 indices) stay under ~100 MB
 _CODE_SPACE = 0x110000  # Unicode code points
 _WORD_CHAR = re.compile(r"\w")  # the \w of text._RAW_WORD
@@ -329,15 +329,15 @@ def _resolve_source(source, data_dir) -> tuple[str, dict[str, list[Path]], str |
         raise UsageError("--corpus is empty; give a file, a folder or a glob")
     expanded = os.path.expanduser(spec)
     folder = Path(expanded)
-    if not _is_glob(spec) and folder.is_dir():
+    if not is_glob(spec) and folder.is_dir():
         if (folder / MANIFEST).is_file():
             raise UsageError(f"{spec} is already a prepared corpus; give the text it was prepared from")
         split_files = split_folder_files(folder)
         if split_files:
             return (folder.resolve().name, {role: [path] for role, path in split_files.items()},
                     os.path.abspath(folder), None)
-    files = _resolve_files(spec)
-    root = (_glob_root(expanded) if _is_glob(spec) else Path(expanded)) if len(files) > 1 else None
+    files = resolve_files(spec)
+    root = (glob_root(expanded) if is_glob(spec) else Path(expanded)) if len(files) > 1 else None
     name = Path(spec).stem if len(files) == 1 else spec
     return name, {"train": files}, os.path.abspath(expanded), root
 
@@ -363,30 +363,6 @@ def _file_records(roles: dict[str, list[Path]]) -> list[dict]:
             records.append({"split": role, "path": os.path.abspath(path), "bytes": stat.st_size,
                             "mtime_ns": stat.st_mtime_ns})
     return records
-
-
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of a prepared corpus; :class:`DataError` when missing or not one."""
-    folder = Path(os.path.expanduser(os.fspath(folder)))
-    if not folder.is_dir():
-        raise DataError(f"{folder} is {'not a folder' if folder.exists() else 'missing'}; expected a prepared "
-                        "corpus folder (rnnlab corpus prepare)")
-    path = artifact_file(folder, MANIFEST)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{folder} is not a prepared corpus (no {MANIFEST}); run rnnlab corpus prepare") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise DataError(f"{path} is not an rnnlab prepared corpus (format {found!r}, expected {FORMAT!r})")
-    return manifest
-
-
-def manifest_sha1(folder: str | os.PathLike) -> str:
-    """SHA-1 of ``manifest.json``: identifies the prepared data (it holds every shard's SHA-256)."""
-    return file_digest(artifact_file(Path(os.path.expanduser(os.fspath(folder))), MANIFEST), "sha1")
 
 
 def _check_out(out: Path, overwrite: bool) -> dict | None:
@@ -439,7 +415,7 @@ def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -
         if file_digest(record["path"], "sha1") != kept.get("sha1"):
             return f"the content of {record['path']} changed"
     try:
-        _check_shards(out, manifest, verify="first-use")
+        check_shards(out, manifest, verify="first-use")
     except (DataError, KeyError, TypeError, ValueError) as exc:
         return f"its shards do not match the manifest ({exc})"
     return None
@@ -615,163 +591,3 @@ def _summary(out: Path, manifest: dict, reused: bool, rebuilt, input_bytes: int,
             "mode": manifest["preprocessing"]["mode"], "token": manifest["preprocessing"]["token"],
             "split": manifest["split"], "input_bytes": input_bytes, "seconds": round(seconds, 3),
             "mb_per_s": None if reused or seconds <= 0 else round(input_bytes / 1e6 / seconds, 1)}
-
-
-# ----------------------------------------------------------------------------------
-# reading
-
-
-def _manifest_error(folder: Path, key: str, problem: str) -> DataError:
-    """The one error for a bad value in a prepared corpus's manifest: it names the file and the key."""
-    return DataError(f"{folder / MANIFEST}: key '{key}' {problem}; prepare the corpus again")
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _check_verify(verify) -> str:
-    """``verify`` as one of :data:`VERIFY_LEVELS` (``True``: "full", ``False``: "sizes")."""
-    level = {True: "full", False: "sizes"}.get(verify, verify) if isinstance(verify, bool) else verify
-    if level not in VERIFY_LEVELS:
-        raise UsageError(f"verify must be one of {', '.join(VERIFY_LEVELS)} (or True/False), got {verify!r}")
-    return level
-
-
-def _check_shards(folder: Path, manifest: dict, verify="sizes") -> dict[str, tuple[Path, int] | None]:
-    """Every shard the manifest names, checked (see the module docstring for ``verify``):
-    ``{split: (path, num_tokens)}``, None for a split without tokens."""
-    level = _check_verify(verify)
-    try:
-        dtype = np.dtype(manifest["dtype"])
-    except (KeyError, TypeError, ValueError):
-        raise _manifest_error(folder, "dtype", f"must name an unsigned integer type, got {manifest.get('dtype')!r:.60}"
-                              ) from None
-    if dtype.kind != "u":
-        raise _manifest_error(folder, "dtype", f"must name an unsigned integer type, got {manifest['dtype']!r:.60}")
-    splits = manifest.get("splits")
-    if not isinstance(splits, dict):
-        raise _manifest_error(folder, "splits", "must be a JSON object with train, val and test")
-    found = {}
-    for split in SPLITS:
-        part = splits.get(split)
-        shards = part.get("shards") if isinstance(part, dict) else None
-        if not isinstance(shards, list):
-            raise _manifest_error(folder, f"splits.{split}.shards", "must be a list of shards")
-        if len(shards) > 1:
-            raise DataError(f"{folder}: split {split} has {len(shards)} shards; this rnnlab reads one per "
-                            "split (format 1)")
-        found[split] = None
-        for index, shard in enumerate(shards):
-            key = f"splits.{split}.shards[{index}]"
-            if not isinstance(shard, dict):
-                raise _manifest_error(folder, key, "must be a JSON object")
-            for field, check, expected in (("num_tokens", lambda v: _is_count(v) and v > 0, "a positive integer"),
-                                           ("bytes", _is_count, "an integer >= 0"),
-                                           ("sha256", is_sha256, "a SHA-256 (64 hex digits)")):
-                if not check(shard.get(field)):
-                    raise _manifest_error(folder, f"{key}.{field}", f"must be {expected}, got "
-                                          f"{json.dumps(shard.get(field))[:60]}")
-            if shard["bytes"] != shard["num_tokens"] * dtype.itemsize:
-                raise _manifest_error(folder, f"{key}.bytes", f"is {shard['bytes']}, but {shard['num_tokens']} "
-                                      f"{dtype.name} tokens take {shard['num_tokens'] * dtype.itemsize}")
-            path = verify_member(folder, shard.get("file"), f"{folder / MANIFEST}: key '{key}.file'", MANIFEST,
-                                 size=shard["bytes"], sha256=None if level == "sizes" else shard["sha256"],
-                                 error=DataError, once_per_process=level == "first-use",
-                                 advice="prepare the corpus again")
-            found[split] = (path, shard["num_tokens"])
-    return found
-
-
-def open_prepared(folder: str | os.PathLike, verify: str | bool = "sizes") -> TextDataset:
-    """A prepared corpus as a :class:`TextDataset` whose splits are read-only
-    ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
-
-    Every shard the manifest names must lie inside ``folder`` with the recorded size.
-    ``verify``: ``"sizes"`` (default, O(1)), ``"first-use"`` (also each shard's SHA-256
-    the first time this process uses it) or ``"full"`` / ``True`` (every SHA-256 now,
-    reading all the data once); see the module docstring.
-    """
-    path = Path(os.path.expanduser(os.fspath(folder)))
-    manifest = read_manifest(path)
-    shards = _check_shards(path, manifest, verify)
-    try:
-        vocab = Vocab.from_dict(manifest["vocab"])
-        dtype = np.dtype(manifest["dtype"])
-        parts = {}
-        for split in SPLITS:
-            shard = shards[split]
-            parts[split] = (np.memmap(shard[0], dtype=dtype.newbyteorder("<"), mode="r", shape=(shard[1],))
-                            if shard else np.zeros(0, dtype=dtype))
-        split = manifest["split"]
-        pre = manifest["preprocessing"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path / MANIFEST} is not a valid rnnlab corpus manifest ({exc.__class__.__name__}: "
-                        f"{exc})") from None
-    info = {"num_tokens": manifest["num_tokens"], **{f"{s}_tokens": len(parts[s]) for s in SPLITS},
-            "prepared": os.path.abspath(path)}
-    return TextDataset(vocab=vocab, mode=pre["mode"], token=pre["token"], corpus_name=manifest["source"]["name"],
-                       split=tuple(split) if isinstance(split, list) else split, info=info, **parts)
-
-
-def verify_prepared(folder: str | os.PathLike) -> dict:
-    """Check every file of a prepared corpus now (``rnnlab corpus verify``): the manifest,
-    each shard's place inside the folder, its size and its SHA-256 (reads all the data).
-
-    Returns ``{"folder", "shards", "bytes", "num_tokens", "seconds", "mb_per_s"}``;
-    raises :class:`DataError` naming the first file or key that does not match.
-    """
-    started = time.perf_counter()
-    path = Path(os.path.expanduser(os.fspath(folder)))
-    manifest = read_manifest(path)
-    shards = [shard for shard in _check_shards(path, manifest, verify="full").values() if shard]
-    open_prepared(path)  # the vocabulary and the other records, as a command reads them
-    seconds = time.perf_counter() - started
-    total = sum(os.stat(shard[0]).st_size for shard in shards)
-    return {"folder": str(path), "shards": len(shards), "bytes": total,
-            "num_tokens": sum(shard[1] for shard in shards), "seconds": round(seconds, 3),
-            "mb_per_s": round(total / 1e6 / seconds, 1) if seconds > 0 else None}
-
-
-class PreparedCorpus(Corpus):
-    """What :func:`rnnlab.data.corpus.load_corpus` returns for a prepared folder: no
-    text, the folder's location, and the SHA-1 of its manifest as the corpus checksum
-    (so a checkpoint's data check tells when the folder was prepared again)."""
-
-    is_prepared = True  # what prepare_text looks for (it cannot import this module: a cycle)
-
-
-def prepared_corpus(folder: str | os.PathLike) -> PreparedCorpus:
-    path = Path(os.path.expanduser(os.fspath(folder)))
-    manifest = read_manifest(path)
-    return PreparedCorpus(name=str(manifest.get("source", {}).get("name") or path.resolve().name), text="",
-                          sources=[os.path.abspath(path / MANIFEST)], sha1=manifest_sha1(path),
-                          location=os.path.abspath(path))
-
-
-def dataset_from_prepared(corpus: PreparedCorpus, mode: str, token: str, split, min_freq: int,
-                          max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
-    """:func:`rnnlab.data.dataset.prepare_text` for a prepared folder: the folder fixes
-    the preprocessing, split and vocabulary, so other values are refused, except the
-    defaults (split 0.9,0.05,0.05 and min_freq 0 mean "not given"). ``max_tokens`` keeps
-    the first ``max_tokens`` training tokens; unlike in memory the vocabulary stays the
-    folder's (built from the whole training split)."""
-    data = open_prepared(corpus.location, verify="first-use")
-    where = corpus.location
-    if (mode, token) != (data.mode, data.token):
-        raise UsageError(f"{where} was prepared with --mode {data.mode} --token {data.token}; pass those (or "
-                         f"prepare it again with --mode {mode} --token {token})")
-    if split != DEFAULT_SPLIT and split != data.split:
-        shown = lambda s: s if isinstance(s, str) else ",".join(f"{f:g}" for f in s)  # noqa: E731
-        raise UsageError(f"{where} was prepared with --split {shown(data.split)}, not {shown(split)}; leave out "
-                         "--split or prepare it again")
-    manifest_min = read_manifest(where)["settings"]["min_freq"]
-    if min_freq and min_freq != manifest_min:
-        raise UsageError(f"{where} was prepared with --min-freq {manifest_min}; its vocabulary is fixed")
-    if vocab is not None and vocab.idx_to_token != data.vocab.idx_to_token:
-        raise DataError(f"{where} was encoded with another vocabulary than the model's ({len(data.vocab)} vs "
-                        f"{len(vocab)} tokens); prepare it with --vocab FOLDER of the training corpus")
-    if max_tokens is not None:
-        data.train = data.train[:max_tokens]
-        data.info["train_tokens"] = len(data.train)
-    return data

@@ -13,6 +13,7 @@ Shapes: ``ids`` ``(T,)``; ``bits`` ``(T - 1,)`` for ``ids[1:]`` (the first token
 """
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from dataclasses import dataclass
@@ -132,7 +133,6 @@ def pieces(tokens: list[str], token: str) -> list[str]:
             out.append(word_separator(previous, tok) + tok)
             previous = tok
         return out
-    import codecs
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     out = [decoder.decode(tok.encode("latin-1")) for tok in tokens]
     tail = decoder.decode(b"", final=True)

@@ -15,6 +15,7 @@ requests interleave.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -24,9 +25,18 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from rnnlab import checks
+from rnnlab import checks, ngram
+from rnnlab.data.corpus import REMOTE, allowed_roots, cache_dir, is_inside
 from rnnlab.errors import DataError, RnnlabError, UsageError
+from rnnlab.evaluation import unigram_result
 from rnnlab.explore import analysis
+from rnnlab.generation import NO_TOKEN_MESSAGE, Sampling, TokenChooser, warm_up
+from rnnlab.lm import LanguageModel
+from rnnlab.ngram import baseline
+from rnnlab.tasks.lm import BASELINE_MAX_TOKENS
+from rnnlab.tasks.lm_run import dataset_for
+from rnnlab.training.checkpoint import load_training_config
+from rnnlab.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -119,10 +129,6 @@ def _remote_corpus_missing(name, sources, data_dir) -> str | None:
 
     Loading it would download it; a page that starts offline in a second should not
     wait on the network, so the validation text is then just unavailable."""
-    import os
-
-    from rnnlab.data.corpus import REMOTE, allowed_roots, cache_dir, is_inside
-
     if name not in REMOTE:
         return None
     filename = REMOTE[name].filename
@@ -148,9 +154,6 @@ class Explorer:
 
     def __init__(self, folder, ngram_folder=None, limits: Limits | None = None, data_dir=None,
                  corpus=None) -> None:
-        from rnnlab.lm import LanguageModel
-        from rnnlab.training.checkpoint import load_training_config
-
         self.folder = Path(folder)
         self.limits = limits or Limits()
         self.lm = LanguageModel.load(folder)
@@ -175,8 +178,6 @@ class Explorer:
         return own
 
     def _load_ngram(self, folder) -> None:
-        from rnnlab import ngram
-
         model = ngram.load(folder)
         pre = model.preprocessing or {}
         mine = (self.lm.mode, self.lm.token)
@@ -190,9 +191,6 @@ class Explorer:
 
     def _load_validation(self, data_dir, corpus) -> None:
         """The start of the validation split and the count-model baselines, when the corpus is found."""
-        from rnnlab.training.config import TrainConfig
-        from rnnlab.training.run import dataset_for
-
         saved = self.config
         try:
             config = TrainConfig.from_dict(saved["train_config"])
@@ -219,10 +217,6 @@ class Explorer:
     def _baselines(self, dataset) -> dict:
         """Add-one unigrams and Kneser-Ney (order 5 for characters, 3 for words) on the validation
         split: the lines ``rnnlab train`` reports, recomputed (the folder does not store them)."""
-        from rnnlab.evaluation import unigram_result
-        from rnnlab.ngram import baseline
-        from rnnlab.tasks.lm import BASELINE_MAX_TOKENS
-
         if len(dataset.train) > BASELINE_MAX_TOKENS:
             return {}
         order = 3 if dataset.token == "word" else 5
@@ -342,8 +336,6 @@ class Explorer:
 
         Same tokens as ``LanguageModel.generate`` with these options (the same warm-up,
         chooser and random stream)."""
-        from rnnlab.generation import NO_TOKEN_MESSAGE, Sampling, TokenChooser, warm_up
-
         model, ids, length = self.lm.model, p["ids"], p["length"]
         sampling = Sampling(greedy=p["greedy"], temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"])
         generator = torch.Generator().manual_seed(p["seed"]) if p["seed"] is not None else None

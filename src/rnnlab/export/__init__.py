@@ -23,8 +23,10 @@ the README's reference loop read what was written here.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -32,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.ao.quantization import quantize_dynamic
 
 from rnnlab.errors import UsageError
 from rnnlab.export.graphs import build_graph, int8_support, state_names, state_shape, zero_state
+from rnnlab.fileio import atomic_write
 
 FORMATS = ("onnx", "torchscript")
 QUANTIZE = ("int8",)
@@ -52,8 +56,8 @@ def vocab_path(out: str | os.PathLike) -> Path:
 def require_onnx():
     """``(onnx, onnxruntime)``, or a UsageError saying how to install them."""
     try:
-        import onnx
-        import onnxruntime
+        import onnx  # lazy: optional dependency (the export extra)
+        import onnxruntime  # lazy: optional dependency (the export extra)
     except ImportError:
         raise UsageError("ONNX export needs the onnx and onnxruntime packages: pip install 'rnnlab[export]' "
                          "(or pip install onnx onnxruntime onnxscript)") from None
@@ -118,8 +122,7 @@ def quantize_onnx(data: bytes) -> bytes:
 
     The quantizer is told those operator types only: it cannot follow the outer-scope
     values a ``Loop`` body reads, and the loops (the minGRU/minLSTM scans) hold no products."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    import logging
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # lazy: optional dependency (the export extra)
     with tempfile.TemporaryDirectory(prefix="rnnlab-export-") as folder:
         source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(data)
@@ -135,7 +138,6 @@ def quantize_onnx(data: bytes) -> bytes:
 
 def quantize_torch(graph: torch.nn.Module) -> torch.nn.Module:
     """``torch.ao`` dynamic int8 quantization of the graph's Linear, LSTM and GRU layers."""
-    from torch.ao.quantization import quantize_dynamic
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
         warnings.simplefilter("ignore")
         return quantize_dynamic(graph, {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8)
@@ -199,8 +201,6 @@ def export_model(lm, fmt: str, out: str | os.PathLike, quantize: str | None = No
     """Write ``lm`` (a :class:`rnnlab.lm.LanguageModel`) as ``fmt`` to ``out`` and its
     metadata to ``out.vocab.json`` (module docstring); returns a summary with the files,
     their sizes and the max abs difference of the written graph from PyTorch."""
-    from rnnlab.fileio import atomic_write
-    import copy
     model = copy.deepcopy(lm.model).float().cpu().eval()  # the caller's model keeps its device and dtype
     check_request(model, fmt, quantize)
     out = Path(out)

@@ -19,6 +19,7 @@ them (:func:`int8_support`). Dropout is left out (inference only).
 """
 from __future__ import annotations
 
+import copy
 from typing import List
 
 import torch
@@ -26,6 +27,9 @@ from torch import nn
 
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM
+from rnnlab.models.parallel import ParallelRecurrentLM
+from rnnlab.models.recurrent import TorchRecurrentLM
+from rnnlab.models.scratch import ScratchRNN
 
 
 class CellGraph(nn.Module):
@@ -118,16 +122,11 @@ def _embedding(weight: torch.Tensor) -> nn.Embedding:
 
 
 def _copy(module: nn.Module) -> nn.Module:
-    import copy
     return copy.deepcopy(module)
 
 
 def build_graph(model: RecurrentLM) -> nn.Module:
     """The export graph of ``model`` (float32, on the CPU, eval mode), with copies of its weights."""
-    from rnnlab.models.parallel import ParallelRecurrentLM
-    from rnnlab.models.recurrent import TorchRecurrentLM
-    from rnnlab.models.scratch import ScratchRNN
-
     with torch.no_grad():
         if isinstance(model, ScratchRNN):
             # tanh(W_xh[x] + b_h + h W_hh): the gathered row (bias folded in) enters an nn.RNN whose

@@ -24,7 +24,7 @@ from rnnlab.errors import DataError, UsageError
 def _ar_coefficients(train: np.ndarray, lags: int) -> tuple[np.ndarray, str]:
     """(intercept, a_1..a_p) with ``x_t = c + sum_i a_i x_{t-i}``; and which fitter was used."""
     try:
-        from statsmodels.tsa.ar_model import AutoReg
+        from statsmodels.tsa.ar_model import AutoReg  # lazy: optional dependency (the forecast extra)
         with warnings.catch_warnings():  # small-sample warnings about the covariance, not the coefficients
             warnings.simplefilter("ignore")
             params = np.asarray(AutoReg(train, lags=lags, trend="c").fit().params, dtype=np.float64)

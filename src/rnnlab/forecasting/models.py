@@ -21,11 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab import checks
+from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config, load_tensors,
+                               save_checkpoint)
 from rnnlab.errors import CheckpointError, DataError, RnnlabError, UsageError
+from rnnlab.models.recurrent import CELLS
 
 FORECASTERS = ("linear", "mlp", "rnn", "gru", "lstm")
 MAX_WINDOW = 1 << 16  # limits on a saved forecaster's sizes, far above any useful one
-LATENT = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 @dataclass
@@ -41,7 +44,6 @@ class ForecastConfig:
     seed: int = 0
 
     def validate(self) -> "ForecastConfig":
-        from rnnlab import checks
         if not isinstance(self.model, str) or self.model not in FORECASTERS:
             raise UsageError(f"unknown forecaster {self.model!r:.40}; choose one of {', '.join(FORECASTERS)}")
         if isinstance(self.tau, bool) or not isinstance(self.tau, int) or self.tau < 1:
@@ -57,7 +59,7 @@ class ForecastConfig:
     @property
     def window(self) -> int:
         """Values a forecast reads before its origin."""
-        if self.model in LATENT:
+        if self.model in CELLS:
             return self.context or max(16, 4 * self.tau)
         return self.tau
 
@@ -93,7 +95,7 @@ class _Latent(nn.Module):
 
     def __init__(self, model: str, hidden: int) -> None:
         super().__init__()
-        self.rnn = LATENT[model](1, hidden, batch_first=True)
+        self.rnn = CELLS[model](1, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 1)
 
     def rollout(self, context: torch.Tensor, steps: int) -> torch.Tensor:
@@ -126,7 +128,7 @@ class Forecaster:
         generator = torch.Generator().manual_seed(self.config.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            self.net = (_Latent(self.config.model, self.config.hidden) if self.config.model in LATENT
+            self.net = (_Latent(self.config.model, self.config.hidden) if self.config.model in CELLS
                         else _AutoRegressive(self.config.model, self.config.tau, self.config.hidden))
         self.net = self.net.double()
 
@@ -145,7 +147,6 @@ class Forecaster:
 
     def fit(self, train_values: np.ndarray) -> "Forecaster":
         """Train on ``train_values`` (1-D, original units); standardisation is fitted here."""
-        from rnnlab import checks
         values = checks.series(train_values, "train_values")
         if not np.isfinite(values).all():
             raise DataError("the training series has missing or infinite values; use --fill")
@@ -178,7 +179,6 @@ class Forecaster:
     def predict_paths(self, series: np.ndarray, origins, steps: int) -> np.ndarray:
         """``(len(origins), steps)``: the forecast of ``series[o:o+steps]`` from each origin ``o``,
         made from ``series[o - window:o]`` only."""
-        from rnnlab import checks
         series = checks.series(series)
         origins = np.asarray([checks.integer(o, "origin", 0, len(series)) for o in np.asarray(origins).reshape(-1)],
                              dtype=np.int64)
@@ -196,14 +196,12 @@ class Forecaster:
 
     def predict(self, series: np.ndarray, steps: int = 1, origin: int | None = None) -> np.ndarray:
         """``(steps,)`` recursive forecast after ``series[:origin]`` (default: its end)."""
-        from rnnlab import checks
         series = checks.series(series)
         origin = len(series) if origin is None else checks.integer(origin, "origin", 0, len(series))
         return self.predict_paths(series[:origin], [origin], steps)[0]
 
     # ---- persistence -------------------------------------------------------------
     def save(self, folder) -> None:
-        from rnnlab.checkpoint import save_checkpoint
         save_checkpoint(folder, {"config": asdict(self.config), "mean": self.mean, "std": self.std,
                                  "train_loss": self.train_loss}, self.net.state_dict(), kind="forecaster")
 
@@ -211,8 +209,6 @@ class Forecaster:
     def load(cls, folder) -> "Forecaster":
         """A forecaster saved by :meth:`save`; every value of ``config.json`` and every tensor
         is checked first (:class:`CheckpointError` naming the file and the key)."""
-        from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, load_config,
-                                       load_tensors)
         saved = load_config(folder, kind="forecaster")
         config_value(saved, "config", folder, lambda v: isinstance(v, dict), "a JSON object")
         unknown = sorted(set(saved["config"]) - {f.name for f in fields(ForecastConfig)})
@@ -238,7 +234,7 @@ class Forecaster:
         try:
             config = ForecastConfig(**options).validate()
             with torch.device("meta"):  # shapes only: no memory, whatever the sizes say
-                net = (_Latent(config.model, config.hidden) if config.model in LATENT
+                net = (_Latent(config.model, config.hidden) if config.model in CELLS
                        else _AutoRegressive(config.model, config.tau, config.hidden))
                 expected = net.double().state_dict()
         except RnnlabError as exc:

@@ -7,6 +7,7 @@ from rnnlab.errors import DataError, UsageError
 from rnnlab.forecasting.evaluate import backtest
 from rnnlab.forecasting.models import ForecastConfig, Forecaster
 from rnnlab.forecasting.series import Series
+from rnnlab.plots import forecast_figure
 
 BOOK_K = (1, 4, 16, 64)
 
@@ -64,7 +65,6 @@ def run_forecast(series: Series, config: ForecastConfig, horizon: int = 64, n_tr
         if len(k_origins):
             paths = forecaster.predict_paths(x, k_origins, kmax)
             k_step = {k: (k_origins + k, paths[:, k - 1]) for k in BOOK_K}  # times are 1-based
-        from rnnlab.plots import forecast_figure
         forecast_figure(x, train_end, (one_origins + 1, one), (np.arange(train_end, len(x)) + 1, multi), k_step,
                         mae, plot, title=f"{name} (tau={config.tau}) on {series.name}")
         summary["plot"] = plot

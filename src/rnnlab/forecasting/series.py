@@ -99,7 +99,7 @@ def _read_csv(path: Path, column: str | None, fill: str | None) -> Series:
 
 def _statsmodels(name: str, fill: str | None) -> Series:
     try:
-        import statsmodels.api as sm
+        import statsmodels.api as sm  # lazy: optional dependency (the forecast extra)
     except ImportError:
         raise UsageError(f"the '{name}' dataset ships with statsmodels, which is not installed; "
                          "pip install 'rnnlab[forecast]' (or statsmodels)") from None

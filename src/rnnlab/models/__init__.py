@@ -12,8 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM, State, detach_state, map_state, scale_grad
+from rnnlab.models.parallel import ParallelRecurrentLM
+from rnnlab.models.recurrent import TorchRecurrentLM
+from rnnlab.models.scratch import ScratchRNN
 
 MAX_SIZE = 1 << 20  # hidden/embedding sizes and layers beyond these are refused before any allocation
 MAX_LAYERS = 1024
@@ -68,19 +73,16 @@ _PARALLEL_OPTIONS = (_HIDDEN, ModelOption("num_layers", "int", 1, MAX_LAYERS),
 
 def _parallel(cell: str) -> Callable[..., RecurrentLM]:
     def build(vocab_size: int, **options) -> RecurrentLM:
-        from rnnlab.models.parallel import ParallelRecurrentLM
         return ParallelRecurrentLM(vocab_size, cell=cell, **options)
     return build
 
 
 def _scratch(vocab_size: int, **options) -> RecurrentLM:
-    from rnnlab.models.scratch import ScratchRNN
     return ScratchRNN(vocab_size, **options)
 
 
 def _torch_cell(cell: str) -> Callable[..., RecurrentLM]:
     def build(vocab_size: int, **options) -> RecurrentLM:
-        from rnnlab.models.recurrent import TorchRecurrentLM
         return TorchRecurrentLM(vocab_size, cell=cell, **options)
     return build
 
@@ -157,7 +159,6 @@ def build_model(model: str, vocab_size: int, seed: int | None = None, **kwargs) 
         raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r:.40}")
     kind.check(kwargs)
     if seed is not None:
-        import torch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return kind.build(vocab_size, **kwargs)

@@ -24,6 +24,8 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
+from rnnlab.errors import TrainingError, UsageError
+
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
 
@@ -90,7 +92,6 @@ SIZED = ("hidden_size", "embed_size", "num_layers", "char_size", "char_hidden_si
 
 
 def check_positive(**sizes: int) -> None:
-    from rnnlab.errors import UsageError
     for key, value in sizes.items():
         if value is None or int(value) < 1:
             raise UsageError(f"{key} must be a positive integer, got {value}")
@@ -101,9 +102,6 @@ def check_positive(**sizes: int) -> None:
 @contextlib.contextmanager
 def memory_guard(what: str = "the model", hint: str = "use smaller sizes"):
     """Turn an allocation failure while building or running ``what`` into one TrainingError."""
-    import torch
-
-    from rnnlab.errors import TrainingError
     try:
         yield
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:

@@ -21,7 +21,7 @@ from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM, State, check_positive, scale_grad
 from rnnlab.models.fused import gru_forward, supports_fused_gru
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}  # the torch cells; the tasks and forecasters use them too
 
 
 class TorchRecurrentLM(RecurrentLM):

@@ -57,6 +57,9 @@ from torch import nn
 
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM, State, map_state
+from rnnlab.models.parallel import ParallelRecurrentLM
+from rnnlab.models.recurrent import TorchRecurrentLM
+from rnnlab.models.scratch import ScratchRNN
 
 
 class Stepper:
@@ -313,10 +316,6 @@ def _torch_stepper(model, batch_size: int, mask_unk: bool) -> LayeredStepper:
 
 def _stepper_builder(model: RecurrentLM):
     """The builder for ``model``'s exact class and layout, or None (then :class:`ForwardStepper`)."""
-    from rnnlab.models.parallel import ParallelRecurrentLM
-    from rnnlab.models.recurrent import TorchRecurrentLM
-    from rnnlab.models.scratch import ScratchRNN
-
     # Exact types: a subclass may change forward, and the stepper would silently disagree.
     if type(model) is ScratchRNN and all(hasattr(model, n) for n in ("W_xh", "W_hh", "b_h", "W_hq", "b_q")):
         return _scratch_stepper

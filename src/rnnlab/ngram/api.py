@@ -5,7 +5,9 @@ import time
 
 import numpy as np
 
-from rnnlab.data.dataset import TextDataset, encode_text
+from rnnlab.data.corpus import allowed_roots, is_inside, recorded_location, reload_corpus
+from rnnlab.data.dataset import TextDataset, encode_text, prepare_text
+from rnnlab.data.text import detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.errors import DataError, UsageError
 from rnnlab.ngram.model import NGramLM
 
@@ -62,9 +64,6 @@ def baseline(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: flo
 
 def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = None) -> TextDataset:
     """Rebuild the dataset the model was trained on (same corpus, split, vocabulary)."""
-    from rnnlab.data.corpus import allowed_roots, is_inside, recorded_location, reload_corpus
-    from rnnlab.data.dataset import prepare_text
-
     pre = getattr(model, "preprocessing", {}) or {}
     if getattr(model, "vocab", None) is None or "corpus_arg" not in pre:
         raise UsageError("this n-gram model does not record its training corpus; score a file with --text")
@@ -94,13 +93,11 @@ def source_dataset(model: NGramLM, data_dir=None, encoding_errors: str | None = 
 
 def decode(model: NGramLM, ids) -> str:
     """Text of token ids with the model's vocabulary (word tokens joined with spaces)."""
-    from rnnlab.data.text import detokenize
     return detokenize(model.vocab.to_tokens(list(ids)), model.preprocessing.get("token", "word"))
 
 
 def prefix_ids(model: NGramLM, prefix: str) -> tuple[list[int], str]:
     """(ids, preprocessed prefix text) of a generation prefix."""
-    from rnnlab.data.text import detokenize, preprocess_prefix, tokenize
     pre = model.preprocessing
     if model.vocab is None or "mode" not in pre:
         raise UsageError("this n-gram model has no vocabulary/preprocessing to read a text prefix with")
@@ -111,7 +108,6 @@ def prefix_ids(model: NGramLM, prefix: str) -> tuple[list[int], str]:
 def generate_text(model: NGramLM, prefix: str, length: int, temperature: float = 1.0, greedy: bool = False,
                   seed: int | None = None) -> str:
     """The preprocessed ``prefix`` followed by ``length`` sampled tokens, as text."""
-    from rnnlab.data.text import word_separator
     ids, shown = prefix_ids(model, prefix)
     out = model.generate(ids, length, temperature=temperature, greedy=greedy, seed=seed)
     if not out:

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from rnnlab import checks
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
 from rnnlab.ngram.counts import NGramCounts, count_ngrams, count_ngrams_chunked
@@ -83,7 +84,6 @@ class NGramLM:
     # ---- fitting --------------------------------------------------------------------
     def fit(self, ids: np.ndarray, vocab_size: int) -> "NGramLM":
         """Count n-grams of the 1-D stream ``ids`` (values < ``vocab_size``) and smooth."""
-        from rnnlab import checks
         if self.smoothing == "arpa":
             raise UsageError("a model read from an ARPA file cannot be refitted; create NGramLM(order, 'kn')")
         vocab_size = checks.integer(vocab_size, "vocab_size", 1, 2**31 - 1)
@@ -132,7 +132,6 @@ class NGramLM:
 
     # ---- scoring --------------------------------------------------------------------
     def _check_ids(self, ids) -> np.ndarray:
-        from rnnlab import checks
         self._check_fitted()
         return checks.token_ids(ids, self.vocab_size)
 
@@ -220,7 +219,6 @@ class NGramLM:
     def generate(self, prefix_ids, length: int, temperature: float = 1.0, greedy: bool = False,
                  seed: int | None = None) -> list[int]:
         """``length`` token ids sampled after ``prefix_ids`` (probabilities ``p^(1/temperature)``)."""
-        from rnnlab import checks
         checks.integer(length, "length", 0)
         if not greedy:
             checks.number(temperature, "temperature", 0, low_open=True)

@@ -15,10 +15,11 @@ import numpy as np
 
 from rnnlab.checkpoint import (config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
                                load_tensors, save_checkpoint)
+from rnnlab.data.text import MODES, TOKENIZERS
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.ngram.counts import NGramCounts
-from rnnlab.ngram.model import MAX_ORDER, NGramLM
+from rnnlab.ngram.model import LOADABLE, MAX_ORDER, NGramLM
 
 KIND = "ngram"
 
@@ -46,9 +47,6 @@ def save(model: NGramLM, folder: str | os.PathLike) -> None:
 
 def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
     """The model record of ``config.json`` checked key by key: an empty model and V."""
-    from rnnlab.data.text import MODES, TOKENIZERS
-    from rnnlab.ngram.model import LOADABLE
-
     order = config_value(config, "model.order", folder, is_int(1, MAX_ORDER), f"an integer from 1 to {MAX_ORDER}")
     smoothing = config_value(config, "model.smoothing", folder, lambda v: v in LOADABLE,
                              f"one of {', '.join(LOADABLE)}")

@@ -13,9 +13,17 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
+from rnnlab import __version__
+from rnnlab.checkpoint import FORMAT, prepare_output_folder
 from rnnlab.errors import UsageError
+from rnnlab.fileio import atomic_write
+from rnnlab.jsonout import dumps
+from rnnlab.progress import logger
 from rnnlab.reproduce import beyond, bptt, language_models, rnn, sequence_models, text_preprocessing
 from rnnlab.reproduce.common import Context, Row, SectionResult
+from rnnlab.reproduce.report import render
 
 SECTIONS = {module.KEY: module for module in (sequence_models, text_preprocessing, language_models, rnn, bptt,
                                                      beyond)}
@@ -49,15 +57,6 @@ def reproduce(out_dir: str | os.PathLike = DEFAULT_OUT, quick: bool = False, onl
     Returns what ``results.json`` holds. The folder is checked before any work: an
     earlier reproduction there is replaced only with ``overwrite``.
     """
-    import torch
-
-    from rnnlab import __version__
-    from rnnlab.checkpoint import FORMAT, prepare_output_folder
-    from rnnlab.fileio import atomic_write
-    from rnnlab.jsonout import dumps
-    from rnnlab.progress import logger
-    from rnnlab.reproduce.report import render
-
     keys = parse_sections(only)
     folder = prepare_output_folder(out_dir, KIND, overwrite=overwrite)
     # Marks the folder as ours from the start, so a reproduction cut short can be overwritten.

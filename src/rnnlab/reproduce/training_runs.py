@@ -11,7 +11,7 @@ from rnnlab.errors import TrainingError
 from rnnlab.reproduce.common import Context
 from rnnlab.training.config import make_config
 from rnnlab.tasks.lm import language_model_trainer
-from rnnlab.training.run import dataset_for
+from rnnlab.tasks.lm_run import dataset_for
 from rnnlab.training.trace import GradNormTrace
 
 

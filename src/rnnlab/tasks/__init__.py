@@ -1,5 +1,8 @@
-"""Sequence tasks beyond language modelling: many-to-one classification and many-to-many tagging.
+"""The tasks the training loop runs: language modelling, many-to-one classification and
+many-to-many tagging.
 
+* :mod:`rnnlab.tasks.lm`: the language-model task; :mod:`rnnlab.tasks.lm_run`: its train, resume
+  and evaluate entry points (``rnnlab train``, ``rnnlab eval``);
 * :mod:`rnnlab.tasks.classify` / :mod:`rnnlab.tasks.tag`: the task definitions (batches, loss, metrics);
 * :mod:`rnnlab.tasks.models`: the networks (packed sequences: padding never changes a prediction);
 * :mod:`rnnlab.tasks.loop`: the one training loop they share;

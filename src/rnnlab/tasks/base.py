@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -98,7 +99,6 @@ def save_task(folder: str | os.PathLike, task, model: torch.nn.Module, training:
 def load_task(folder: str | os.PathLike, task_class, device: str | torch.device = "cpu"):
     """(task, model in eval mode with the best weights, config) from a run folder of
     :func:`rnnlab.tasks.loop.fit` (its ``best/`` when there is one)."""
-    from pathlib import Path
     load_config(folder, kind=task_class.kind)  # a clear error for a folder of another kind first
     if (Path(folder) / "best" / "config.json").is_file():
         folder = Path(folder) / "best"

@@ -26,11 +26,14 @@ import torch.nn.functional as F
 
 from rnnlab.data.batches import BatchIterator
 from rnnlab.data.dataset import TextDataset
+from rnnlab.data.text import detokenize
 from rnnlab.errors import TrainingError
 from rnnlab.evaluation import evaluate, unigram_result
 from rnnlab.lm import LanguageModel
 from rnnlab.metrics import perplexity
 from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
+from rnnlab.plots import curves_plot
+from rnnlab.progress import logger
 from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
@@ -128,7 +131,6 @@ class LanguageModelTask:
     def figure(self, history: list, out_dir) -> None:
         if len(history) < 2:
             return
-        from rnnlab.plots import curves_plot
         series = {"train": [h["train_perplexity"] for h in history]}
         if history[-1]["val_perplexity"] is not None:
             series["validation"] = [h["val_perplexity"] for h in history]
@@ -173,7 +175,6 @@ class LanguageModelTask:
         if self.dataset.token == "char":
             chars = scored
         else:
-            from rnnlab.data.text import detokenize
             chars = max(1, len(detokenize(self.dataset.vocab.to_tokens(self.dataset.val[1:].tolist()),
                                           self.dataset.token)))
         bits = bits_per_token * scored / chars
@@ -183,7 +184,6 @@ class LanguageModelTask:
         return LanguageModel(model, self.dataset.vocab, self.dataset.mode, self.dataset.token)
 
     def _default_prefix(self) -> str:
-        from rnnlab.data.text import detokenize
         tokens = self.dataset.vocab.to_tokens(self.dataset.train[:8].tolist())
         return detokenize(tokens, self.dataset.token)
 
@@ -193,13 +193,12 @@ class LanguageModelTask:
         if len(self.dataset.val) <= 1:
             return {"unigram_val_perplexity": None, "ngram_val_perplexity": None, "ngram_order": None}
         if len(self.dataset.train) > BASELINE_MAX_TOKENS:
-            from rnnlab.progress import logger
             logger.info("n-gram baselines skipped: %s training tokens, above %s (their tables would take minutes "
                         "and gigabytes; rnnlab ngram train fits one)", f"{len(self.dataset.train):,}",
                         f"{BASELINE_MAX_TOKENS:,}")
             return {"unigram_val_perplexity": None, "ngram_val_perplexity": None, "ngram_order": None}
         if self._ngram is None:
-            from rnnlab.ngram import baseline
+            from rnnlab.ngram import baseline  # lazy: keeps rnnlab --help from loading rnnlab.ngram
             order = 3 if self.dataset.token == "word" else 5
             self._ngram = baseline(self.dataset, order=order, smoothing="kn")
         unigram = unigram_result(self.dataset.train, self.dataset.val, len(self.dataset.vocab))

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 from rnnlab.checkpoint import config_value, load_config, prepare_output_folder
-from rnnlab.errors import UsageError
+from rnnlab.errors import CheckpointError, UsageError
 from rnnlab.training.config import LoopOptions, option
 from rnnlab.training.loop import Trainer
+from rnnlab.training.state import Progress, resumed_options
 
 
 @dataclass
@@ -117,9 +118,6 @@ class ExampleTask:
 def resume_options(folder, kind: str, **changes) -> FitOptions:
     """The options of the task run saved in ``folder`` with ``changes`` (see
     :func:`rnnlab.training.state.resumed_options`, the rule of every resumed run)."""
-    from rnnlab.errors import CheckpointError
-    from rnnlab.training.state import Progress, resumed_options
-
     config = load_config(folder, kind=kind)
     where = str(Path(folder) / "config.json")
     saved = config.get("train_config")

@@ -15,9 +15,12 @@ All are functions of ``seed`` only.
 """
 from __future__ import annotations
 
+import csv
 import random
 
-from rnnlab.data.labelled import LabelledText, TaggedSentence
+import numpy as np
+
+from rnnlab.data.labelled import FeatureSequence, LabelledText, TaggedSentence
 
 FIRST_NAMES = ["anna", "ben", "carla", "david", "emma", "felix", "grace", "hugo", "iris", "jonas"]
 LAST_NAMES = ["smith", "meyer", "garcia", "chen", "novak", "rossi", "dubois", "kim"]
@@ -87,9 +90,6 @@ def distant_cue_texts(count: int, seed: int = 0, min_filler: int = 15, max_fille
 
 def tone_sequences(count: int, seed: int = 0, min_steps: int = 20, max_steps: int = 40) -> list:
     """``count`` labelled :class:`~rnnlab.data.labelled.FeatureSequence` (see the module docstring)."""
-    import numpy as np
-
-    from rnnlab.data.labelled import FeatureSequence
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
@@ -105,7 +105,6 @@ def tone_sequences(count: int, seed: int = 0, min_steps: int = 20, max_steps: in
 
 def write_feature_csv(sequences, path) -> None:
     """Write sequences as a CSV file: ``id,step,f0,f1,...,label``, one row per step."""
-    import csv
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         width = sequences[0].features.shape[1]
@@ -126,7 +125,6 @@ def write_conll(sentences, path) -> None:
 
 def write_csv(texts, path) -> None:
     """Write texts as a CSV file with a ``text,label`` header."""
-    import csv
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])

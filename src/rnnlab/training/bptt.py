@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnlab.models import model_kind
+
 
 def randomized_scales(num_steps: int, keep_prob: float, seed: int, step: int) -> torch.Tensor:
     """``(num_steps,)`` float tensor of ``xi`` for optimizer step ``step``.
@@ -33,6 +35,5 @@ def full_bptt_megabytes(num_tokens: int, model_config: dict) -> float:
     """Rough size of the activations kept for one backward pass over ``num_tokens`` tokens
     (float32; per token as the model's registry entry says, see
     :meth:`rnnlab.models.ModelKind.activation_floats_per_token`)."""
-    from rnnlab.models import model_kind
     floats = model_kind(model_config.get("model")).activation_floats_per_token(model_config)
     return num_tokens * floats * 4 / 2**20

@@ -53,7 +53,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+
 from rnnlab.errors import UsageError
+from rnnlab.models import build_model, model_kind
+from rnnlab.models.base import detach_state
+from rnnlab.precision import autocast
 
 # The fewest training tokens per parameter, and optimizer steps, a budget must buy for a rung
 # (see the module docstring).
@@ -137,9 +142,6 @@ class Choice:
 
 def count_parameters(options: dict, vocab_size: int) -> int:
     """Parameters of the model ``options`` describe, built on the meta device (no memory)."""
-    import torch
-
-    from rnnlab.models import build_model, model_kind
     kind = model_kind(options["model"])
     model_options = {o.name: options[o.name] for o in kind.options if o.name in options}
     with torch.device("meta"):
@@ -151,11 +153,6 @@ def probe_rate(options: dict, vocab_size: int, precision: str, device, steps: in
     of ``steps`` timed steps (forward with the state carried, backward, clipping, Adam) after
     two warm-up steps; the median, because one step slowed by another process would move a
     mean."""
-    import torch
-
-    from rnnlab.models import build_model, model_kind
-    from rnnlab.models.base import detach_state
-    from rnnlab.precision import autocast
     kind = model_kind(options["model"])
     model = build_model(options["model"], vocab_size, seed=0,
                         **{o.name: options[o.name] for o in kind.options if o.name in options}).to(device)

@@ -12,7 +12,10 @@ Together they resume training exactly where it stopped.
 """
 from __future__ import annotations
 
+import math
 import os
+import typing
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -20,7 +23,10 @@ import torch
 from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_number, is_str,
                                is_str_list, load_config, load_tensors, save_checkpoint)
 from rnnlab.errors import CheckpointError, RnnlabError
-from rnnlab.models.loading import KIND, check_model_config, meta_model
+from rnnlab.model_checkpoint import KIND, check_model_config, meta_model
+from rnnlab.training.config import TrainConfig
+from rnnlab.training.distributed import unwrap
+from rnnlab.training.state import Progress
 
 
 
@@ -67,7 +73,6 @@ def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: d
     ``module.``/``_orig_mod.`` prefix reaches the file); ``world_size``: the number of
     processes that trained it (``distributed.world_size``; resume needs the same).
     """
-    from rnnlab.training.distributed import unwrap
     model = unwrap(model)
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     state = {"torch_rng": torch.get_rng_state(), **_state_tensors(carried_state)}
@@ -95,11 +100,6 @@ TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 
 
 def _train_config(folder, config: dict):
     """The ``train_config`` record as a validated :class:`TrainConfig`, each field of its type."""
-    import typing
-    from dataclasses import fields
-
-    from rnnlab.training.config import TrainConfig
-
     saved = config_value(config, "train_config", folder, lambda v: isinstance(v, dict), "a JSON object")
     hints = typing.get_type_hints(TrainConfig)
     for field in fields(TrainConfig):
@@ -130,7 +130,6 @@ _RECORD = {"epoch": is_number(0), "step": is_int(0), "train_perplexity": is_numb
 
 
 def _check_progress(folder, config: dict) -> None:
-    from rnnlab.training.state import Progress
     config_value(config, "progress", folder, lambda v: isinstance(v, dict), "a JSON object")
     progress = Progress.from_dict(config["progress"], str(Path(folder) / "config.json"))
     if progress.loss_sum > 700 * max(progress.loss_weight, 1):  # above 700 nats per token exp() overflows
@@ -187,7 +186,6 @@ _HYPER_RANGES = {"lr": (0, 3.4e38), "eps": (0, 1), "weight_decay": (0, 3.4e38), 
 
 def _same_kind(saved, current) -> bool:
     """A saved optimizer hyper-parameter of the same kind as the current one's value."""
-    import math
     if isinstance(current, bool) or current is None:
         return isinstance(saved, bool) or saved is None
     if isinstance(current, (int, float)):

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import math
 import re
+import typing
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
+
+from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, parse_split
 from rnnlab.errors import UsageError
+from rnnlab.models import model_kind
 from rnnlab.precision import PRECISIONS
 from rnnlab.training.budget import RULE_FIELDS, SIZES, check_size
 
@@ -32,10 +37,6 @@ class _Section:
         """Each field of its declared type (an int is a float too; a bool is neither), so a
         value from Python code or a checkpoint never reaches torch as the wrong type (the
         ranges, NaN included, are checked by :meth:`validate`)."""
-        import typing
-
-        import numpy as np
-
         hints = typing.get_type_hints(type(self))
         for spec in fields(self):
             value = getattr(self, spec.name)
@@ -163,7 +164,6 @@ class DataOptions(_Section):
         if self.max_tokens is not None and self.max_tokens < 1:
             raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
         if self.val_corpus is not None or self.test_corpus is not None:
-            from rnnlab.data.dataset import DEFAULT_SPLIT, parse_split
             if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
                 preset = " (the d2l presets set it)" if self.split == "d2l" else ""
                 raise UsageError(f"--val/--test make the whole corpus the training split; they cannot be combined "
@@ -194,7 +194,6 @@ class ModelOptions(_Section):
     size_rule: str | None = None
 
     def _validate_model(self) -> None:
-        from rnnlab.models import model_kind
         model_kind(self.model)
         check_size(self.model, self.size)
         for key in ("hidden_size", "num_layers"):
@@ -205,7 +204,6 @@ class ModelOptions(_Section):
     def model_options(self) -> dict:
         """Keyword arguments of :func:`rnnlab.models.build_model`: the registry's options of
         this model that the config sets."""
-        from rnnlab.models import model_kind
         return {o.name: getattr(self, o.name) for o in model_kind(self.model).options if hasattr(self, o.name)}
 
 
@@ -275,7 +273,6 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
             raise UsageError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     given = {k: v for k, v in overrides.items() if v is not None}
-    from rnnlab.data.dataset import check_held_out_options
     check_held_out_options(given.get("split"), given.get("val_corpus"), given.get("test_corpus"))
     if "max_time" in given and "epochs" not in given:
         values["epochs"] = UNLIMITED_EPOCHS  # a time budget alone means: train until it is spent

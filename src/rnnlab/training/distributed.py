@@ -18,14 +18,19 @@ per rank (:mod:`rnnlab.data.batches`), rank-0 side effects.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from rnnlab.errors import RnnlabError, TrainingError, UsageError
-
-if TYPE_CHECKING:  # torch is imported where it is used: the CLI asks who prints before any work
-    import torch
+from rnnlab.training.config import check_device
 
 T = TypeVar("T")
 
@@ -58,7 +63,6 @@ class Distributed:
 
     # -- collectives (no-ops in a single process); every rank must call them alike ------------
     def _tensor(self, values) -> torch.Tensor:
-        import torch
         return torch.as_tensor(values, dtype=torch.float64, device=self.device or "cpu")
 
     def sum(self, values: list[float]) -> list[float]:
@@ -66,7 +70,6 @@ class Distributed:
         anywhere gives NaN everywhere, so every rank takes the same decision on it)."""
         if not self.enabled:
             return [float(v) for v in values]
-        import torch
         tensor = self._tensor(values)
         _collective(torch.distributed.all_reduce, tensor, op=torch.distributed.ReduceOp.SUM)
         return tensor.tolist()
@@ -75,7 +78,6 @@ class Distributed:
         """Element-wise maxima over the ranks."""
         if not self.enabled:
             return [float(v) for v in values]
-        import torch
         tensor = self._tensor(values)
         _collective(torch.distributed.all_reduce, tensor, op=torch.distributed.ReduceOp.MAX)
         return tensor.tolist()
@@ -84,7 +86,6 @@ class Distributed:
         """Rank 0's ``value`` on every rank (a decision taken once, e.g. on the clock)."""
         if not self.enabled:
             return value
-        import torch
         tensor = self._tensor([value])
         _collective(torch.distributed.broadcast, tensor, src=0)
         return tensor.item()
@@ -93,7 +94,6 @@ class Distributed:
         """Every rank's ``tensor`` concatenated along ``dim`` in rank order (same shape on every rank)."""
         if not self.enabled:
             return tensor
-        import torch
         parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
         _collective(torch.distributed.all_gather, parts, tensor.contiguous())
         return torch.cat(parts, dim=dim)
@@ -103,7 +103,6 @@ class Distributed:
         rank; an rnnlab error it raises is raised on every rank, so all stop together."""
         if not self.enabled:
             return action()
-        import torch
         outcome: list = [None]
         if self.is_main:
             try:
@@ -126,12 +125,10 @@ _PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "Broken p
 
 
 def _lost_peer(exc: BaseException) -> bool:
-    import torch.distributed as dist
     return isinstance(exc, getattr(dist, "DistError", ())) or any(mark in str(exc) for mark in _PEER_LOST)
 
 
 def _peer_error(exc: BaseException) -> TrainingError:
-    import re
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first)[:120]  # gloo's source location
     return TrainingError("another process of the distributed run failed or was stopped, so this one cannot go on "
@@ -181,9 +178,7 @@ def process_device(option: str, local_rank: int, local_world_size: int) -> torch
     ``auto`` and ``cuda``: ``cuda:LOCAL_RANK`` when CUDA is there (``auto`` falls back to
     the CPU); ``cuda:N``: that GPU, only with one process per node; ``cpu``: the CPU.
     """
-    import torch
 
-    from rnnlab.training.config import check_device
     check_device(option)
     if option == "mps":
         raise UsageError("--device mps cannot be used by several processes (torchrun); use --device cpu")
@@ -214,8 +209,6 @@ def launch(device: str = "auto") -> Iterator[Distributed]:
     joined a process group (``torch.distributed.init_process_group``), that group is used
     and left to the caller.
     """
-    import torch
-    import torch.distributed as dist
 
     info = from_environment()
     if not info.enabled:
@@ -262,8 +255,6 @@ def record_error(exc: BaseException) -> None:
     """Leave ``error: <message>`` where torchrun looks for a failed process's error
     (``TORCHELASTIC_ERROR_FILE``), so its report names the cause, whichever rank failed,
     while only rank 0 prints (a no-op outside torchrun)."""
-    import json
-    import time
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path:
         return
@@ -283,7 +274,6 @@ class DistributedModel:
     ``parameters()``, ``training``) is the unwrapped model's, and ``module`` is that model."""
 
     def __init__(self, model: torch.nn.Module, dist: Distributed) -> None:
-        from torch.nn.parallel import DistributedDataParallel
         device = dist.device
         self.__dict__["module"] = model
         self.__dict__["ddp"] = DistributedDataParallel(
@@ -301,7 +291,6 @@ class DistributedModel:
 
 def unwrap(model):
     """The model itself, whether ``model`` is a :class:`DistributedModel`, a DDP module or ``torch.compile``'s wrapper."""
-    import torch
     while True:
         if isinstance(model, DistributedModel):
             model = model.module

@@ -62,14 +62,18 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 
+from rnnlab.checkpoint import config_value, is_int
 from rnnlab.errors import TrainingError, UsageError
+from rnnlab.fileio import atomic_write
 from rnnlab.interrupts import deferred, raise_if_requested
 from rnnlab.jsonout import dumps
-from rnnlab.lm import resolve_device
-from rnnlab.precision import autocast, resolve_precision
+from rnnlab.model_checkpoint import load_checked_weights
+from rnnlab.precision import autocast, resolve_device, resolve_precision
 from rnnlab.progress import logger, progress
+from rnnlab.training.checkpoint import load_resume_state, save_training
 from rnnlab.training.config import UNLIMITED_EPOCHS, LoopOptions
 from rnnlab.training.distributed import SINGLE, Distributed, DistributedModel
 from rnnlab.training.state import Progress
@@ -221,8 +225,6 @@ class Trainer:
     # ------------------------------------------------------------------------------
     def restore(self, folder) -> None:
         """Load weights, optimizer, RNG, counters and the carried state from a checkpoint of this task."""
-        from rnnlab.models.loading import load_checked_weights
-        from rnnlab.training.checkpoint import load_resume_state
         config = self.task.check_checkpoint(folder)
         check_world_size(folder, config, self.dist.world_size)
         self.model.load_state_dict(load_checked_weights(folder, config, self.model))
@@ -239,7 +241,6 @@ class Trainer:
             # The checkpoint's history is the record of what was trained; the log is rebuilt
             # from it, so a run killed between a checkpoint and its log line (or in the middle
             # of the line) goes on with metrics.jsonl and config.json agreeing.
-            from rnnlab.fileio import atomic_write
             self.out_dir.mkdir(parents=True, exist_ok=True)
             lines = "".join(dumps(record) + "\n" for record in self.progress.history)
             atomic_write(self.out_dir / "metrics.jsonl", lines.encode("utf-8"))
@@ -252,7 +253,6 @@ class Trainer:
         """
         if self.out_dir is None:
             return
-        from rnnlab.training.checkpoint import save_training
         carried = self._all_rows(self.carried) if self.progress.batch_in_epoch else None
         if not self.dist.is_main:
             return
@@ -547,13 +547,11 @@ class Trainer:
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of a rank's random draws (dropout) at a step of a distributed run."""
-    import numpy as np
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
 
 
 def check_world_size(folder, config: dict, world_size: int) -> None:
     """Refuse to resume a checkpoint written by another number of processes (UsageError)."""
-    from rnnlab.checkpoint import config_value, is_int
     saved = config_value(config, "distributed.world_size", folder, is_int(1), "an integer >= 1", default=1)
     if saved != world_size:
         how = "without torchrun (or --nproc_per_node=1)" if saved == 1 else \

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from rnnlab.errors import CheckpointError, UsageError
 
-# Names of the counters in checkpoints written before the loop served every task.
-LEGACY_NAMES = {"epoch_nll": "loss_sum", "epoch_tokens": "loss_weight", "train_tokens": "items",
-                "best_val_perplexity": "best_value"}
+# Other names a checkpoint's progress record may give the counters (read as the names on the right).
+COUNTER_ALIASES = {"epoch_nll": "loss_sum", "epoch_tokens": "loss_weight", "train_tokens": "items",
+                   "best_val_perplexity": "best_value"}
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Progress:
         """The record ``data`` describes; every value checked (CheckpointError naming ``where`` and the key)."""
         if not isinstance(data, dict):
             raise CheckpointError(f"{where}: key 'progress' must be a JSON object")
-        data = {LEGACY_NAMES.get(key, key): value for key, value in data.items()}
+        data = {COUNTER_ALIASES.get(key, key): value for key, value in data.items()}
         values = {}
         for spec in fields(cls):
             if spec.name not in data or data[spec.name] is None and spec.default is None:
@@ -116,4 +116,4 @@ def resumed_options(options, progress: Progress, folder, **changes):
     return options
 
 
-__all__ = ["Progress", "LEGACY_NAMES", "RESUMABLE", "resumed_options"]
+__all__ = ["Progress", "COUNTER_ALIASES", "RESUMABLE", "resumed_options"]

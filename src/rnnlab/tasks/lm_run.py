@@ -13,14 +13,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rnnlab.data.corpus import allowed_roots, recorded_location, reload_corpus
+from rnnlab.data.corpus import allowed_roots, read_text_file, recorded_location, reload_corpus
 from rnnlab.data.dataset import TextDataset, prepare_text
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError
 from rnnlab.progress import logger
 from rnnlab.checkpoint import prepare_output_folder
+from rnnlab.fileio import check_input_file
+from rnnlab.lm import LanguageModel
+from rnnlab.models.base import memory_guard
+from rnnlab.precision import resolve_device, resolve_precision
+from rnnlab.tasks.lm import language_model_trainer
+from rnnlab.training import budget
 from rnnlab.training.checkpoint import KIND, load_training_config
-from rnnlab.training.config import TrainConfig
+from rnnlab.training.config import UNLIMITED_EPOCHS, TrainConfig
 from rnnlab.training.state import Progress, resumed_options
 from rnnlab.training.distributed import Distributed, launch
 from rnnlab.training.loop import Callback, Trainer, check_world_size
@@ -39,7 +45,7 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
 
     ``saved_data`` (a checkpoint's ``data`` record) means: read the data the checkpoint
     was trained on, from the absolute location recorded then (else the path as given,
-    for older checkpoints or a run folder moved together with its corpus), and refuse
+    for a checkpoint that recorded none or a run folder moved together with its corpus), and refuse
     it unless its SHA-1 for each of ``roles`` matches the record (see
     :func:`_check_unchanged`). ``corpus`` replaces the training corpus's location: a
     moved copy, which must have the recorded SHA-1. Recorded paths are read only inside
@@ -80,7 +86,7 @@ def _check_unchanged(saved: dict, info: dict, roles=("", "val_", "test_"), doing
 
     ``roles``: key prefixes to compare, ``""`` for the training corpus (``sha1``,
     ``sources``), ``"val_"``/``"test_"`` for the held-out files. Checkpoints that
-    recorded no SHA-1 (folder corpora before rnnlab 0.2) cannot be checked: a warning.
+    recorded no SHA-1 cannot be checked: a warning.
     """
     for prefix in roles:
         old, new = saved.get(f"{prefix}sha1"), info.get(f"{prefix}sha1")
@@ -137,10 +143,6 @@ def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed
     Under ``torchrun`` rank 0 probes the speed and every rank uses its number, so all
     ranks build the same model.
     """
-    from rnnlab.lm import resolve_device
-    from rnnlab.precision import resolve_precision
-    from rnnlab.training import budget
-    from rnnlab.training.config import UNLIMITED_EPOCHS
     auto = set(config.rule_fields.split(","))
     given = {name: getattr(config, name) for name in budget.RULE_FIELDS if name not in auto}
     device = dist.device if dist.device is not None else resolve_device(config.device)
@@ -215,8 +217,6 @@ def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps,
 
 def _make_trainer(config: TrainConfig, dataset: TextDataset, **options) -> Trainer:
     """A language model's :class:`Trainer`; a model too large for memory is a clear error, not a traceback."""
-    from rnnlab.models.base import memory_guard
-    from rnnlab.tasks.lm import language_model_trainer
     with memory_guard(hint="use a smaller --hidden, --layers or --embed"):
         return language_model_trainer(config, dataset, **options)
 
@@ -239,11 +239,8 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
     The corpus is read from where the checkpoint recorded it and refused when its SHA-1
     differs from the recorded one; ``corpus`` points at a moved copy.
     """
-    from rnnlab.data.corpus import read_text_file
-    from rnnlab.lm import LanguageModel
     lm = LanguageModel.load(folder)
     if text_path is not None:
-        from rnnlab.fileio import check_input_file
         path = check_input_file(text_path, f"--text {text_path}")
         text = read_text_file(path, encoding_errors)
         result = lm.score(text)

@@ -13,6 +13,7 @@ import torch
 
 from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_str_list, load_config,
                                load_tensors)
+from rnnlab.data.text import MODES, TOKENIZERS
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.models import MODEL_NAMES, RecurrentLM, model_from_config, model_kind
@@ -63,8 +64,6 @@ def _check_vocab(folder, config: dict) -> Vocab:
 
 def check_model_config(folder, config: dict) -> tuple[dict, Vocab]:
     """The model options and the vocabulary of ``config``, with the preprocessing, checked key by key."""
-    from rnnlab.data.text import MODES, TOKENIZERS
-
     options = model_options_of(folder, config)
     vocab = _check_vocab(folder, config)
     if len(vocab) != options["vocab_size"]:
