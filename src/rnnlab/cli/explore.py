@@ -62,7 +62,8 @@ def add_parser(commands) -> None:
     ex.add_argument("--ngram", default=None, metavar="NGRAM_DIR",
                     help="an rnnlab ngram folder with the same tokens: colour where the RNN beats it "
                          "(language models only)")
-    ex.add_argument("--data-dir", default=None, help="folder holding the training corpus, for the validation text")
+    ex.add_argument("--data-dir", default=None, help="folder holding the training corpus, for the validation text (language models only)")
     ex.add_argument("--corpus", default=None, metavar="PATH",
-                    help="where the training corpus is now (a moved copy; it must have the recorded SHA-1)")
+                    help="where the training corpus is now (a moved copy; it must have the recorded SHA-1; "
+                         "language models only)")
     ex.set_defaults(handler=cmd_explore)
