@@ -148,6 +148,31 @@ def test_tag_gives_the_tags_of_tag_predict_and_their_spans(tagger, folders, caps
     assert data["unknown"] == [True, False]  # looked up lowercased, as the tagger reads words
 
 
+def test_a_character_classifier_and_a_tagger_without_entity_tags(tmp_path, capsys):
+    """Models built in memory and saved: characters as tokens (spaces among them); tags
+    without B-/I- prefixes (parts of speech) give no spans."""
+    from rnnlab.tasks.base import PAD, UNK, Index, save_task
+    from rnnlab.tasks.classify import ClassificationTask
+    from rnnlab.tasks.tag import TaggingTask
+
+    chars = ClassificationTask(Index([PAD, UNK, "a", "b", " "]), ["x", "y", "z"], tokens="char", lowercase=False)
+    save_task(tmp_path / "chars", chars, chars.build_model(seed=0, embed_size=4, hidden_size=4))
+    data = open_explorer(tmp_path / "chars").classify({"text": "ab cA"})
+    assert data["tokens"] == list("ab cA") and data["unknown"] == [False, False, False, True, True]
+    expected = cli_json(["classify", "predict", str(tmp_path / "chars"), "ab cA"], capsys)["predictions"][0]
+    assert {e["label"]: e["p"] for e in data["probabilities"]} == expected["probabilities"]
+    assert len(data["probabilities"]) == 3 and data["label"] == expected["label"]
+    pos = TaggingTask(Index([PAD, UNK, "the", "dog"]), Index([PAD, UNK, "t", "h", "e"]), ["DET", "NN", "VB"])
+    save_task(tmp_path / "pos", pos, pos.build_model(seed=0, embed_size=4, hidden_size=4, char_embed_size=2,
+                                                     char_hidden_size=2))
+    explorer = open_explorer(tmp_path / "pos")
+    assert explorer.info()["entity_types"] == []
+    data = explorer.tag({"text": "The dog barks"})
+    assert data["spans"] == [] and set(data["tags"]) <= {"DET", "NN", "VB"} and data["unknown"] == [False, False, True]
+    pairs = cli_json(["tag", "predict", str(tmp_path / "pos"), "The dog barks"], capsys)["predictions"][0]
+    assert data["tags"] == [tag for _, tag in pairs]
+
+
 # ---- entity spans --------------------------------------------------------------------------------
 def test_entity_spans_of_iob2_and_iobes():
     tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "I-PER", "B-ORG", "B-ORG", "O", "I-ORG"]

@@ -74,10 +74,9 @@ def entity_spans(tags) -> list[dict]:
 
 class TaskExplorer:
     """What the classifier and tagger explorers share: the folder loaded once with
-    :func:`rnnlab.tasks.base.load_task`, a lock around the model, the limits.
-
-    ``stopping`` and ``generations`` are the server's view of any explorer (these have no
-    generations)."""
+    :func:`rnnlab.tasks.base.load_task`, a lock around the model (requests run on threads),
+    the limits, the API routes it answers (``routes``) and the ``stopping`` flag the server
+    sets when it stops."""
 
     kind = ""
     task_class = None
@@ -91,7 +90,6 @@ class TaskExplorer:
         self.task, self.model, self.config = load_task(folder, self.task_class)
         self.lock = FairLock()
         self.stopping = threading.Event()
-        self.generations = threading.BoundedSemaphore(1)
         self.routes = frozenset({"/api/info", self.route})
 
     def info(self) -> dict:

@@ -409,7 +409,7 @@ async function classify(text, current) {
   data.tokens.forEach((token, i) => {
     const span = tokenSpan(token, null, data.unknown[i] ? "not in the vocabulary: read as <unk>" : null);
     if (data.unknown[i]) span.classList.add("unknown");
-    tokens.append(span, i + 1 < data.tokens.length ? " " : "");
+    tokens.append(span, info.tokens === "word" && i + 1 < data.tokens.length ? " " : ""); // char tokens hold their spaces
   });
   const unknown = data.unknown.filter(Boolean).length;
   const top = data.probabilities[0];
