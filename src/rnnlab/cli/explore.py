@@ -34,7 +34,8 @@ def cmd_explore(args) -> int:
 
 
 def _described(info: dict) -> str:
-    """``lstm`` for a language model; ``classifier: bidirectional lstm, 2 labels``, ``tagger: bidirectional lstm, 7 tags``."""
+    """What the serving line says of the model: ``lstm`` (a language model),
+    ``classifier: bidirectional lstm, 2 labels``, ``tagger: bidirectional lstm, 7 tags``."""
     model = info["model"]
     if info["kind"] == "classifier":
         cell = f"{'bidirectional ' if model.get('bidirectional') else ''}{model.get('cell', '?')}"
@@ -62,7 +63,8 @@ def add_parser(commands) -> None:
     ex.add_argument("--ngram", default=None, metavar="NGRAM_DIR",
                     help="an rnnlab ngram folder with the same tokens: colour where the RNN beats it "
                          "(language models only)")
-    ex.add_argument("--data-dir", default=None, help="folder holding the training corpus, for the validation text (language models only)")
+    ex.add_argument("--data-dir", default=None,
+                    help="folder holding the training corpus, for the validation text (language models only)")
     ex.add_argument("--corpus", default=None, metavar="PATH",
                     help="where the training corpus is now (a moved copy; it must have the recorded SHA-1; "
                          "language models only)")
