@@ -370,6 +370,19 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("huge-generate-length", "generate lm --length 1000000000000", 2, "length must be at most 10,000,000"),
     ("huge-bench-repeats", "bench --repeats 100000000000", 2, "--repeats must be an integer from 1 to 1000"),
     ("huge-num-steps", "train T --num-steps 1000000000", 1, "fewer than one batch needs"),
+    # --- explore panels (issue 19): classifier and tagger folders (see make_task_folders)
+    ("explore-panels-forecaster", "explore fc", 1,
+     "holds a 'forecaster' model, not a 'language-model' model nor a 'classifier' or 'tagger' one"),
+    ("explore-panels-classifier-ngram", "explore clf --ngram ng", 2,
+     "--ngram applies to language-model folders only; clf holds a classifier"),
+    ("explore-panels-tagger-ngram", "explore tagger --ngram ng", 2, "--ngram applies to language-model folders only"),
+    ("explore-panels-tagger-data-dir", "explore tagger --data-dir .", 2,
+     "--data-dir applies to language-model folders only"),
+    ("explore-panels-classifier-corpus", "explore clf --corpus fox.txt", 2,
+     "--corpus applies to language-model folders only"),
+    ("explore-panels-frames", "explore clf-frames", 1, "classifies numeric sequences (classify train --frames)"),
+    ("explore-panels-classifier-tampered", "explore clf-tampered", 1, "does not match the checksum"),
+    ("explore-panels-tagger-port", "explore tagger --port 70000", 2, "--port must be an integer from 1 to 65535"),
 ]
 
 
@@ -420,6 +433,7 @@ def workspace(tmp_path_factory):
     (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
     make_hostile(root)
     make_artifact_folders(root)
+    make_task_folders(root)
     weights = root / "tampered" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -575,6 +589,31 @@ def make_hostile(root: Path) -> None:
     edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
     edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
     edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
+
+
+def make_task_folders(root: Path) -> None:
+    """The explore panels' rows: an untrained classifier (``clf``, and ``clf-tampered`` with a
+    weight flipped), a classifier of numeric sequences (``clf-frames``), a tagger (``tagger``)
+    and a folder of another kind (``fc``, a forecaster's config alone), written in memory."""
+    from rnnlab.checkpoint import save_checkpoint
+    from rnnlab.tasks.base import PAD, UNK, Index, save_task
+    from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
+    from rnnlab.tasks.tag import TaggingTask
+
+    words = Index([PAD, UNK, "the", "fox"])
+    for name in ("clf", "clf-tampered"):
+        classifier = ClassificationTask(words, ["neg", "pos"])
+        save_task(root / name, classifier, classifier.build_model(seed=0, embed_size=4, hidden_size=4))
+    weights = root / "clf-tampered" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    frames = FeatureClassificationTask(["high", "low"], [0.0, 0.0], [1.0, 1.0])
+    save_task(root / "clf-frames", frames, frames.build_model(seed=0, hidden_size=4))
+    tagger = TaggingTask(words, Index([PAD, UNK, "f", "o", "x"]), ["B-PER", "I-PER", "O"])
+    save_task(root / "tagger", tagger, tagger.build_model(seed=0, embed_size=4, hidden_size=4, char_embed_size=2,
+                                                           char_hidden_size=2))
+    save_checkpoint(root / "fc", {}, {}, kind="forecaster")
 
 
 def snapshot(root: Path) -> dict:

@@ -10,6 +10,11 @@ connection). Routes (JSON bodies, ``Content-Type: application/json``)::
     POST /api/units         {"text"|"source", "unit": int?, "feature": str?} -> ranking, values
     POST /api/generate      {"prefix", "length", "greedy", "temperature", "top_k", "top_p", "seed"}
                             -> text/event-stream: "data: {json}" events start, token..., done
+    POST /api/classify      {"text": str} -> tokens, label, probabilities (a classifier folder)
+    POST /api/tag           {"text": str} -> tokens, tags, entity spans (a tagger folder)
+
+A language-model folder gets every route but the last two; a classifier or tagger folder
+the page, ``/api/info`` and its own route (``explorer.routes``); the others answer 404.
 
 Every refusal is a JSON object ``{"error": message, "status": code}`` with a 4xx code
 (5xx only for a bug, logged here, never sent as a traceback). Defences: the Host
@@ -34,13 +39,13 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from rnnlab.errors import RnnlabError, UsageError
-from rnnlab.explore.session import Explorer
+from rnnlab.explore.session import Explorer  # or a task explorer of rnnlab.explore.labelling: the same interface
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 GET_ROUTES = set(STATIC) | {"/api/info", "/api/training"}
-POST_ROUTES = {"/api/surprisal", "/api/units", "/api/generate"}
+POST_ROUTES = {"/api/surprisal", "/api/units", "/api/generate", "/api/classify", "/api/tag"}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
@@ -265,6 +270,9 @@ class Handler(BaseHTTPRequestHandler):
             known = GET_ROUTES | POST_ROUTES
             if route not in known:
                 raise RequestError(404, f"no route {route[:80]!r}")
+            if route not in STATIC and route not in self.server.explorer.routes:
+                raise RequestError(404, f"no route {route} for a {self.server.explorer.kind} folder (this one has: "
+                                        f"{', '.join(sorted(self.server.explorer.routes))})")
             allowed = "GET" if route in GET_ROUTES else "POST"
             if method != allowed:
                 if method == "POST" or self.headers.get("Content-Length"):
@@ -284,6 +292,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._generate(body)
             elif route == "/api/surprisal":
                 self._send_json(200, self.server.explorer.surprisal(body))
+            elif route == "/api/classify":
+                self._send_json(200, self.server.explorer.classify(body))
+            elif route == "/api/tag":
+                self._send_json(200, self.server.explorer.tag(body))
             else:
                 self._send_json(200, self.server.explorer.units(body))
         except RequestError as exc:

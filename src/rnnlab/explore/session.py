@@ -103,7 +103,7 @@ def parameters(body, spec: dict) -> dict:
     return {name: body.get(name, default) for name, default in spec.items()}
 
 
-def _string(value, name: str, limit: int, allow_none: bool = False) -> str | None:
+def string_parameter(value, name: str, limit: int, allow_none: bool = False) -> str | None:
     if value is None and allow_none:
         return None
     if not isinstance(value, str):
@@ -151,6 +151,9 @@ class Explorer:
     training corpus is, for the validation text (as for ``rnnlab eval``; without them a
     corpus outside the current folder and ``$RNNLAB_DATA`` is not read).
     """
+
+    kind = "language-model"
+    routes = frozenset({"/api/info", "/api/training", "/api/surprisal", "/api/units", "/api/generate"})
 
     def __init__(self, folder, ngram_folder=None, limits: Limits | None = None, data_dir=None,
                  corpus=None) -> None:
@@ -242,7 +245,7 @@ class Explorer:
                 raise DataError(f"the validation text is not available: {self.validation_problem}")
             ids = self.validation[:validation_limit]
             return self.lm.vocab.to_tokens(ids.tolist()), ids, "validation"
-        text = _string(body.get("text"), "text", limit)
+        text = string_parameter(body.get("text"), "text", limit)
         tokens = analysis.text_tokens(text, self.lm.mode, self.lm.token)
         if len(tokens) < 2:
             raise DataError(f"the text has {len(tokens)} {self.lm.token} token(s) after {self.lm.mode} "
@@ -255,7 +258,7 @@ class Explorer:
     # ---- routes ------------------------------------------------------------------------
     def info(self) -> dict:
         model = self.lm.model
-        return {"folder": str(self.folder), "model": self.config.get("model", {}),
+        return {"kind": self.kind, "folder": str(self.folder), "model": self.config.get("model", {}),
                 "parameters": model.num_parameters(), "vocab_size": len(self.lm.vocab),
                 "token": self.lm.token, "mode": self.lm.mode, "ngram": self.ngram_name,
                 "validation": self.validation is not None, "validation_problem": self.validation_problem,
@@ -318,7 +321,7 @@ class Explorer:
         """The checked options of a generation request (before any response is sent)."""
         p = parameters(body, {"prefix": "The ", "length": 200, "greedy": False, "temperature": 1.0,
                               "top_k": 0, "top_p": 1.0, "seed": None})
-        p["prefix"] = _string(p["prefix"], "prefix", self.limits.prefix_chars)
+        p["prefix"] = string_parameter(p["prefix"], "prefix", self.limits.prefix_chars)
         p["length"] = checks.integer(p["length"], "length", 1, self.limits.generate_tokens)
         p["greedy"] = _boolean(p["greedy"], "greedy")
         p["temperature"] = checks.number(p["temperature"], "temperature", 0.0, 100.0, low_open=True)

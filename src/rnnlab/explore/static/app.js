@@ -364,6 +364,151 @@ async function refreshTraining() {
   if (writing && !$("panel-training").hidden) trainingTimer = setTimeout(refreshTraining, 3000);
 }
 
+// ---- classifier and tagger folders --------------------------------------------------------
+// A folder of rnnlab classify train or tag train gets one panel: type a text, see what the model says.
+const ENTITY_COLOURS = ["#ffd8a8", "#b2f2bb", "#a5d8ff", "#eebefa", "#ffec99", "#99e9f2", "#fcc2d7", "#d0bfff"];
+const SHOWN_LABELS = 20;
+
+function entityColour(type) {
+  const index = info.entity_types.indexOf(type);
+  if (index >= 0 && index < ENTITY_COLOURS.length) return ENTITY_COLOURS[index];
+  return `hsl(${Math.round((Math.max(index, 0) * 137.5) % 360)}, 70%, 84%)`; // golden angle: distinct hues
+}
+
+function asTypingUpdates(textarea, button, run) {
+  // Each answer is drawn only if no later request was sent meanwhile (answers may arrive out of order).
+  let latest = 0, timer = null;
+  const go = async () => {
+    clearTimeout(timer);
+    const mine = ++latest;
+    const text = textarea.value;
+    if (!text.trim()) return;
+    await run(text, () => mine === latest);
+  };
+  button.addEventListener("click", go);
+  textarea.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(go, 250); });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); go(); }
+  });
+  return go;
+}
+
+async function classify(text, current) {
+  showError("");
+  $("cls-summary").textContent = "classifying…";
+  let data;
+  try {
+    data = await api("/api/classify", { text });
+  } catch (error) {
+    if (current()) { $("cls-summary").textContent = ""; showError(error.message); }
+    return;
+  }
+  if (!current()) return;
+  const tokens = $("cls-tokens");
+  tokens.replaceChildren();
+  data.tokens.forEach((token, i) => {
+    const span = tokenSpan(token, null, data.unknown[i] ? "not in the vocabulary: read as <unk>" : null);
+    if (data.unknown[i]) span.classList.add("unknown");
+    tokens.append(span, info.tokens === "word" && i + 1 < data.tokens.length ? " " : ""); // char tokens hold their spaces
+  });
+  const unknown = data.unknown.filter(Boolean).length;
+  const top = data.probabilities[0];
+  $("cls-summary").textContent = `predicted: ${data.label} (p = ${fmt(top.p, 3)}); ${data.tokens.length} ` +
+    `${info.tokens} tokens, ${unknown} unknown`;
+  const table = $("cls-bars");
+  table.replaceChildren();
+  for (const { label, p } of data.probabilities.slice(0, SHOWN_LABELS)) {
+    const row = table.insertRow();
+    if (label === data.label) row.className = "predicted";
+    row.insertCell().className = "label";
+    row.cells[0].textContent = label === data.label ? `▶ ${label}` : label;
+    const bar = row.insertCell();
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = `${(100 * p).toFixed(2)}%`;
+    bar.append(fill);
+    const value = row.insertCell();
+    value.className = "p";
+    value.textContent = `${(100 * p).toFixed(1)}%`;
+  }
+  if (data.probabilities.length > SHOWN_LABELS) {
+    table.insertRow().insertCell().textContent = `and ${data.probabilities.length - SHOWN_LABELS} more labels`;
+  }
+}
+
+function tagToken(word, tag, unknown) {
+  const box = document.createElement("span");
+  box.className = unknown ? "token unknown" : "token";
+  if (unknown) box.title = "not in the vocabulary: read by the character encoder alone";
+  const w = document.createElement("span");
+  w.className = "word";
+  w.textContent = word;
+  const t = document.createElement("span");
+  t.className = "tag";
+  t.textContent = tag;
+  box.append(w, t);
+  return box;
+}
+
+async function tagSentence(text, current) {
+  showError("");
+  $("tag-summary").textContent = "tagging…";
+  let data;
+  try {
+    data = await api("/api/tag", { text });
+  } catch (error) {
+    if (current()) { $("tag-summary").textContent = ""; showError(error.message); }
+    return;
+  }
+  if (!current()) return;
+  const output = $("tag-output");
+  output.replaceChildren();
+  let position = 0;
+  for (const span of data.spans.concat([{ start: data.tokens.length }])) {
+    for (; position < span.start; position++) {
+      output.append(tagToken(data.tokens[position], data.tags[position], data.unknown[position]));
+    }
+    if (span.type === undefined) break;
+    const entity = document.createElement("span");
+    entity.className = "entity";
+    entity.dataset.type = span.type;
+    entity.style.background = entityColour(span.type);
+    for (; position <= span.end; position++) {
+      entity.append(tagToken(data.tokens[position], data.tags[position], data.unknown[position]));
+    }
+    const type = document.createElement("span");
+    type.className = "type";
+    type.textContent = span.type;
+    entity.append(type);
+    output.append(entity);
+  }
+  const counts = {};
+  for (const span of data.spans) counts[span.type] = (counts[span.type] || 0) + 1;
+  const found = Object.entries(counts).map(([type, n]) => `${n} ${type}`).join(", ");
+  $("tag-summary").textContent = `${data.tokens.length} tokens` +
+    (info.entity_types.length ? `; entities: ${found || "none"}` : "");
+}
+
+function startTaskPanel() {
+  const panel = info.kind === "classifier" ? "classify" : "tag";
+  for (const button of document.querySelectorAll("#tabs button")) button.hidden = button.dataset.panel !== panel;
+  const m = info.model;
+  const shape = `${m.bidirectional === false ? "" : "bidirectional "}${m.cell || "lstm"}, ${m.num_layers || 1}×${m.hidden_size || "?"}`;
+  const what = info.kind === "classifier"
+    ? `classifier (${shape}, ${m.pooling || "?"} pooling), ${info.labels.length} labels, ${info.vocab_size} ${info.tokens} tokens`
+    : `tagger (${shape}${m.crf ? " + CRF" : ""}), ${info.tags.length} tags, ${info.vocab_size} words`;
+  $("model-info").textContent = `${info.folder}: ${what}, ${info.parameters.toLocaleString()} parameters`;
+  for (const id of ["cls-text", "tag-text"]) $(id).maxLength = info.limits.text_chars;
+  if (info.kind === "classifier") {
+    asTypingUpdates($("cls-text"), $("cls-run"), classify);
+  } else {
+    asTypingUpdates($("tag-text"), $("tag-run"), tagSentence);
+    legend($("tag-legend"), info.entity_types.map((type) => [entityColour(type), type]));
+  }
+  showPanel(panel);
+}
+
 // ---- start -----------------------------------------------------------------------------
 async function start() {
   for (const button of document.querySelectorAll("#tabs button")) {
@@ -383,6 +528,10 @@ async function start() {
     info = await api("/api/info");
   } catch (error) {
     showError(error.message);
+    return;
+  }
+  if (info.kind === "classifier" || info.kind === "tagger") {
+    startTaskPanel();
     return;
   }
   const m = info.model;

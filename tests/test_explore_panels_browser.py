@@ -1,0 +1,130 @@
+"""rnnlab explore's classifier and tagger panels in a real browser (headless Chromium, Playwright).
+
+Types a text into each panel and checks what the page shows against the API's answer:
+the label bars (sorted, the predicted label marked, widths the probabilities), the tags
+under each token, the entity spans highlighted in their type's legend colour; and that
+only the folder's own tab is offered. Fails on any console error. Needs what
+tests/test_explore_browser.py needs (``chromium``, ``playwright``).
+
+``RNNLAB_EXPLORE_SCREENSHOTS=DIR`` also saves the how-to's screenshots there, of the folders
+in ``RNNLAB_EXPLORE_CLASSIFIER`` and ``RNNLAB_EXPLORE_TAGGER`` when set, else of the tiny
+models trained here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from rnnlab.explore import make_server, open_explorer
+from test_explore_browser import CHROMIUM, screenshot
+from test_explore_panels import train_task_folders
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium; "
+                                                         ".ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def urls(tmp_path_factory):
+    given = os.environ.get("RNNLAB_EXPLORE_CLASSIFIER"), os.environ.get("RNNLAB_EXPLORE_TAGGER")
+    folders = given if all(given) else train_task_folders(tmp_path_factory.mktemp("explore-panels-browser"))
+    servers = [make_server(open_explorer(folder), "127.0.0.1", 0) for folder in folders]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield {"classifier": servers[0].url, "tagger": servers[1].url}
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright import sync_api as playwright_api
+    except ImportError:  # a missing test dependency is a failure, not a reason to skip
+        pytest.fail("the playwright package is missing: pip install -e '.[test]' (bash bootstrap.sh setup)")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, url):
+    context = browser.new_context(viewport={"width": 900, "height": 520}, device_scale_factor=1)
+    tab = context.new_page()
+    tab.problems = []
+    tab.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    tab.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
+    tab.set_default_timeout(15_000)
+    tab.goto(url)
+    tab.wait_for_function("() => document.getElementById('model-info').textContent.includes('parameters')")
+    return tab
+
+
+def api(tab, route: str, text: str) -> dict:
+    """What the page's own server answers for ``text`` (fetched from inside the page)."""
+    return tab.evaluate("async ([route, text]) => (await fetch(route, {method: 'POST', headers: "
+                        "{'Content-Type': 'application/json'}, body: JSON.stringify({text})})).json()", [route, text])
+
+
+def visible_tabs(tab) -> list[str]:
+    return tab.eval_on_selector_all("#tabs button", "els => els.filter(e => !e.hidden).map(e => e.dataset.panel)")
+
+
+def test_classifier_panel_shows_sorted_bars_and_marks_the_prediction(browser, urls):
+    tab = open_page(browser, urls["classifier"])
+    assert visible_tabs(tab) == ["classify"] and tab.is_visible("#panel-classify")
+    assert not tab.is_visible("#panel-generate") and "classifier" in tab.inner_text("#model-info")
+    text = "dreadful the cat sleeps under the tree every day and night near the river zebra"
+    tab.fill("#cls-text", text)  # typing alone updates the bars
+    tab.wait_for_function("() => document.querySelectorAll('#cls-bars tr').length > 1 && "
+                          "!document.getElementById('cls-summary').textContent.endsWith('…')")
+    expected = api(tab, "/api/classify", text)
+    rows = tab.eval_on_selector_all("#cls-bars tr", "rows => rows.map(r => ({label: r.cells[0].textContent, "
+                                    "p: r.cells[2].textContent, width: r.querySelector('.fill').style.width, "
+                                    "predicted: r.classList.contains('predicted')}))")
+    assert [row["label"].removeprefix("▶ ") for row in rows] == [e["label"] for e in expected["probabilities"]]
+    assert [row["predicted"] for row in rows] == [e["label"] == expected["label"] for e in expected["probabilities"]]
+    assert rows[0]["predicted"] and rows[0]["label"] == f"▶ {expected['label']}"
+    for row, entry in zip(rows, expected["probabilities"]):
+        assert float(row["width"].rstrip("%")) == pytest.approx(100 * entry["p"], abs=0.01)
+        assert row["p"] == f"{100 * entry['p']:.1f}%"
+    assert f"predicted: {expected['label']}" in tab.inner_text("#cls-summary")
+    assert tab.eval_on_selector_all("#cls-tokens .unknown", "els => els.map(e => e.textContent)") == ["zebra"]
+    screenshot(tab, "classify")
+    tab.fill("#cls-text", "x" * 20_001)  # the page's maxlength keeps it to the server's limit
+    assert len(tab.input_value("#cls-text")) == 20_000
+    assert not tab.problems, tab.problems
+
+
+def test_tagger_panel_shows_tags_and_highlights_entities(browser, urls):
+    tab = open_page(browser, urls["tagger"])
+    assert visible_tabs(tab) == ["tag"] and tab.is_visible("#panel-tag")
+    legend = tab.eval_on_selector_all("#tag-legend span:not(.swatch)", "els => els.map(e => e.textContent)")
+    swatches = tab.eval_on_selector_all("#tag-legend .swatch", "els => els.map(e => e.style.background)")
+    info = json.loads(tab.evaluate("async () => JSON.stringify(await (await fetch('/api/info')).json())"))
+    assert legend == info["entity_types"] and len(set(swatches)) == len(swatches) > 0
+    colour_of = dict(zip(legend, swatches))
+    sentence = "ben kim joined apple in new york last year"
+    tab.fill("#tag-text", sentence)
+    tab.press("#tag-text", "Enter")
+    tab.wait_for_function("() => document.querySelectorAll('#tag-output .token').length === 9")
+    expected = api(tab, "/api/tag", sentence)
+    shown = tab.eval_on_selector_all("#tag-output .token", "els => els.map(e => [e.querySelector('.word')"
+                                     ".textContent, e.querySelector('.tag').textContent])")
+    assert shown == [list(pair) for pair in zip(expected["tokens"], expected["tags"])]
+    entities = tab.eval_on_selector_all("#tag-output .entity", "els => els.map(e => ({type: e.dataset.type, "
+                                        "words: [...e.querySelectorAll('.word')].map(w => w.textContent), "
+                                        "label: e.querySelector('.type').textContent, colour: e.style.background}))")
+    assert [(e["type"], e["words"]) for e in entities] == [
+        (s["type"], expected["tokens"][s["start"]:s["end"] + 1]) for s in expected["spans"]]
+    assert all(e["label"] == e["type"] and e["colour"] == colour_of[e["type"]] for e in entities)
+    assert {e["type"] for e in entities} >= {"PER", "LOC"}  # what the tiny tagger learnt
+    screenshot(tab, "tag")
+    tab.fill("#tag-text", "   ")
+    tab.click("#tag-run")  # nothing to tag: nothing sent, nothing changed
+    assert tab.locator("#tag-output .token").count() == 9
+    assert not tab.problems, tab.problems
