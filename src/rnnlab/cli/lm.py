@@ -111,6 +111,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from rnnlab.generation import write_stream
     from rnnlab.lm import LanguageModel
 
     if args.num_samples < 1:
@@ -127,18 +128,13 @@ def cmd_generate(args) -> int:
         samples = []
         shown = lm.prefix_text(args.prefix)
         for _ in range(args.num_samples):
-            pieces = []
-            if not args.json:
+            pieces = lm.stream(args.prefix, args.length, seed=args.seed, **options)
+            if args.json:
+                samples.append(shown + "".join(pieces))
+            else:
                 sys.stdout.write(shown)
-                sys.stdout.flush()
-            for piece in lm.stream(args.prefix, args.length, seed=args.seed, **options):
-                pieces.append(piece)
-                if not args.json:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            if not args.json:
+                samples.append(shown + write_stream(pieces, sys.stdout))
                 sys.stdout.write("\n")
-            samples.append(shown + "".join(pieces))
     emit({"samples": samples, "prefix": args.prefix, "length": args.length, **options}, args.json)
     return 0
 
