@@ -186,19 +186,25 @@ class LanguageModel:
         self._check_generation(prefix, length, True, 1.0, 0, 1.0, None)
         checks.integer(beam, "beam", 1, MAX_BEAM)
         checks.number(length_penalty, "length_penalty", 0)
-        if isinstance(stop, str):
-            stop = [stop]
-        end_ids = []
-        for token in stop:
-            checks.text(token, "stop")
-            if token not in self.vocab or self.vocab[token] == 0:
-                raise UsageError(f"stop {token!r} is not one token of the model's vocabulary "
-                                 f"({self.token} tokens)")
-            end_ids.append(self.vocab[token])
+        end_ids = self.stop_ids(stop)
         ids = self.prefix_ids(prefix)
         found = beam_search_ids(self.model, ids, length, beam, length_penalty, end_ids)
         text = self.prefix_text(prefix) + "".join(self._pieces(ids[-1], found.ids))
         return Generated(prefix, text, found.log_prob, found.score)
+
+    def stop_ids(self, stop: Sequence[str] | str, name: str = "stop") -> list[int]:
+        """The ids of stop tokens (a token or a list), each one token of the vocabulary but ``<unk>``;
+        errors call the argument ``name``."""
+        if isinstance(stop, str):
+            stop = [stop]
+        ids = []
+        for token in stop:
+            checks.text(token, name)
+            if token not in self.vocab or self.vocab[token] == 0:
+                raise UsageError(f"{name} {token!r} is not one token of the model's vocabulary "
+                                 f"({self.token} tokens)")
+            ids.append(self.vocab[token])
+        return ids
 
     @staticmethod
     def _check_generation(prefix, length, greedy, temperature, top_k, top_p, seed) -> None:
