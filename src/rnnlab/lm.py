@@ -6,6 +6,8 @@
     lm = rnnlab.load("runs/tm")
     lm.generate("time traveller", length=50, greedy=True)
     lm.generate_batch("time traveller", length=50, num_samples=8, seed=0)
+    lm.generate_prompts(["time traveller", "the morlocks"], length=50, greedy=True)  # one batch
+    lm.beam_search("time traveller", length=50, beam=8, stop=["."]).text
     lm.score(open("other.txt").read())["perplexity"]
     lm.score_text("the time machine", per_token=True).bits_per_char
 """
