@@ -103,3 +103,31 @@ def test_bench_skips_bf16_rows_where_unsupported(capsys, monkeypatch):
     assert {m["precision"] for m in result["sections"]["roofline"]["matmul"]} == {"fp32"}
     for key, value in rates(result):
         assert math.isfinite(value) and value > 0, (key, value)
+
+
+def test_bench_generate_compares_the_book_end_to_end(capsys):
+    result = run_json(capsys, "--only", "generate")
+    rows = result["sections"]["generate"]["end_to_end"]
+    assert [row["candidate"] for row in rows] == ["book predict_ch8", "rnnlab generate end to end"]
+    assert rows[0]["vs_book"] == 1.0
+    assert math.isclose(rows[1]["vs_book"], rows[1]["tokens_per_second"] / rows[0]["tokens_per_second"])
+    assert main(["bench", "--quick", "--repeats", "1", "--only", "generate"]) == 0
+    assert "rnnlab generate end to end" in capsys.readouterr().out
+
+
+def test_the_books_predict_ch8_gives_rnnlab_s_greedy_text():
+    """The bench's copy of the book's loop computes the same function as rnnlab's generation."""
+    import torch
+
+    from rnnlab.bench.book_generation import BookScratchRNN, predict_ch8
+    from rnnlab.data.vocab import Vocab
+    from rnnlab.lm import LanguageModel
+    from rnnlab.models import build_model
+
+    vocab = Vocab(list("abcdefghijklmnopqrstuvwxyz "))
+    model = build_model("rnn-scratch", len(vocab), seed=3, hidden_size=32, init_std=0.5).eval()
+    with torch.no_grad():
+        model.b_q[0] = -1e4  # the book can emit <unk>, rnnlab never does: keep it out of reach
+    book = predict_ch8("time traveller ", 60, BookScratchRNN(model), vocab)
+    ours = LanguageModel(model=model, vocab=vocab).generate("time traveller ", 60, greedy=True)
+    assert book == ours and len(set(book[15:])) > 3

@@ -144,3 +144,115 @@ def test_word_model_joins_tokens_with_spaces():
     text = lm.generate("the time", 10, seed=0)
     assert text.startswith("the time")
     assert "  " not in text and " ," not in text and " ." not in text
+
+
+# ---- several prompts in one batch, beam search --------------------------------------
+PROMPTS = ["the quick", "h", "brown fox, hello wor", "the quick"]  # lengths differ; one repeats
+
+
+@pytest.mark.parametrize("name,options", [
+    ("gru", dict(hidden_size=12, num_layers=1, embed_size=6)),
+    ("lstm", dict(hidden_size=10, num_layers=2, embed_size=5)),
+    ("rnn-scratch", dict(hidden_size=16, init_std=0.5)),
+])
+def test_prompts_in_one_batch_equal_each_prompt_alone(name, options):
+    torch.manual_seed(2)
+    vocab = Vocab(list("hello world, the quick brown fox"))
+    lm = LanguageModel(build_model(name, len(vocab), **options), vocab)
+    with torch.no_grad():
+        for weight in lm.model.parameters():
+            weight.normal_(0, 1)  # an untrained model forgets its prompt at once; large weights remember it
+    alone = [lm.generate(p, 40, greedy=True) for p in PROMPTS]
+    together = lm.generate_prompts(PROMPTS, 40, greedy=True)
+    assert [g.text for g in together] == alone and [g.prompt for g in together] == PROMPTS
+    assert len({g.text[len(g.prompt):][:4] for g in together}) == 3  # each prompt leads elsewhere
+    seeded = lm.generate_prompts(PROMPTS, 30, num_samples=2, temperature=1.5, seed=7)
+    assert [g.text for g in seeded] == [lm.generate(p, 30, temperature=1.5, seed=7 + j)
+                                        for p in PROMPTS for j in range(2)]
+
+
+def test_prompt_rows_step_with_a_state_of_one_row_per_prompt(lm, monkeypatch):
+    """One batch: the stepper is made once, for prompts x samples rows."""
+    import rnnlab.generation as generation
+    made = []
+    original = generation.make_stepper
+    monkeypatch.setattr(generation, "make_stepper", lambda m, b, **k: made.append(b) or original(m, b, **k))
+    lm.generate_prompts(PROMPTS, 5, num_samples=3, seed=0)
+    assert made == [len(PROMPTS) * 3]
+
+
+def test_generated_log_prob_is_the_models(lm):
+    g = lm.generate_prompts(["the "], 12, seed=3)[0]
+    ids = lm.prefix_ids(g.text)  # char tokens: the text's ids are the prompt's then the continuation's
+    X = torch.tensor([ids[:-1]])
+    with torch.no_grad():
+        log_p = torch.log_softmax(lm.model(X, lm.model.begin_state(1))[0][0].double(), dim=1)
+    expected = sum(float(log_p[t - 1, ids[t]]) for t in range(4, len(ids)))
+    assert g.log_prob == pytest.approx(expected, rel=1e-6) and g.log_prob < 0
+
+
+def exhaustive_best(model, prefix, length, end_ids, length_penalty):
+    """Every continuation (ending at the first end id or at ``length``), scored by one forward each."""
+    import itertools
+    V = model.vocab_size
+    best = None
+    for n in range(1, length + 1):
+        for tail in itertools.product(range(1, V), repeat=n):
+            if any(t in end_ids for t in tail[:-1]) or (n < length and tail[-1] not in end_ids):
+                continue
+            X = torch.tensor([prefix + list(tail[:-1])])
+            with torch.no_grad():
+                log_p = torch.log_softmax(model(X, model.begin_state(1))[0][0].double(), dim=1)
+            total = sum(float(log_p[len(prefix) - 1 + k, tok]) for k, tok in enumerate(tail))
+            score = total / n ** length_penalty
+            if best is None or score > best[0]:
+                best = (score, total, list(tail))
+    return best
+
+
+@pytest.mark.parametrize("end_ids,length_penalty", [((), 1.0), ((2,), 1.0), ((2,), 0.0), ((1, 3), 0.5)])
+def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(end_ids, length_penalty):
+    from rnnlab.generation import beam_search_ids
+    torch.manual_seed(4)
+    model = build_model("lstm", 5, hidden_size=8, num_layers=1, embed_size=3).eval()  # 4 tokens and <unk>
+    with torch.no_grad():
+        model.output.bias.mul_(0).add_(torch.tensor([3.0, 0.5, 0.0, -0.5, 0.2]))  # <unk> likely: never chosen
+    prefix, length = [1, 3], 5
+    score, total, ids = exhaustive_best(model, prefix, length, set(end_ids), length_penalty)
+    found = beam_search_ids(model, prefix, length, 4 ** length, length_penalty, end_ids)
+    assert found.ids == ids
+    assert found.log_prob == pytest.approx(total, abs=1e-6) and found.score == pytest.approx(score, abs=1e-6)
+    small = beam_search_ids(model, prefix, length, 2, length_penalty, end_ids)
+    assert small.score <= found.score + 1e-9 and 0 not in small.ids
+
+
+def test_beam_1_is_greedy(lm):
+    for prefix in ("the", "quick brown"):
+        beam = lm.beam_search(prefix, 50, beam=1)
+        assert beam.text == lm.generate(prefix, 50, greedy=True)
+        assert beam.score == pytest.approx(beam.log_prob / 50)
+
+
+def test_beam_search_stops_at_a_stop_token(lm):
+    for found in (lm.beam_search("the", 60, beam=6, stop=[" "], length_penalty=penalty) for penalty in (0, 1)):
+        continuation = found.text[3:]
+        assert " " not in continuation[:-1] and (continuation.endswith(" ") or len(continuation) == 60)
+    # with the plain total (no normalisation) an early ending beats 60 more tokens
+    short = lm.beam_search("the", 60, beam=6, stop=[" "], length_penalty=0)
+    assert short.text.endswith(" ") and len(short.text) < 63
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda lm: lm.beam_search("the", 5, beam=0), "beam must be an integer from 1"),
+    (lambda lm: lm.beam_search("the", 5, length_penalty=-1), "length_penalty must be"),
+    (lambda lm: lm.beam_search("the", 5, length_penalty=float("nan")), "length_penalty must be"),
+    (lambda lm: lm.beam_search("the", 5, stop=["zz"]), "stop 'zz' is not one token"),
+    (lambda lm: lm.beam_search("the", 5, stop=["<unk>"]), "stop '<unk>' is not one token"),
+    (lambda lm: lm.generate_prompts([], 5), "prompts must be a non-empty list"),
+    (lambda lm: lm.generate_prompts("the", 5), "prompts must be a non-empty list"),
+    (lambda lm: lm.generate_prompts(["the", 3], 5), "prefix must be a string"),
+    (lambda lm: lm.generate_prompts(["the"], 5, num_samples=0), "num_samples must be an integer from 1"),
+])
+def test_bad_prompt_and_beam_arguments(lm, call, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        call(lm)

@@ -367,6 +367,39 @@ def test_cli_num_samples_goes_through_the_batch_and_keeps_per_sample_seeds(tmp_p
     assert len(printed) == 2 and all(line.startswith("the ") and len(line) == 14 for line in printed)
 
 
+def test_cli_prompts_from_a_file_several_at_once_and_beam_search(tmp_path, capsys, monkeypatch):
+    import json
+
+    from rnnlab.cli import main
+    from rnnlab.lm import LanguageModel
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fox.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    assert main(["-q", "train", "--corpus", "fox.txt", "--model", "gru", "--hidden", "12", "--layers", "1",
+                 "--embed", "6", "--batch-size", "4", "--num-steps", "8", "--sample-length", "0",
+                 "--epochs", "1", "--out", "ck"]) == 0
+    capsys.readouterr()
+
+    def run(*extra):
+        assert main(["-q", "generate", "ck", "--length", "12", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    (tmp_path / "one.txt").write_text("the lazy\n")  # the editor's final line break is not part of it
+    assert run("--prefix-file", "one.txt", "--seed", "3")["samples"] == run("--prefix", "the lazy", "--seed", "3")["samples"]
+    (tmp_path / "many.txt").write_text("the quick\n\n  \nover the\r\nd\n")
+    from_file = run("--prefix-file", "many.txt", "--prompts-per-line", "--greedy")
+    repeated = run("--prefix", "the quick", "--prefix", "over the", "--prefix", "d", "--greedy")
+    assert from_file == repeated and from_file["prompts"] == ["the quick", "over the", "d"]
+    lm = LanguageModel.load(tmp_path / "ck")
+    assert [t["text"] for t in from_file["texts"]] == [lm.generate(p, 12, greedy=True) for p in from_file["prompts"]]
+    assert all(t["log_prob"] < 0 for t in from_file["texts"])
+    beam = run("--prefix", "the", "--prefix", "fox", "--beam", "3", "--stop", ".")
+    expected = [lm.beam_search(p, 12, beam=3, stop=["."]) for p in ("the", "fox")]
+    assert [t["text"] for t in beam["texts"]] == [g.text for g in expected]
+    assert [t["score"] for t in beam["texts"]] == pytest.approx([g.score for g in expected])
+    assert main(["-q", "generate", "ck", "--prefix", "the", "--prefix", "a", "--length", "5", "--beam", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [lm.generate(p, 5, greedy=True) for p in ("the", "a")]
+
+
 def test_single_stream_steps_on_one_thread_but_the_caller_keeps_its_threads():
     model = build_model("rnn-scratch", 9, seed=0, hidden_size=8)
     previous = torch.get_num_threads()

@@ -34,14 +34,15 @@ products).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
+from typing import Iterable, Iterator, Sequence, TextIO, Union
 
 import torch
 
 from rnnlab.errors import UsageError
-from rnnlab.models.base import RecurrentLM
+from rnnlab.models.base import RecurrentLM, State, map_state
 from rnnlab.models.stepping import Stepper, make_stepper
 
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
@@ -251,7 +252,6 @@ def generate_ids(model: RecurrentLM, prefix_ids: list[int], length: int, samplin
         model.train(was_training)
 
 
-@torch.no_grad()
 def generate_batch_ids(model: RecurrentLM, prefix_ids: list[int], length: int, num_samples: int,
                        sampling: Sampling | None = None, generator: Generators = None) -> list[list[int]]:
     """``num_samples`` continuations of ``length`` ids each, generated side by side after one warm-up.
@@ -259,16 +259,79 @@ def generate_batch_ids(model: RecurrentLM, prefix_ids: list[int], length: int, n
     ``generator`` is one generator for the whole batch or one per sample (then sample
     ``i`` equals ``generate_ids`` with generator ``i``, up to float rounding).
     """
-    _check_request(prefix_ids, length)
-    if num_samples < 1:
-        raise UsageError(f"num_samples must be a positive integer, got {num_samples}")
+    return generate_prompts_ids(model, [prefix_ids], length, num_samples, sampling, generator)
+
+
+def _merge_state(fn, whole: State, part: State) -> State:
+    """``fn(w, p)`` on matching tensors of two states in a model's format (a tensor or a tuple)."""
+    if isinstance(whole, tuple):
+        return tuple(fn(w, p) for w, p in zip(whole, part))
+    return fn(whole, part)
+
+
+def warm_up_prompts(model: RecurrentLM, prompts: Sequence[Sequence[int]], rows_per_prompt: int = 1,
+                    mask_unk: bool = True) -> tuple[Stepper, torch.Tensor]:
+    """A stepper of ``len(prompts) * rows_per_prompt`` rows and its logits ``(B, V)``.
+
+    Row ``i * rows_per_prompt + j`` has read ``prompts[i]`` (at least one id each). Each
+    prompt's state is the one it has alone: prompts of one length are read by one
+    ``forward`` over ``prompt[:-1]`` from the zero state (prompts of other lengths in
+    other calls, so no row ever reads padding); the states are stacked into
+    ``(layers, prompts, hidden)``, repeated ``rows_per_prompt`` times, and the stepper
+    then feeds every row's last prompt token, so all rows step together from there.
+    ``model`` must be in eval mode.
+    """
+    device = model.device
+    count = len(prompts)
+    stepper = make_stepper(model, count * rows_per_prompt, mask_unk=mask_unk)
+    by_length: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        by_length.setdefault(len(prompt), []).append(i)
+    if any(n > 1 for n in by_length):
+        state = model.begin_state(count, device)
+        for n, members in by_length.items():
+            if n < 2:
+                continue  # nothing before the last token: the zero state
+            X = torch.tensor([list(prompts[i][:-1]) for i in members], dtype=torch.long, device=device)
+            _, read = model(X, model.begin_state(len(members), device))
+            rows = torch.tensor(members, device=device)
+            state = _merge_state(lambda w, p: w.index_copy(1, rows, p.to(w.dtype)), state, read)
+        stepper.load_state(map_state(lambda s: s.repeat_interleave(rows_per_prompt, dim=1), state))
+    last = torch.tensor([int(p[-1]) for p in prompts for _ in range(rows_per_prompt)], dtype=torch.long,
+                        device=device)
+    return stepper, stepper.step(last)
+
+
+@torch.no_grad()
+def generate_prompts_ids(model: RecurrentLM, prompts: Sequence[Sequence[int]], length: int,
+                         samples_per_prompt: int = 1, sampling: Sampling | None = None,
+                         generator: Generators = None) -> list[list[int]]:
+    """``length`` new ids for each of ``samples_per_prompt`` rows per prompt, all in one batch.
+
+    Returns ``len(prompts) * samples_per_prompt`` lists, prompt by prompt (row
+    ``i * samples_per_prompt + j`` continues ``prompts[i]``). The rows step together with
+    a state of shape ``(layers, rows, hidden)`` after :func:`warm_up_prompts`; ``generator``
+    is one generator for the whole batch or one per row (then row ``r`` equals
+    :func:`generate_ids` of its prompt with generator ``r``, up to float rounding of the
+    batched products; under greedy decoding every row is the prompt's text alone).
+    """
+    if len(prompts) == 0:
+        raise UsageError("generation needs at least one prompt")
+    for prompt in prompts:
+        _check_request(prompt, length)
+    if samples_per_prompt < 1:
+        raise UsageError(f"num_samples must be a positive integer, got {samples_per_prompt}")
+    if len(prompts) * samples_per_prompt > MAX_STREAMS:
+        raise UsageError(f"{len(prompts)} prompts x {samples_per_prompt} samples is more than "
+                         f"{MAX_STREAMS:,} streams side by side")
     sampling = sampling or Sampling()
+    rows = len(prompts) * samples_per_prompt
     was_training = model.training
     model.eval()
     try:
-        stepper, logits = warm_up(model, prefix_ids, num_samples)
-        chooser = TokenChooser(sampling, num_samples, model.vocab_size, stepper.device, generator, stepper.dtype)
-        chosen = torch.empty(length, num_samples, dtype=torch.long, device=stepper.device)
+        stepper, logits = warm_up_prompts(model, prompts, samples_per_prompt)
+        chooser = TokenChooser(sampling, rows, model.vocab_size, stepper.device, generator, stepper.dtype)
+        chosen = torch.empty(length, rows, dtype=torch.long, device=stepper.device)
         with torch.inference_mode():
             for t in range(length):
                 tokens = chooser.choose(logits, out=chosen[t])
@@ -281,6 +344,138 @@ def generate_batch_ids(model: RecurrentLM, prefix_ids: list[int], length: int, n
         return chosen.t().tolist()
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def continuation_log_prob(model: RecurrentLM, prefix_ids: Sequence[int], ids: Sequence[int]) -> float:
+    """Natural-log probability of ``ids`` after ``prefix_ids`` under the model (temperature 1, all tokens).
+
+    One ``forward`` over ``prefix + ids[:-1]`` from the zero state; the log-softmax at each
+    position of ``ids`` (float64), summed. 0 for no ids.
+    """
+    if not ids:
+        return 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.device
+        X = torch.tensor([list(prefix_ids) + list(ids[:-1])], dtype=torch.long, device=device)
+        logits, _ = model(X, model.begin_state(1, device))
+        log_p = torch.log_softmax(logits[0, len(prefix_ids) - 1:].double(), dim=1)
+        target = torch.tensor(list(ids), dtype=torch.long, device=device).view(-1, 1)
+        return float(log_p.gather(1, target).sum())
+    finally:
+        model.train(was_training)
+
+
+MAX_BEAM = 10_000
+
+
+@dataclass
+class BeamResult:
+    """The best hypothesis of a beam search: its ``ids``, their total ``log_prob`` (nats,
+    the model's full distribution) and ``score = log_prob / len(ids) ** length_penalty``."""
+
+    ids: list[int]
+    log_prob: float
+    score: float
+
+
+def _normalised(log_prob: float, count: int, length_penalty: float) -> float:
+    return log_prob / count ** length_penalty if count else 0.0
+
+
+@torch.no_grad()
+def beam_search_ids(model: RecurrentLM, prefix_ids: Sequence[int], length: int, beam: int,
+                    length_penalty: float = 1.0, end_ids: Sequence[int] = ()) -> BeamResult:
+    """The continuation of at most ``length`` ids with the highest length-normalised log-probability.
+
+    Keeps the ``beam`` best partial continuations (by total log-probability, as they all
+    have the same length at a step); each step extends every one by every token but
+    ``<unk>`` and keeps the ``beam`` best of the ``beam x V`` extensions. A continuation
+    that emits one of ``end_ids`` is finished there (the end token included); the others
+    finish at ``length`` tokens. The answer is the finished continuation with the highest
+    ``log_prob / n ** length_penalty`` (``n`` its ids; 1: the mean per token, 0: the plain
+    total, which favours short endings). Without ``end_ids`` every continuation has
+    ``length`` ids and the normalisation does not change the ranking. ``beam = 1`` is
+    greedy decoding; ``beam >= (V - 1) ** length`` examines every continuation.
+    Log-probabilities come from the model's full softmax (``<unk>`` included, never chosen).
+    """
+    _check_request(prefix_ids, length)
+    if not 1 <= beam <= MAX_BEAM:
+        raise UsageError(f"beam must be an integer from 1 to {MAX_BEAM:,}, got {beam}")
+    if not (math.isfinite(length_penalty) and length_penalty >= 0):
+        raise UsageError(f"length_penalty must be a finite number >= 0, got {length_penalty}")
+    if length == 0:
+        return BeamResult([], 0.0, 0.0)
+    was_training = model.training
+    model.eval()
+    try:
+        stepper, logits = warm_up_prompts(model, [prefix_ids], beam, mask_unk=False)
+        device, V = stepper.device, model.vocab_size
+        end = torch.zeros(V, dtype=torch.bool, device=device)
+        for i in end_ids:
+            end[int(i)] = True
+        ends = end.nonzero().view(-1)
+        totals = torch.full((beam,), -math.inf, dtype=torch.float64, device=device)
+        totals[0] = 0.0  # every row holds the same state: only the first one is a hypothesis yet
+        history = torch.empty(beam, 0, dtype=torch.long, device=device)
+        finished: list[tuple[float, float, list[int]]] = []  # (score, log_prob, ids)
+        for t in range(length):
+            extended = totals.view(-1, 1) + torch.log_softmax(logits.double(), dim=1)  # (beam, V)
+            extended[:, 0] = -math.inf  # never <unk>
+            n = t + 1
+            if len(ends):
+                for row, token in (extended[:, ends] > -math.inf).nonzero().tolist():
+                    total = float(extended[row, ends[token]])
+                    ids = history[row].tolist() + [int(ends[token])]
+                    finished.append((_normalised(total, n, length_penalty), total, ids))
+                finished = sorted(finished, key=lambda f: -f[0])[:beam]
+                extended[:, ends] = -math.inf
+            best = torch.topk(extended.view(-1), beam)
+            parents = torch.div(best.indices, V, rounding_mode="floor")
+            tokens = best.indices % V
+            totals = best.values
+            history = torch.cat([history[parents], tokens.view(-1, 1)], dim=1)
+            if not bool(torch.isfinite(totals).any()):
+                break
+            if n == length:
+                for row in torch.isfinite(totals).nonzero().view(-1).tolist():
+                    total = float(totals[row])
+                    finished.append((_normalised(total, n, length_penalty), total, history[row].tolist()))
+                break
+            stepper.load_state(map_state(lambda s: s[:, parents], stepper.state()))
+            logits = stepper.step(tokens)
+        if not finished:
+            raise UsageError(NO_TOKEN_MESSAGE)
+        score, total, ids = max(finished, key=lambda f: f[0])
+        return BeamResult(ids, total, score)
+    finally:
+        model.train(was_training)
+
+
+FLUSH_SECONDS = 0.05  # a streamed text is flushed at most this often: smooth to read, no syscall per token
+
+
+def write_stream(pieces: Iterable[str], out: TextIO, flush_seconds: float = FLUSH_SECONDS) -> str:
+    """Write text ``pieces`` to ``out`` as they come and return them joined.
+
+    ``out`` is flushed when ``flush_seconds`` have passed since the last flush, and at
+    the end: a reader sees the text appear as it is generated, but a fast model does not
+    pay one write system call (and, through a pipe, one wake-up of the reader) per token.
+    """
+    parts: list[str] = []
+    write, flush, clock = out.write, out.flush, time.perf_counter
+    last_flush = clock()
+    for piece in pieces:
+        parts.append(piece)
+        write(piece)
+        now = clock()
+        if now - last_flush >= flush_seconds:
+            flush()
+            last_flush = now
+    flush()
+    return "".join(parts)
 
 
 def generation_tokens_per_second(model: RecurrentLM, length: int, batch_size: int = 1,

@@ -6,6 +6,8 @@
     lm = rnnlab.load("runs/tm")
     lm.generate("time traveller", length=50, greedy=True)
     lm.generate_batch("time traveller", length=50, num_samples=8, seed=0)
+    lm.generate_prompts(["time traveller", "the morlocks"], length=50, greedy=True)  # one batch
+    lm.beam_search("time traveller", length=50, beam=8, stop=["."]).text
     lm.score(open("other.txt").read())["perplexity"]
     lm.score_text("the time machine", per_token=True).bits_per_char
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,12 +27,25 @@ from rnnlab.data.vocab import Vocab
 from rnnlab import checks
 from rnnlab.errors import CheckpointError, DataError, UsageError
 from rnnlab.evaluation import evaluate
-from rnnlab.generation import MAX_STREAMS, Sampling, generate_batch_ids, generate_ids
+from rnnlab.generation import (MAX_BEAM, MAX_STREAMS, Sampling, beam_search_ids, continuation_log_prob,
+                               generate_batch_ids, generate_ids, generate_prompts_ids)
 from rnnlab.model_checkpoint import KIND, check_model_config, load_model
 from rnnlab.models.base import RecurrentLM
 from rnnlab.precision import resolve_device
 from rnnlab.progress import logger
 from rnnlab.scoring import score_text
+
+
+@dataclass
+class Generated:
+    """One generated text: its ``prompt`` as given, the ``text`` (the prompt as the model reads it,
+    then the continuation), the natural-log probability of the continuation's tokens under the
+    model, and for beam search its length-normalised ``score``."""
+
+    prompt: str
+    text: str
+    log_prob: float
+    score: float | None = None
 
 
 @dataclass
@@ -108,6 +123,68 @@ class LanguageModel:
         rows = generate_batch_ids(self.model, ids, length, num_samples, sampling, generators)
         shown = self.prefix_text(prefix)
         return [shown + "".join(self._pieces(ids[-1], row)) for row in rows]
+
+    def generate_prompts(self, prompts: Sequence[str], length: int = 100, num_samples: int = 1,
+                         greedy: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                         seed: int | None = None) -> list["Generated"]:
+        """Texts for several prompts at once: ``num_samples`` per prompt, prompt by prompt, in one batch.
+
+        Prompts may differ in length (each is read as it would be alone; see
+        :func:`rnnlab.generation.warm_up_prompts`). With a ``seed``, sample ``j`` of every
+        prompt draws from ``seed + j``, so it is the text ``generate(prompt, ...,
+        seed=seed + j)`` gives (up to float rounding); greedy rows are each prompt's text
+        alone. Each result carries the log-probability of its generated tokens under the
+        model (one extra forward pass per text).
+        """
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
+            raise UsageError("prompts must be a non-empty list of strings")
+        for prompt in prompts:
+            self._check_generation(prompt, length, greedy, temperature, top_k, top_p, seed)
+        checks.integer(num_samples, "num_samples", 1, MAX_STREAMS)
+        if seed is not None:
+            checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
+        sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        generators = None if seed is None else [torch.Generator().manual_seed(seed + j)
+                                                for _ in prompts for j in range(num_samples)]
+        ids = [self.prefix_ids(prompt) for prompt in prompts]
+        rows = generate_prompts_ids(self.model, ids, length, num_samples, sampling, generators)
+        results = []
+        for r, row in enumerate(rows):
+            i = r // num_samples
+            text = self.prefix_text(prompts[i]) + "".join(self._pieces(ids[i][-1], row))
+            results.append(Generated(prompts[i], text, continuation_log_prob(self.model, ids[i], row)))
+        return results
+
+    def beam_search(self, prefix: str, length: int = 100, beam: int = 4, length_penalty: float = 1.0,
+                    stop: Sequence[str] = ()) -> "Generated":
+        """The continuation of at most ``length`` tokens with the best length-normalised log-probability.
+
+        ``stop``: tokens (each one token of the vocabulary, e.g. ``"."``) after which a
+        continuation ends; see :func:`rnnlab.generation.beam_search_ids` for the search and
+        the score ``log_prob / tokens ** length_penalty``. ``beam=1`` is greedy decoding.
+        """
+        self._check_generation(prefix, length, True, 1.0, 0, 1.0, None)
+        checks.integer(beam, "beam", 1, MAX_BEAM)
+        checks.number(length_penalty, "length_penalty", 0)
+        end_ids = self.stop_ids(stop)
+        ids = self.prefix_ids(prefix)
+        found = beam_search_ids(self.model, ids, length, beam, length_penalty, end_ids)
+        text = self.prefix_text(prefix) + "".join(self._pieces(ids[-1], found.ids))
+        return Generated(prefix, text, found.log_prob, found.score)
+
+    def stop_ids(self, stop: Sequence[str] | str, name: str = "stop") -> list[int]:
+        """The ids of stop tokens (a token or a list), each one token of the vocabulary but ``<unk>``;
+        errors call the argument ``name``."""
+        if isinstance(stop, str):
+            stop = [stop]
+        ids = []
+        for token in stop:
+            checks.text(token, name)
+            if token not in self.vocab or self.vocab[token] == 0:
+                raise UsageError(f"{name} {token!r} is not one token of the model's vocabulary "
+                                 f"({self.token} tokens)")
+            ids.append(self.vocab[token])
+        return ids
 
     @staticmethod
     def _check_generation(prefix, length, greedy, temperature, top_k, top_p, seed) -> None:

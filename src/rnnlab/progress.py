@@ -16,12 +16,21 @@ T = TypeVar("T")
 logger = logging.getLogger("rnnlab")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is when the record is emitted, not as it was
+    when logging was configured: a caller (a test's capture, a redirect) may have replaced it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(verbose: bool = True) -> None:
     """Send rnnlab's log records to stderr as bare lines (called by the CLI)."""
     if logger.handlers:
         logger.setLevel(logging.INFO if verbose else logging.WARNING)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)

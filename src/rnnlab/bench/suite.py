@@ -31,6 +31,9 @@ Sections (see :data:`SECTIONS`):
   Uses ``rnnlab.generation.generation_tokens_per_second`` where it exists; otherwise
   one stream is timed through ``generate_ids`` and 64 streams through a greedy loop
   over ``model(tokens (64, 1), state)`` written here.
+  Beside them, end to end on the ``rnn-scratch`` model: the book's ``predict_ch8``
+  (:mod:`rnnlab.bench.book_generation`) and ``rnnlab generate``'s path from the prefix
+  to the text written out, interleaved, with rnnlab's rate relative to the book's.
 * ``memory`` -- one training step of the book's RNN and of the default model:
   measured peak and saved-for-backward bytes (:mod:`rnnlab.bench.memory`) beside the
   kept-activations formula (:meth:`rnnlab.bench.steps.Shape.kept_bytes`). Always at
@@ -48,6 +51,7 @@ cores: a smoke test, not a measurement to quote.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
@@ -62,12 +66,15 @@ from rnnlab.bench.export_bench import section_export
 from rnnlab.bench.steps import Shape, TrainingStep, book_rnn, rnnlab_model, torch_model
 from rnnlab.bench.timing import Candidate, Measurement, environment, measure
 from rnnlab.errors import UsageError
-from rnnlab.generation import Sampling, generate_ids
+from rnnlab.generation import Sampling, generate_ids, write_stream
 from rnnlab.models import build_model
 from rnnlab.precision import resolve_precision
 from rnnlab.progress import logger
 from rnnlab.training.budget import count_parameters
 from rnnlab.training.config import TrainConfig
+from rnnlab.bench.book_generation import BookScratchRNN, predict_ch8
+from rnnlab.data.vocab import Vocab
+from rnnlab.lm import LanguageModel
 
 try:  # another engineer is adding it; until then generation is timed here
     from rnnlab.generation import generation_tokens_per_second
@@ -383,6 +390,37 @@ def _generation_candidate(key: str, model, batch_size: int, length: int) -> tupl
     return Candidate(key, batched, batch_size * length), "greedy loop over model(tokens, state) in rnnlab.bench"
 
 
+BOOK_PREFIX = "time traveller "  # the book's prompt
+BOOK_CHARACTERS = "abcdefghijklmnopqrstuvwxyz "  # the book's 28 tokens, with <unk>
+
+
+def _end_to_end_candidates(model, length: int, out) -> list[Candidate]:
+    """The book's ``predict_ch8`` and rnnlab's ``generate`` path, text in to text out, on one model.
+
+    rnnlab's candidate is what ``rnnlab generate --greedy`` does once the checkpoint is
+    loaded: the prefix's preprocessing and warm-up, :meth:`LanguageModel.stream` (stepping
+    and decoding) and :func:`rnnlab.generation.write_stream` into ``out``; the book's
+    candidate builds its string the book's way (:mod:`rnnlab.bench.book_generation`).
+    """
+
+    vocab = Vocab(list(BOOK_CHARACTERS))
+    lm = LanguageModel(model=model, vocab=vocab, mode="raw", token="char")
+    net = BookScratchRNN(model)
+
+    def book() -> None:
+        predict_ch8(BOOK_PREFIX, length, net, vocab)
+
+    def rnnlab_generate() -> None:
+        out.seek(0)
+        out.write(lm.prefix_text(BOOK_PREFIX))
+        write_stream(lm.stream(BOOK_PREFIX, length, greedy=True), out)
+        out.write("\n")
+        out.truncate()
+
+    return [Candidate("book predict_ch8", book, length),
+            Candidate("rnnlab generate end to end", rnnlab_generate, length)]
+
+
 def section_generate(plan: Plan, config: dict) -> dict:
     models = {
         f"rnn-scratch H={BOOK_HIDDEN} V={BOOK_VOCAB}": build_model("rnn-scratch", BOOK_VOCAB, seed=0,
@@ -403,8 +441,16 @@ def section_generate(plan: Plan, config: dict) -> dict:
                                                       plan.generate_length)
             candidates.append(candidate)
             methods[candidate.key] = method
-    logger.info("bench generate: %d candidates x %d repetitions", len(candidates), plan.repeats)
-    measured = measure(candidates, plan.repeats, plan.min_seconds, plan.warmup, desc="generate")
+    scratch = models[f"rnn-scratch H={BOOK_HIDDEN} V={BOOK_VOCAB}"]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        end_to_end = _end_to_end_candidates(scratch, plan.generate_length, out)
+        logger.info("bench generate: %d candidates x %d repetitions", len(candidates) + 2, plan.repeats)
+        measured = measure(candidates + end_to_end, plan.repeats, plan.min_seconds, plan.warmup, desc="generate")
+    book_rate = measured[end_to_end[0].key].rate
+    comparison = [{"candidate": c.key, "model": f"rnn-scratch H={BOOK_HIDDEN} V={BOOK_VOCAB}",
+                   "length": plan.generate_length, "tokens_per_second": measured[c.key].rate,
+                   "spread": measured[c.key].spread, "vs_book": measured[c.key].rate / book_rate}
+                  for c in end_to_end]
     rows = []
     for candidate in candidates:
         name, batch_size = candidate.key.split("|")
@@ -412,8 +458,11 @@ def section_generate(plan: Plan, config: dict) -> dict:
         rows.append({"model": name, "streams": int(batch_size), "length": plan.generate_length,
                      "tokens_per_second": m.rate, "spread": m.spread, "method": methods[candidate.key]})
     notes = ["greedy, float32, eval mode; tokens/s counts generated tokens over all streams",
-             f"default model options: {config['options']}"]
-    return {"rows": rows, "notes": notes}
+             f"default model options: {config['options']}",
+             f"end to end: prefix {BOOK_PREFIX!r} to text, the book's predict_ch8 (autograd on, as in the book) "
+             "against rnnlab generate's path after loading (stream, decode, write to a file), "
+             "interleaved in one process"]
+    return {"rows": rows, "end_to_end": comparison, "notes": notes}
 
 
 def section_memory(config: dict) -> dict:

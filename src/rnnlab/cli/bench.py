@@ -96,6 +96,10 @@ def _bench_report(result: dict) -> list[str]:
                 for e in sections["generate"]["rows"]]
         lines += ["", f"generate: tokens/s ({sections['generate']['rows'][0]['length']} tokens per stream)",
                   *_table(["model", "streams", "tokens/s", "spread", "timed by"], rows)]
+        comparison = sections["generate"].get("end_to_end", [])
+        if comparison:
+            rows = [[e["candidate"], e["model"], _rate(e), _spread(e), f"{e['vs_book']:.2f}x"] for e in comparison]
+            lines += ["", *_table(["end to end, one stream", "model", "tokens/s", "spread", "vs book"], rows)]
         lines += [f"note: {n}" for n in sections["generate"]["notes"]]
     if "memory" in sections:
         rows = [[e["label"], e["implementation"], e["precision"], _mib(e["peak_bytes"]), _mib(e["saved_bytes"]),

@@ -6,7 +6,7 @@ import sys
 from dataclasses import fields
 
 from rnnlab.cli.common import add_config_options, add_corpus_options, add_overwrite_option, emit, flag_of, fmt
-from rnnlab.errors import UsageError
+from rnnlab.errors import DataError, UsageError
 from rnnlab.lm import LanguageModel
 from rnnlab.precision import PRECISIONS
 from rnnlab.tasks import lm_run as run
@@ -15,6 +15,8 @@ from rnnlab.training.budget import LADDERS, SIZES
 from rnnlab.training.config import (PRESETS, BatchOptions, DataOptions, LoopOptions, ModelOptions, TrainConfig,
                                     make_config)
 from rnnlab.training.state import RESUMABLE
+from rnnlab.fileio import check_input_file, read_regular_file
+from rnnlab.generation import MAX_BEAM, write_stream
 
 
 def cmd_demo(args) -> int:
@@ -107,34 +109,74 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _prompts(args) -> list[str]:
+    """The prompts of ``generate``: ``--prefix`` (repeatable, default 'the') or ``--prefix-file``."""
+    if args.prompts_per_line and args.prefix_file is None:
+        raise UsageError("--prompts-per-line reads --prefix-file FILE; give the file")
+    if args.prefix_file is None:
+        return args.prefix or ["the"]
+    if args.prefix:
+        raise UsageError("give --prefix or --prefix-file, not both")
+    if not args.prefix_file:
+        raise UsageError("--prefix-file needs a file name")
+    label = f"--prefix-file {args.prefix_file}"
+    try:
+        data = read_regular_file(check_input_file(args.prefix_file, label), label)
+    except OSError as exc:  # no permission, an I/O error
+        raise DataError(f"cannot read {label}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark some editors write is not part of the prompt
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{label} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                        "save it as UTF-8") from None
+    if args.prompts_per_line:
+        prompts = [line for line in text.splitlines() if line.strip()]
+    else:  # the whole file is one prompt; the line break an editor adds at the end is not part of it
+        prompts = [text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text]
+    if not any(p.strip() for p in prompts):
+        raise DataError(f"{label} holds no prompt (it is empty or only white space)")
+    return prompts
+
+
 def cmd_generate(args) -> int:
     if args.num_samples < 1:
         raise UsageError(f"--num-samples must be >= 1, got {args.num_samples}")
-    lm = LanguageModel.load(args.checkpoint, device=args.device)
     options = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    if args.num_samples > 1:
-        # Side by side in one batch; with --seed, sample i is still the text of --seed SEED+i.
-        samples = lm.generate_batch(args.prefix, args.length, args.num_samples, seed=args.seed, **options)
-        if not args.json:
-            for sample in samples:
-                print(sample)
-    else:  # one sample (or none): stream it as it is generated
-        samples = []
-        shown = lm.prefix_text(args.prefix)
-        for _ in range(args.num_samples):
-            pieces = []
-            if not args.json:
-                sys.stdout.write(shown)
-                sys.stdout.flush()
-            for piece in lm.stream(args.prefix, args.length, seed=args.seed, **options):
-                pieces.append(piece)
-                if not args.json:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            if not args.json:
-                sys.stdout.write("\n")
-            samples.append(shown + "".join(pieces))
-    emit({"samples": samples, "prefix": args.prefix, "length": args.length, **options}, args.json)
+    if args.beam is not None:
+        if not 1 <= args.beam <= MAX_BEAM:
+            raise UsageError(f"--beam must be an integer from 1 to {MAX_BEAM:,}, got {args.beam}")
+        if args.num_samples > 1:
+            raise UsageError("--beam finds one text per prompt; drop --num-samples")
+        if args.greedy or args.temperature != 1.0 or args.top_k or args.top_p != 1.0 or args.seed is not None:
+            raise UsageError("--beam searches, it does not sample: drop --greedy, --temperature, --top-k, "
+                             "--top-p and --seed")
+    elif args.stop or args.length_penalty is not None:
+        raise UsageError("--stop and --length-penalty steer beam search; add --beam N")
+    if args.length_penalty is not None and not 0 <= args.length_penalty < float("inf"):
+        raise UsageError(f"--length-penalty must be a finite number >= 0, got {args.length_penalty}")
+    prompts = _prompts(args)
+    lm = LanguageModel.load(args.checkpoint, device=args.device)
+    if args.beam is not None:
+        lm.stop_ids(args.stop or (), "--stop")
+        penalty = 1.0 if args.length_penalty is None else args.length_penalty
+        results = [lm.beam_search(p, args.length, args.beam, penalty, args.stop or ()) for p in prompts]
+        options = {"beam": args.beam, "length_penalty": penalty, "stop": args.stop or []}
+    elif len(prompts) > 1 or args.num_samples > 1 or args.json:
+        # Side by side in one batch; with --seed, sample j of every prompt is the text of --seed SEED+j.
+        results = lm.generate_prompts(prompts, args.length, args.num_samples, seed=args.seed, **options)
+    else:  # one prompt, one sample, printed: stream it as it is generated
+        sys.stdout.write(lm.prefix_text(prompts[0]))
+        write_stream(lm.stream(prompts[0], args.length, seed=args.seed, **options), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if not args.json:
+        for result in results:
+            print(result.text)
+    summary = {"samples": [r.text for r in results], "prefix": prompts[0], "prompts": prompts,
+               "length": args.length, **options,
+               "texts": [{"prompt": r.prompt, "text": r.text, "log_prob": r.log_prob,
+                          **({"score": r.score} if r.score is not None else {})} for r in results]}
+    emit(summary, args.json)
     return 0
 
 
@@ -189,7 +231,12 @@ def add_parser(commands) -> None:
 
     gen = commands.add_parser("generate", help="generate text from a trained model")
     gen.add_argument("checkpoint", metavar="DIR")
-    gen.add_argument("--prefix", default="the", help="warm-up text (default 'the')")
+    gen.add_argument("--prefix", action="append", default=None, metavar="TEXT",
+                     help="warm-up text (default 'the'); repeat it for several prompts, generated in one batch")
+    gen.add_argument("--prefix-file", default=None, metavar="FILE",
+                     help="read the prompt from a UTF-8 file (all of it, less one final line break)")
+    gen.add_argument("--prompts-per-line", action="store_true",
+                     help="with --prefix-file: every non-blank line is a prompt, generated in one batch")
     gen.add_argument("--length", type=int, default=200, help="tokens to generate (default 200)")
     gen.add_argument("--greedy", action="store_true", help="always take the most likely token")
     gen.add_argument("--temperature", type=float, default=1.0)
@@ -197,6 +244,12 @@ def add_parser(commands) -> None:
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     gen.add_argument("--num-samples", type=int, default=1,
                      help="samples to generate (default 1); several are generated side by side in one batch")
+    gen.add_argument("--beam", type=int, default=None, metavar="N",
+                     help="beam search with N hypotheses instead of sampling (1 = greedy)")
+    gen.add_argument("--length-penalty", type=float, default=None, metavar="A",
+                     help="with --beam: rank endings by log-probability / tokens^A (default 1: per token)")
+    gen.add_argument("--stop", action="append", default=None, metavar="TOKEN",
+                     help="with --beam: a hypothesis ends after this token (repeatable), e.g. --stop .")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--json", action="store_true")

@@ -38,7 +38,6 @@ from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, enco
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
-from rnnlab.fileio import file_digest
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 SPLITS = ("train", "val", "test")
@@ -245,12 +244,12 @@ def check_shards(folder: Path, manifest: dict, verify="sizes") -> dict[str, tupl
             key = f"splits.{split}.shards[{index}]"
             if not isinstance(shard, dict):
                 raise _manifest_error(folder, key, "must be a JSON object")
-            for field, check, expected in (("num_tokens", lambda v: _is_count(v) and v > 0, "a positive integer"),
-                                           ("bytes", _is_count, "an integer >= 0"),
-                                           ("sha256", is_sha256, "a SHA-256 (64 hex digits)")):
-                if not check(shard.get(field)):
-                    raise _manifest_error(folder, f"{key}.{field}", f"must be {expected}, got "
-                                          f"{json.dumps(shard.get(field))[:60]}")
+            for key_name, check, expected in (("num_tokens", lambda v: _is_count(v) and v > 0, "a positive integer"),
+                                              ("bytes", _is_count, "an integer >= 0"),
+                                              ("sha256", is_sha256, "a SHA-256 (64 hex digits)")):
+                if not check(shard.get(key_name)):
+                    raise _manifest_error(folder, f"{key}.{key_name}", f"must be {expected}, got "
+                                          f"{json.dumps(shard.get(key_name))[:60]}")
             if shard["bytes"] != shard["num_tokens"] * dtype.itemsize:
                 raise _manifest_error(folder, f"{key}.bytes", f"is {shard['bytes']}, but {shard['num_tokens']} "
                                       f"{dtype.name} tokens take {shard['num_tokens'] * dtype.itemsize}")

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rnnlab.models.base import RecurrentLM, State
 
