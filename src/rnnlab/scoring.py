@@ -70,17 +70,22 @@ class TextScore:
         return out
 
 
-def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+def token_spans(text: str, mode: str, token: str, subword=None) -> tuple[list[str], np.ndarray, np.ndarray, str]:
     """``(tokens, starts, ends, scored_text)``: the model's tokens of ``text`` and the
     character span ``[start, end)`` of each in ``scored_text``, the preprocessed text
     (its segments joined without a separator, as the character stream is).
 
     Word tokens are found left to right (what lies between two tokens is whitespace);
-    a byte's span is the character it belongs to, ending there only at its last byte."""
-    from rnnlab.data.text import preprocess, tokenize
+    a byte's span is the character it belongs to, ending there only at its last byte, and a
+    subword's runs from the character holding its first byte to the end of the last character
+    it completes (``subword``: the tokenizer of ``bpe``/``unigram`` tokens)."""
+    from rnnlab.data.text import SUBWORDS, preprocess, tokenize
     segments = preprocess(text, mode)
     scored = "".join(segments)
-    tokens = tokenize(segments, token, mode)
+    tokens = tokenize(segments, token, mode, subword=subword)
+    if token in SUBWORDS:
+        starts, ends = subword_spans(tokens, scored)
+        return tokens, starts, ends, scored
     if token == "char":
         starts = np.arange(len(tokens), dtype=np.int64)
         return tokens, starts, starts + 1, scored
@@ -99,6 +104,58 @@ def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray
         position = start + len(tok)
     starts = np.asarray(starts, dtype=np.int64)
     return tokens, starts, starts + np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens)), scored
+
+
+def subword_spans(tokens: list[str], scored: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` in characters of ``scored`` of byte-level subword ``tokens`` (each
+    token character one byte): a token starts in the character its first byte belongs to and
+    ends after the last character whose final byte it holds."""
+    from rnnlab.data.subword import token_bytes
+    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in scored), dtype=np.int64,
+                                      count=len(scored)))  # byte offset just past each character
+    sizes = np.fromiter((len(token_bytes(tok)) for tok in tokens), dtype=np.int64, count=len(tokens))
+    byte_ends = np.cumsum(sizes)
+    starts = np.searchsorted(char_ends, byte_ends - sizes, side="right")
+    ends = np.searchsorted(char_ends, byte_ends, side="right")
+    return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def covered_chars(vocab, token: str, ids) -> int:
+    """Characters of text that the scored tokens ``ids[1:]`` cover, as :func:`score_text`
+    counts them (from the end of the first token to the end of the last), where only ids are
+    at hand (a dataset's split): one each for ``char``; for ``byte`` and subword tokens the
+    characters their bytes complete (exact); for ``word`` tokens, their text rebuilt with
+    :func:`rnnlab.data.text.detokenize` (one space between words, as d2l preprocessing leaves)."""
+    from rnnlab.data.subword import token_bytes
+    from rnnlab.data.text import SUBWORDS, detokenize
+    if len(ids) < 2:
+        return 0
+    if token == "char":
+        return len(ids) - 1
+    tokens = vocab.to_tokens(np.asarray(ids).tolist())
+    if token == "word":
+        return len(detokenize(tokens, token)) - len(tokens[0])
+    pieces = [token_bytes(tok) if token in SUBWORDS else tok.encode("latin-1") for tok in tokens]
+    text = b"".join(pieces).decode("utf-8", errors="replace")
+    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text)))
+    byte_ends = np.cumsum(np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces)))
+    ends = np.searchsorted(char_ends, byte_ends[[0, -1]], side="right")
+    return int(ends[1] - ends[0])
+
+
+def text_chars(text: str, vocab, mode: str, token: str) -> int:
+    """Characters that the scored tokens of ``text`` (all but the first) cover, exactly as
+    :func:`score_text` counts them."""
+    tokens, _, ends, _ = token_spans(text, mode, token, subword=getattr(vocab, "subword", None))
+    return int(ends[-1] - ends[0]) if len(tokens) > 1 else 0
+
+
+def per_char_fields(nats_total: float, chars: int) -> dict:
+    """``chars``, ``nats_per_char`` and ``bits_per_char`` of a total log-loss in nats."""
+    if chars <= 0:
+        return {"chars": int(chars), "nats_per_char": None, "bits_per_char": None}
+    nats = nats_total / chars
+    return {"chars": int(chars), "nats_per_char": nats, "bits_per_char": nats / math.log(2)}
 
 
 def shown_token(tok: str, token_kind: str) -> str:
@@ -172,7 +229,7 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
         raise UsageError(f"top must be an integer from 1 to 1000, got {top!r:.40}")
     if not text:
         raise DataError(f"{what} is empty: nothing to score")
-    tokens, starts, ends, _ = token_spans(text, mode, token)
+    tokens, starts, ends, _ = token_spans(text, mode, token, subword=getattr(vocab, "subword", None))
     if len(tokens) < 2:
         raise DataError(f"{what} has {len(tokens)} {token} token(s) after {mode} preprocessing; scoring needs at "
                         "least 2 (the first is only context)")
@@ -228,4 +285,5 @@ def load_scorer(folder):
     return lm.model, lm.vocab, lm.mode, lm.token, f"{lm.model.name} ({lm.model.num_parameters():,} parameters)"
 
 
-__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "load_scorer", "recurrent_log_probs"]
+__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "load_scorer", "recurrent_log_probs",
+           "covered_chars", "text_chars", "per_char_fields"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from rnnlab.data.corpus import Corpus
 from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, encode_codes
-from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
+from rnnlab.data.text import SUBWORDS, check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
 
@@ -57,8 +57,19 @@ class TextDataset:
         return getattr(self, name)
 
     def preprocessing(self) -> dict:
-        """What a checkpoint must store to encode new text the same way."""
+        """What a checkpoint must store to encode new text the same way (for subword tokens,
+        also the name of the tokenizer's file in the folder: :meth:`checkpoint_documents`)."""
+        if self.token in SUBWORDS:
+            from rnnlab.data.subword import TOKENIZER_FILE
+            return {"mode": self.mode, "token": self.token, "tokenizer_file": TOKENIZER_FILE}
         return {"mode": self.mode, "token": self.token}
+
+    def checkpoint_documents(self) -> dict[str, bytes]:
+        """Files a checkpoint keeps beside its tensors: the subword tokenizer's JSON, if any."""
+        if self.token in SUBWORDS and self.vocab.subword is not None:
+            from rnnlab.data.subword import TOKENIZER_FILE
+            return {TOKENIZER_FILE: self.vocab.subword.to_json().encode("utf-8")}
+        return {}
 
 
 def parse_split(split) -> tuple[float, float, float] | str:
@@ -76,9 +87,11 @@ def parse_split(split) -> tuple[float, float, float] | str:
     return fractions
 
 
-def _token_stream(text: str, mode: str, token: str):
-    """(codes or token list, counter-builder) for the whole text."""
+def _token_stream(text: str, mode: str, token: str, subword=None):
+    """Code points / bytes (an array) or the token list of the whole text."""
     segments = preprocess(text, mode)
+    if token in SUBWORDS:
+        return tokenize(segments, token, mode, subword=subword)
     if token == "char":
         return codepoints("".join(segments))
     if token == "byte":
@@ -95,14 +108,18 @@ def _encode(stream, vocab: Vocab) -> np.ndarray:
 
 
 def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", split=DEFAULT_SPLIT,
-                 min_freq: int = 0, max_tokens: int | None = None, vocab: Vocab | None = None) -> TextDataset:
+                 min_freq: int = 0, max_tokens: int | None = None, vocab: Vocab | None = None,
+                 vocab_size: int | None = None) -> TextDataset:
     """Preprocess, tokenize, split and encode ``corpus`` (a :class:`Corpus` or a string).
 
     ``vocab`` given (for example from a checkpoint) is used as is; otherwise one is
-    built as described in the module docstring.
+    built as described in the module docstring. ``vocab_size``: the subword vocabulary
+    size of ``bpe``/``unigram`` tokens (:func:`rnnlab.data.subword.check_vocab_size`).
     """
+    from rnnlab.data.subword import check_vocab_size
     check_mode(mode)
     check_tokenizer(token)
+    vocab_size = check_vocab_size(vocab_size, token)
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
@@ -114,6 +131,8 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     name = corpus.name if isinstance(corpus, Corpus) else ""
     held_out = {role: getattr(corpus, role, None) for role in ("val", "test")}
     split = _files_split(split, held_out, name)
+    if token in SUBWORDS:
+        return _prepare_subword(text, held_out, mode, token, name, split, min_freq, max_tokens, vocab, vocab_size)
     stream = _token_stream(text, mode, token)
     n = len(stream)
     if n == 0:
@@ -183,6 +202,58 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
     return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split="files", info=info, **parts)
 
 
+def _prepare_subword(text: str, held_out: dict, mode: str, token: str, name: str, split, min_freq: int,
+                     max_tokens: int | None, vocab: Vocab | None, vocab_size: int) -> TextDataset:
+    """``bpe``/``unigram`` tokens: the tokenizer is learnt from the training split's text only.
+
+    Fractions cut the preprocessed text by characters (so the tokenizer never sees held-out
+    text) and each part is tokenized on its own; ``"d2l"`` learns it from the whole text, as
+    that split's vocabulary is; ``"files"`` from the training text. The vocabulary holds every
+    subword of the tokenizer (those unseen in training with count 0), so nothing is ``<unk>``.
+    """
+    from rnnlab.data.subword import SubwordTokenizer
+    scored = "".join(preprocess(text, mode))
+    if not scored:
+        raise DataError(f"corpus '{name}' has no {token} tokens after {mode} preprocessing")
+    if split == "files":
+        parts = {"train": scored, **{role: None if part is None else "".join(preprocess(part.text, mode))
+                                     for role, part in held_out.items()}}
+        for role, part in held_out.items():
+            if part is not None and not parts[role]:
+                raise DataError(f"the {'validation' if role == 'val' else 'test'} file {part.sources[0]} has no "
+                                f"{token} tokens after {mode} preprocessing")
+    elif split == "d2l":
+        parts = {"train": scored}
+    else:
+        n = len(scored)
+        a = int(n * split[0])
+        b = a + int(n * split[1])
+        parts = {"train": scored[:a], "val": scored[a:b], "test": scored[b:b + int(n * split[2])]}
+    if not parts["train"]:
+        raise DataError(f"the training split of corpus '{name}' is empty after {mode} preprocessing")
+    if vocab is None:
+        subword = SubwordTokenizer.train(parts["train"], vocab_size, token)
+    elif vocab.subword is None or vocab.subword.kind != token:
+        raise UsageError(f"a --token {token} dataset needs the vocabulary's {token} tokenizer, and this vocabulary "
+                         "has none")
+    else:
+        subword = vocab.subword
+    tokens = {role: subword.tokens(part) if part else [] for role, part in parts.items()}
+    if split == "d2l":
+        n_train = len(tokens["train"]) if max_tokens is None else min(max_tokens, len(tokens["train"]))
+        tokens = {"train": tokens["train"][:n_train], "val": tokens["train"][n_train:], "test": []}
+    elif max_tokens is not None:
+        tokens["train"] = tokens["train"][:max_tokens]
+    if vocab is None:
+        counts = Counter({tok: 0 for tok in subword.vocabulary()})
+        counts.update(tokens["train"])
+        vocab = Vocab(counts=counts, min_freq=min_freq, subword=subword)
+    ids = {role: encode(tokens.get(role, []), vocab, "word") for role in ("train", "val", "test")}
+    info = {"num_tokens": sum(len(part) for part in ids.values()),
+            **{f"{role}_tokens": len(part) for role, part in ids.items()}}
+    return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split=split, info=info, **ids)
+
+
 def encode_text(text: str, vocab: Vocab, mode: str, token: str) -> np.ndarray:
     """Encode new text exactly as a dataset with this preprocessing was encoded."""
-    return _encode(_token_stream(text, mode, token), vocab)
+    return _encode(_token_stream(text, mode, token, getattr(vocab, "subword", None)), vocab)

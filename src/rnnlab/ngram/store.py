@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.checkpoint import (config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
+from rnnlab.checkpoint import (attach_subword, config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
                                load_tensors, save_checkpoint)
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
@@ -39,7 +39,12 @@ def save(model: NGramLM, folder: str | os.PathLike) -> None:
               "vocab": vocab.to_dict() if vocab is not None else None,
               "preprocessing": getattr(model, "preprocessing", {}) or {},
               "fit": model.info}
-    save_checkpoint(folder, config, tensors, kind=KIND)
+    documents = {}
+    if vocab is not None and getattr(vocab, "subword", None) is not None:
+        from rnnlab.data.subword import TOKENIZER_FILE
+        config["preprocessing"] = {**config["preprocessing"], "tokenizer_file": TOKENIZER_FILE}
+        documents[TOKENIZER_FILE] = vocab.subword.to_json().encode("utf-8")
+    save_checkpoint(folder, config, tensors, kind=KIND, documents=documents)
 
 
 
@@ -86,6 +91,10 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
     for key in needed:  # what reads one of them reads the others too
         config_value(config, f"preprocessing.{key}", folder, lambda v: v is not None, "given")
     config_value(config, "fit", folder, lambda v: v is None or isinstance(v, dict), "a JSON object", default=None)
+    if model.vocab is not None:
+        attach_subword(folder, config, model.vocab)
+    elif pre.get("token") in ("bpe", "unigram"):
+        raise config_error(folder, "vocab", f"is null, but --token {pre['token']} needs the vocabulary")
     return model, size
 
 

@@ -69,7 +69,8 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
     if saved_data is not None:
         _check_unchanged(saved_data, info, roles=roles, doing=doing, override=corpus)
     dataset = prepare_text(loaded, mode=config.mode, token=config.token, split=config.split,
-                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
+                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab,
+                           vocab_size=config.vocab_size)
     return dataset, {**info, **dataset.info}
 
 
@@ -201,7 +202,10 @@ def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps,
     target = Path(out_dir) if out_dir is not None else Path(folder)
     in_place = target.exists() and Path(folder).exists() and os.path.samefile(target, folder)
     target = dist.on_main(lambda: prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place))
-    dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
+    from rnnlab.checkpoint import attach_subword
+    vocab = Vocab.from_dict(saved["vocab"])
+    attach_subword(folder, saved, vocab)  # bpe/unigram: the run's own tokenizer, verified
+    dataset, info = dataset_for(config, data_dir, vocab=vocab,
                                 saved_sources=saved.get("data", {}).get("sources"),
                                 saved_data=saved.get("data", {}), corpus=corpus, checkpoint=folder)
     trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info,
