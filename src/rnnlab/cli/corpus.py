@@ -87,7 +87,8 @@ def add_parser(commands) -> None:
                               "a glob, or timemachine")
     prepare.add_argument("--out", required=True, metavar="DIR", help="the prepared folder to write (or reuse)")
     prepare.add_argument("--mode", default="raw", help="preprocessing: raw (default) or d2l")
-    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word or byte")
+    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word or byte (bpe/unigram: "
+                         "train on the text itself)")
     prepare.add_argument("--vocab", default=None, metavar="FROM_DIR",
                          help="encode with the vocabulary of an earlier prepared folder (same --mode/--token)")
     prepare.add_argument("--split", default="0.9,0.05,0.05",

@@ -179,6 +179,6 @@ def add_parser(commands) -> None:
     ng_import.add_argument("--out", required=True, metavar="DIR")
     add_overwrite_option(ng_import, "the model in --out")
     ng_import.add_argument("--mode", default=None, help="preprocessing of text to score with it (d2l or raw)")
-    ng_import.add_argument("--token", default=None, help="tokenizer of text to score with it (char, word, byte)")
+    ng_import.add_argument("--token", default=None, help="tokenizer of text to score with it (char, word, byte; bpe/unigram need their tokenizer: train with rnnlab ngram train)")
     ng_import.add_argument("--json", action="store_true")
     ng_import.set_defaults(handler=cmd_ngram_arpa, arpa_command="import")

@@ -155,7 +155,7 @@ class DataOptions(_Section):
     mode: str = "raw"                  # preprocessing: raw | d2l
     token: str = "char"                # char | word | byte | bpe | unigram
     vocab_size: int | None = option(None, "bpe/unigram tokens: subword vocabulary size, the 256 byte symbols "
-                                    "included, learnt from the training split (default 1000)")
+                                    "included, learnt from the training split (default 1000)", metavar="N")
     split: str = option("0.9,0.05,0.05", "train,val,test fractions or 'd2l'")
     max_tokens: int | None = option(None, "use at most this many training tokens")
     min_freq: int = option(0, "drop tokens rarer than this from the vocabulary")
