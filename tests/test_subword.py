@@ -246,3 +246,20 @@ def test_bpe_ngram_train_eval_generate(tmp_path, capsys, monkeypatch):
     assert sample.startswith("The 😀") and len(sample) > len("The 😀")
     assert main(["-q", "score", str(out), "--text", str(corpus), "--json"]) == 0
     assert last_json(capsys)["token_kind"] == "bpe"
+
+
+def test_a_raw_word_split_counts_the_characters_of_the_text_spaces_included():
+    text = "a  b   c\n" * 100  # 9 characters, 4 tokens (a, b, c, newline) a line
+    data = prepare_text(text, mode="raw", token="word", split=(0.5, 0.3, 0.2))
+    line_end = {0: 1, 1: 4, 2: 8, 3: 9}
+
+    def end(i):
+        return 9 * (i // 4) + line_end[i % 4]
+
+    lo, hi = len(data.train), len(data.train) + len(data.val)
+    assert data.covered_chars("val") == end(hi - 1) - end(lo)
+    assert data.covered_chars("val") > covered_chars(data.vocab, "word", data.val)  # rebuilt text: single spaces
+    lm = uniform_lm(data.vocab, "word")
+    scored = lm.score(data.val, chars=data.covered_chars("val"))
+    assert scored["nats_per_char"] == pytest.approx(math.log(len(data.vocab)) * (len(data.val) - 1)
+                                                    / data.covered_chars("val"), rel=1e-5)

@@ -78,11 +78,11 @@ class LanguageModel:
         return ids
 
     # ---- scoring -----------------------------------------------------------------
-    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
+    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256, chars: int | None = None) -> dict:
         """Perplexity / bits per token of a text (or an id array), see :func:`rnnlab.evaluation.evaluate`,
         with ``chars``, ``nats_per_char`` and ``bits_per_char``: the total log-loss over the characters
         the scored tokens cover (:func:`rnnlab.scoring.text_chars` of a text, exact;
-        :func:`rnnlab.scoring.covered_chars` of ids)."""
+        ``chars`` when given with ids, else :func:`rnnlab.scoring.covered_chars` of them)."""
         from rnnlab.evaluation import evaluate
         from rnnlab.scoring import covered_chars, per_char_fields, text_chars
         if isinstance(text_or_ids, str):
@@ -93,7 +93,7 @@ class LanguageModel:
             chars = text_chars(text_or_ids, self.vocab, self.mode, self.token)
         else:
             ids = checks.token_ids(text_or_ids, len(self.vocab), "text_or_ids", min_length=2)
-            chars = covered_chars(self.vocab, self.token, ids)
+            chars = covered_chars(self.vocab, self.token, ids) if chars is None else checks.integer(chars, "chars", 0)
         result = evaluate(self.model, ids, rows=rows, num_steps=num_steps)
         return {**result, **per_char_fields(result["nll_nats"], chars)}
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from rnnlab.data.dataset import covered_chars  # noqa: F401  (part of this module's API)
 from rnnlab.errors import DataError, UsageError
 
 TOP = 5
@@ -118,29 +119,6 @@ def subword_spans(tokens: list[str], scored: str) -> tuple[np.ndarray, np.ndarra
     starts = np.searchsorted(char_ends, byte_ends - sizes, side="right")
     ends = np.searchsorted(char_ends, byte_ends, side="right")
     return starts.astype(np.int64), ends.astype(np.int64)
-
-
-def covered_chars(vocab, token: str, ids) -> int:
-    """Characters of text that the scored tokens ``ids[1:]`` cover, as :func:`score_text`
-    counts them (from the end of the first token to the end of the last), where only ids are
-    at hand (a dataset's split): one each for ``char``; for ``byte`` and subword tokens the
-    characters their bytes complete (exact); for ``word`` tokens, their text rebuilt with
-    :func:`rnnlab.data.text.detokenize` (one space between words, as d2l preprocessing leaves)."""
-    from rnnlab.data.subword import token_bytes
-    from rnnlab.data.text import SUBWORDS, detokenize
-    if len(ids) < 2:
-        return 0
-    if token == "char":
-        return len(ids) - 1
-    tokens = vocab.to_tokens(np.asarray(ids).tolist())
-    if token == "word":
-        return len(detokenize(tokens, token)) - len(tokens[0])
-    pieces = [token_bytes(tok) if token in SUBWORDS else tok.encode("latin-1") for tok in tokens]
-    text = b"".join(pieces).decode("utf-8", errors="replace")
-    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text)))
-    byte_ends = np.cumsum(np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces)))
-    ends = np.searchsorted(char_ends, byte_ends[[0, -1]], side="right")
-    return int(ends[1] - ends[0])
 
 
 def text_chars(text: str, vocab, mode: str, token: str) -> int:

@@ -31,7 +31,7 @@ def cmd_ngram_train(args) -> int:
               **{f"{role}_{key}": getattr(getattr(corpus, role), key)
                  for role in ("val", "test") if getattr(corpus, role) is not None for key in ("sha1", "location")}}
     model = api.train(dataset, args.order, args.smoothing, args.k, source=source)
-    val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
+    val = api.evaluate_ids(model, dataset.val, chars=dataset.covered_chars("val")) if len(dataset.val) > 1 else None
     store.save(model, args.out)
     if args.arpa:
         from rnnlab.ngram.arpa import write_arpa
@@ -89,7 +89,7 @@ def cmd_ngram_eval(args) -> int:
         dataset = api.source_dataset(model, data_dir=args.data_dir, encoding_errors=args.encoding_errors)
         ids = dataset.part(args.split)
         source = f"{dataset.corpus_name}:{args.split}"
-        chars = None
+        chars = dataset.covered_chars(args.split)
     if len(ids) < 2:
         raise DataError(f"{source} has fewer than 2 tokens: nothing to score; use --text FILE or another --split")
     result = {**api.evaluate_ids(model, ids, chars=chars), "source": source, "order": model.order, "smoothing": model.smoothing}

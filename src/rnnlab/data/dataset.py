@@ -56,6 +56,13 @@ class TextDataset:
             raise UsageError(f"unknown split '{name}'; choose train, val or test")
         return getattr(self, name)
 
+    def covered_chars(self, name: str) -> int:
+        """Characters of text that split ``name``'s scored tokens (all but its first) cover:
+        counted from the text when the dataset was built (word tokens), else from the ids
+        (:func:`covered_chars`)."""
+        recorded = self.info.get(f"{name}_chars")
+        return int(recorded) if recorded is not None else covered_chars(self.vocab, self.token, self.part(name))
+
     def preprocessing(self) -> dict:
         """What a checkpoint must store to encode new text the same way (for subword tokens,
         also the name of the tokenizer's file in the folder: :meth:`checkpoint_documents`)."""
@@ -70,6 +77,31 @@ class TextDataset:
             from rnnlab.data.subword import TOKENIZER_FILE
             return {TOKENIZER_FILE: self.vocab.subword.to_json().encode("utf-8")}
         return {}
+
+
+def covered_chars(vocab: Vocab, token: str, ids) -> int:
+    """Characters of text that the scored tokens ``ids[1:]`` cover, as
+    :func:`rnnlab.scoring.score_text` counts them (from the end of the first token to the end
+    of the last), where only ids are at hand: one each for ``char``; for ``byte`` and subword
+    tokens the characters their bytes complete (exact); for ``word`` tokens, their text
+    rebuilt with :func:`rnnlab.data.text.detokenize` (one space between words, which is exact
+    for d2l preprocessing; a dataset counts raw word splits from the text instead,
+    :meth:`TextDataset.covered_chars`)."""
+    from rnnlab.data.subword import token_bytes
+    from rnnlab.data.text import detokenize
+    if len(ids) < 2:
+        return 0
+    if token == "char":
+        return len(ids) - 1
+    tokens = vocab.to_tokens(np.asarray(ids).tolist())
+    if token == "word":
+        return len(detokenize(tokens, token)) - len(tokens[0])
+    pieces = [token_bytes(tok) if token in SUBWORDS else tok.encode("latin-1") for tok in tokens]
+    text = b"".join(pieces).decode("utf-8", errors="replace")
+    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text)))
+    byte_ends = np.cumsum(np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces)))
+    ends = np.searchsorted(char_ends, byte_ends[[0, -1]], side="right")
+    return int(ends[1] - ends[0])
 
 
 def parse_split(split) -> tuple[float, float, float] | str:
@@ -156,6 +188,10 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     encoded = _encode(stream, vocab)
     train, val, test = encoded[:bounds[0]], encoded[bounds[0]:bounds[1]], encoded[bounds[1]:bounds[2]]
     info = {"num_tokens": n, "train_tokens": len(train), "val_tokens": len(val), "test_tokens": len(test)}
+    if token == "word":  # spaces are no tokens: the characters a split covers come from the text
+        ends = word_ends("".join(preprocess(text, mode)), stream)
+        info.update({f"{role}_chars": _span_chars(ends, lo, hi) for role, lo, hi in
+                     (("val", bounds[0], bounds[1]), ("test", bounds[1], bounds[2]))})
     return TextDataset(vocab=vocab, train=train, val=val, test=test, mode=mode, token=token,
                        corpus_name=name, split=split, info=info)
 
@@ -181,6 +217,22 @@ def _files_split(split, held_out: dict, name: str):
     return split
 
 
+def word_ends(scored: str, tokens: list[str]) -> np.ndarray:
+    """``(len(tokens),) int64``: where each word token ends in ``scored``, the preprocessed
+    text (its segments joined), found left to right."""
+    ends = np.empty(len(tokens), dtype=np.int64)
+    position = 0
+    for i, tok in enumerate(tokens):
+        position = scored.index(tok, position) + len(tok)
+        ends[i] = position
+    return ends
+
+
+def _span_chars(ends: np.ndarray, lo: int, hi: int) -> int:
+    """Characters that tokens ``lo + 1 .. hi - 1`` (a split's scored tokens) cover."""
+    return int(ends[hi - 1] - ends[lo]) if hi - lo >= 2 else 0
+
+
 def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min_freq: int,
                    max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
     """The ``"files"`` split: ``stream`` (the training tokens) plus held-out Corpus objects."""
@@ -188,6 +240,7 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
     if vocab is None:
         vocab = Vocab(counts=_count(train_stream), min_freq=min_freq)
     parts = {"train": _encode(train_stream, vocab)}
+    held_out_chars = {}
     for role, part in held_out.items():
         if part is None:
             parts[role] = parts["train"][:0]  # empty, same dtype
@@ -197,8 +250,11 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
             raise DataError(f"the {'validation' if role == 'val' else 'test'} file {part.sources[0]} has no {token} "
                             f"tokens after {mode} preprocessing")
         parts[role] = _encode(part_stream, vocab)
+        if token == "word":
+            held_out_chars[f"{role}_chars"] = _span_chars(
+                word_ends("".join(preprocess(part.text, mode)), part_stream), 0, len(part_stream))
     info = {"num_tokens": len(stream) + len(parts["val"]) + len(parts["test"]),
-            **{f"{key}_tokens": len(ids) for key, ids in parts.items()}}
+            **{f"{key}_tokens": len(ids) for key, ids in parts.items()}, **held_out_chars}
     return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split="files", info=info, **parts)
 
 

@@ -172,14 +172,12 @@ class LanguageModelTask:
         """Validation bits and nats per character of text: comparable across token kinds.
 
         The scored tokens are the validation split's but its first; the characters they
-        cover are :func:`rnnlab.scoring.covered_chars`'s (exact for char, byte and subword
-        tokens)."""
-        from rnnlab.scoring import covered_chars
+        cover are :meth:`rnnlab.data.dataset.TextDataset.covered_chars`'s (counted from the text)."""
         scored = len(self.dataset.val) - 1
         if bits_per_token is None or scored < 1:
             return {"val_bits_per_char": None, "val_nats_per_char": None}
         if self._val_chars is None:
-            self._val_chars = max(1, covered_chars(self.dataset.vocab, self.dataset.token, self.dataset.val))
+            self._val_chars = max(1, self.dataset.covered_chars("val"))
         bits = bits_per_token * scored / self._val_chars
         return {"val_bits_per_char": bits, "val_nats_per_char": bits * math.log(2)}
 

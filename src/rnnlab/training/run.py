@@ -270,7 +270,7 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
                                 "score; use --text FILE or another --split")
             raise DataError(f"the '{split}' split of {config.corpus or 'the built-in corpus'} has no tokens to score "
                             f"(split {config.split}); use --text FILE or another --split")
-        result = lm.score(ids)
+        result = lm.score(ids, chars=dataset.covered_chars(split))
         source = f"{dataset.corpus_name}:{split}"
     return {**result, "source": source}
 
