@@ -263,3 +263,16 @@ def test_a_raw_word_split_counts_the_characters_of_the_text_spaces_included():
     scored = lm.score(data.val, chars=data.covered_chars("val"))
     assert scored["nats_per_char"] == pytest.approx(math.log(len(data.vocab)) * (len(data.val) - 1)
                                                     / data.covered_chars("val"), rel=1e-5)
+
+
+def test_export_metadata_carries_the_tokenizer(tmp_path):
+    from pathlib import Path
+
+    from rnnlab.export import metadata
+    from tokenizers import Tokenizer
+    data = prepare_text(TEXT, mode="raw", token="bpe", split=(0.8, 0.2, 0.0), vocab_size=300)
+    meta = metadata(uniform_lm(data.vocab, "bpe"), "torchscript", None, Path(tmp_path / "m.pt"), 0.0)
+    again = Tokenizer.from_str(json.dumps(meta["preprocessing"]["tokenizer"]))
+    text = "Ünïcode 😀 text"
+    tokens = again.encode(text).tokens
+    assert tokens == data.vocab.subword.tokens(text) and all(tok in meta["tokens"] for tok in tokens)
