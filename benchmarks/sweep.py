@@ -137,6 +137,9 @@ CANDIDATES = {
     # beta2 0.95 (today's default) with and without AdamW's decoupled weight decay 0.1
     "lstm-192-b95-wd1": lstm(192, lr=8e-3, dropout=0.1, adam_beta2=0.95, optimizer="adamw", weight_decay=0.1),
     "lstm-384-d1-b95": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.95),
+    # dropout against the epochs a budget buys (2 x 256, today's 300-s rung)
+    "lstm-256-d1-b95": lstm(256, dropout=0.1, adam_beta2=0.95),
+    "lstm-256-d3-b95": lstm(256, dropout=0.3, adam_beta2=0.95),
     "lstm-384-d1-b95-wd1": lstm(384, batch=64, lr=4e-3, dropout=0.1, adam_beta2=0.95, optimizer="adamw",
                                 weight_decay=0.1),
     # the remaining rungs of rnnlab.training.budget.LADDERS (their speed ratios)

@@ -423,6 +423,35 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("explore-panels-frames", "explore clf-frames", 1, "classifies numeric sequences (classify train --frames)"),
     ("explore-panels-classifier-tampered", "explore clf-tampered", 1, "does not match the checksum"),
     ("explore-panels-tagger-port", "explore tagger --port 70000", 2, "--port must be an integer from 1 to 65535"),
+    # --- subword tokens (issue 20)
+    ("bpe-vocab-size-char", "train T --vocab-size 500", 2, "--vocab-size applies to --token bpe or unigram only"),
+    ("bpe-vocab-size-word", "train T --token word --vocab-size 500", 2, "(got --token word)"),
+    ("bpe-vocab-size-0", "train T --token bpe --vocab-size 0", 2, "--vocab-size must be a positive integer, got 0"),
+    ("bpe-vocab-size-neg", "train T --token bpe --vocab-size -5", 2, "--vocab-size must be a positive integer, got -5"),
+    ("bpe-vocab-size-small", "train T --token bpe --vocab-size 100", 2,
+     "--vocab-size 100 is too small for the alphabet"),
+    ("bpe-vocab-size-huge", "train T --token unigram --vocab-size 1000000000", 2, "--vocab-size must be at most"),
+    ("bpe-ngram-vocab-size-word", "ngram train --corpus fox.txt --vocab-size 300 --out ng-v", 2,
+     "--vocab-size applies to --token bpe or unigram only (got --token word)"),
+    ("bpe-ngram-vocab-size-0", "ngram train --corpus fox.txt --token bpe --vocab-size 0 --out ng-v", 2,
+     "--vocab-size must be a positive integer"),
+    ("bpe-stats-vocab-size-small", "corpus stats --corpus fox.txt --token bpe --vocab-size 255", 2,
+     "too small for the alphabet"),
+    ("bpe-prepare", "corpus prepare --corpus fox.txt --out prep-bpe --token bpe", 2,
+     "does not stream --token bpe yet"),
+    ("bpe-resume-vocab-size", "train --resume lm-bpe --vocab-size 300", 2, "only --epochs, --max-time"),
+    ("bpe-tokenizer-tampered", "eval h-bpe-tampered", 1, "tokenizer.json does not match the checksum"),
+    ("bpe-tokenizer-missing", "generate h-bpe-missing", 1, "has no tokenizer.json"),
+    ("bpe-tokenizer-not-json", "score h-bpe-not-json --text fox.txt", 1, "is not a tokenizers JSON file"),
+    ("bpe-tokenizer-not-utf8", "eval h-bpe-not-utf8", 1, "is not UTF-8 text"),
+    ("bpe-tokenizer-not-byte-level", "generate h-bpe-whitespace", 1, "is not a byte-level tokenizer"),
+    ("bpe-tokenizer-kind", "eval h-bpe-kind", 1, "holds a 'BPE' tokenizer, not unigram"),
+    ("bpe-tokenizer-no-bytes", "generate h-bpe-no-bytes", 1, "lacks 1 of the 256 byte symbols"),
+    ("bpe-tokenizer-invalid", "generate h-bpe-invalid", 1, "is not a valid tokenizer"),
+    ("bpe-tokenizer-other-run", "eval h-bpe-other-run", 1, "makes tokens that the vocabulary"),
+    ("bpe-tokenizer-file-name", "eval h-bpe-file-name", 1, "preprocessing.tokenizer_file' must be a plain file name"),
+    ("bpe-tokenizer-resume", "train --resume h-bpe-tampered --max-steps 5000", 1, "does not match the checksum"),
+    ("bpe-ngram-tokenizer-tampered", "ngram eval h-bpe-ng-tampered --text fox.txt", 1, "does not match the checksum"),
 ]
 
 
@@ -468,6 +497,8 @@ def workspace(tmp_path_factory):
             assert main(expand("train T --out tampered")) == 0
             assert main(expand("ngram train --corpus fox.txt --out ng --arpa ok.arpa")) == 0
             assert main(expand("ngram train --corpus fox.txt --smoothing addk --out ngk")) == 0
+            assert main(expand("train T --token bpe --vocab-size 260 --out lm-bpe")) == 0
+            assert main(expand("ngram train --corpus fox.txt --token bpe --vocab-size 260 --out ng-bpe")) == 0
     finally:
         os.chdir(cwd)
     (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
@@ -629,6 +660,41 @@ def make_hostile(root: Path) -> None:
     edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
     edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
     edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
+    make_hostile_tokenizers(root, copy)
+
+
+def make_hostile_tokenizers(root: Path, copy) -> None:
+    """``h-bpe-*``: copies of ``lm-bpe`` (and ``ng-bpe``) whose ``tokenizer.json`` was edited,
+    its checksum recomputed except in the ``tampered`` ones, or whose config names another."""
+    import hashlib
+    import json
+
+    original = json.loads((root / "lm-bpe" / "tokenizer.json").read_text(encoding="utf-8"))
+
+    def tokenizer(name: str, data: bytes, source: str = "lm-bpe", checksum: bool = True) -> None:
+        folder = copy(source, name)
+        (folder / "tokenizer.json").write_bytes(data)
+        if checksum:
+            files = json.loads((folder / "config.json").read_text())["files"]
+            edit_config(folder, "files", {**files, "tokenizer.json": hashlib.sha256(data).hexdigest()})
+
+    def edited(change) -> bytes:
+        data = json.loads(json.dumps(original))
+        change(data)
+        return json.dumps(data).encode("utf-8")
+
+    tokenizer("h-bpe-tampered", edited(lambda d: d["model"]["vocab"].update({"zz": 999})), checksum=False)
+    tokenizer("h-bpe-ng-tampered", b"{}", source="ng-bpe", checksum=False)
+    copy("lm-bpe", "h-bpe-missing").joinpath("tokenizer.json").unlink()
+    tokenizer("h-bpe-not-json", b"{not json")
+    tokenizer("h-bpe-not-utf8", b"\xff\xfe{}")
+    tokenizer("h-bpe-whitespace", edited(lambda d: d.update(pre_tokenizer={"type": "Whitespace"})))
+    tokenizer("h-bpe-kind", edited(lambda d: None))
+    edit_config(root / "h-bpe-kind", "preprocessing.token", "unigram")
+    tokenizer("h-bpe-no-bytes", edited(lambda d: d["model"]["vocab"].pop("\u0100")))  # byte 0, in no merge
+    tokenizer("h-bpe-invalid", edited(lambda d: d["model"].update(merges=[["no such", "token here"]])))
+    tokenizer("h-bpe-other-run", edited(lambda d: d["model"]["vocab"].update({"zz": len(d["model"]["vocab"])})))
+    edit_config(copy("lm-bpe", "h-bpe-file-name"), "preprocessing.tokenizer_file", "../lm-bpe/tokenizer.json")
 
 
 def make_task_folders(root: Path) -> None:

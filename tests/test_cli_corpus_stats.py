@@ -42,7 +42,7 @@ def test_stats_default_corpus_human_output(capsys):
     ("latin1", ["--corpus", "{tmp}/latin1.txt"], "not valid UTF-8"),
     (None, ["--corpus", "shakespeare"], "neither a file, a folder, a glob nor a known name"),
     (None, ["--mode", "lowercase"], "unknown mode 'lowercase'"),
-    (None, ["--token", "bpe"], "unknown tokenizer 'bpe'"),
+    (None, ["--token", "sentencepiece"], "unknown tokenizer 'sentencepiece'"),
 ])
 def test_bad_input_gives_one_line(tmp_path, capsys, setup, argv_tail, message):
     (tmp_path / "emptydir").mkdir()

@@ -162,7 +162,8 @@ def test_raw_word_and_byte_tokens_round_trip():
 
 @pytest.mark.parametrize("call,message", [
     (lambda: preprocess("x", "lower"), "unknown mode 'lower'"),
-    (lambda: tokenize("x", "bpe"), "unknown tokenizer 'bpe'"),
+    (lambda: tokenize("x", "sentencepiece"), "unknown tokenizer 'sentencepiece'"),
+    (lambda: tokenize("x", "bpe"), "--token bpe needs its trained tokenizer"),
 ])
 def test_unknown_mode_and_tokenizer(call, message):
     with pytest.raises(UsageError, match=message):

@@ -95,14 +95,16 @@ class ArtifactKind:
         return name in self.owned or bool(self.owned_pattern and re.fullmatch(self.owned_pattern, name))
 
 
+# A subword tokenizer's own JSON (rnnlab.data.subword), beside the weights of the models that read it.
+TOKENIZER = "tokenizer.json"
 _TRAINING_FILES = (CONFIG, "model.safetensors", "optimizer.safetensors", "state.safetensors", "metrics.jsonl")
 _TRAINING_REQUIRED = (CONFIG, "model.safetensors", "optimizer.safetensors", "state.safetensors")
 
 KINDS: Mapping[str, ArtifactKind] = MappingProxyType({kind.name: kind for kind in (
     ArtifactKind("language-model", "language-model run", CONFIG, CHECKPOINT_FORMAT, _TRAINING_REQUIRED,
-                 _TRAINING_FILES + ("perplexity.png",), owned_folders=("best",)),
+                 _TRAINING_FILES + ("perplexity.png", TOKENIZER), owned_folders=("best",)),
     ArtifactKind("ngram", "n-gram model", CONFIG, CHECKPOINT_FORMAT, (CONFIG, "model.safetensors"),
-                 (CONFIG, "model.safetensors")),
+                 (CONFIG, "model.safetensors", TOKENIZER)),
     ArtifactKind("forecaster", "forecaster", CONFIG, CHECKPOINT_FORMAT, (CONFIG, "model.safetensors"),
                  (CONFIG, "model.safetensors")),
     # last.safetensors: the latest weights as some task folders hold them beside model.safetensors

@@ -5,6 +5,7 @@
     DIR/config.json           what the model is (JSON; includes file checksums)
     DIR/model.safetensors     named tensors (weights, counts, ...)
     DIR/<other>.safetensors   optional extra tensor files (optimizer state, ...)
+    DIR/tokenizer.json        a subword tokenizer, in its library's own JSON (``documents``)
 
 Nothing is ever pickled. ``config.json`` records the SHA-256 of every tensor file, so
 a reader detects a folder that was modified.
@@ -22,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -32,6 +34,7 @@ from safetensors.torch import load_file, save
 # The protocol's parts, also under the names the checkpoint readers use (checkpoint_file, recover_checkpoint).
 from rnnlab.artifacts import (CHECKPOINT_FORMAT, COMMIT, CONFIG, artifact_file, commit_files,  # noqa: F401
                               is_temporary, load_config, prepare_output_folder, recover, remove_owned, verify_member)
+from rnnlab.data.subword import SUBWORD_KINDS, SubwordTokenizer
 from rnnlab.errors import CheckpointError
 
 FORMAT = CHECKPOINT_FORMAT
@@ -52,12 +55,15 @@ def _to_torch(tensors: Mapping[str, object]) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[str, object],
-                    extra: Mapping[str, Mapping[str, object]] | None = None, kind: str = "") -> Path:
+                    extra: Mapping[str, Mapping[str, object]] | None = None, kind: str = "",
+                    documents: Mapping[str, bytes] | None = None) -> Path:
     """Write ``config`` and tensor files into ``folder`` (created if needed), replacing
     the checkpoint there as a whole.
 
     ``tensors`` go to ``model.safetensors``; ``extra={"optimizer": {...}}`` adds
-    ``optimizer.safetensors``. Values are torch tensors or NumPy arrays.
+    ``optimizer.safetensors``. Values are torch tensors or NumPy arrays. ``documents``:
+    other files by name (a tokenizer's JSON), written and checksummed the same way
+    (read back with :func:`load_document`).
     """
     folder = Path(folder)
     files = {"model": tensors, **(extra or {})}
@@ -66,6 +72,9 @@ def save_checkpoint(folder: str | os.PathLike, config: dict, tensors: Mapping[st
     for stem, group in files.items():
         name = f"{stem}.safetensors"
         contents[name] = save(_to_torch(group))
+        checksums[name] = hashlib.sha256(contents[name]).hexdigest()
+    for name, data in (documents or {}).items():
+        contents[name] = bytes(data)
         checksums[name] = hashlib.sha256(contents[name]).hexdigest()
     document = {"format": FORMAT, "kind": kind, "files": checksums, **config}
     try:
@@ -95,6 +104,44 @@ def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | 
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors' own error type, OSError, MemoryError...: a file that is not safetensors
         raise CheckpointError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+
+
+def load_document(folder: str | os.PathLike, name: str, config: dict, key: str) -> bytes:
+    """The bytes of file ``name`` of ``folder`` (named by ``config.json``'s ``key``) after
+    verifying its SHA-256 against ``config.json``'s ``files``."""
+    folder = Path(folder)
+    if not isinstance(name, str) or not re.fullmatch(r"[\w\-]+\.json", name):
+        raise config_error(folder, key, f"must be a plain file name ending in .json, got {_show(name)}")
+    files = config.get("files")
+    expected = files.get(name) if isinstance(files, dict) else None
+    if expected is None or not artifact_file(folder, name).is_file():
+        raise CheckpointError(f"{folder} has no {name} (named by {key} in {CONFIG})")
+    path = verify_member(folder, name, f"{folder / CONFIG}: key '{key}'", CONFIG, sha256=expected,
+                         advice="the checkpoint was modified or its write was interrupted")
+    return path.read_bytes()
+
+
+def attach_subword(folder: str | os.PathLike, config: dict, vocab) -> None:
+    """For ``bpe``/``unigram`` tokens, read the tokenizer that ``preprocessing.tokenizer_file``
+    names (verified, :func:`load_document`) into ``vocab.subword``; it must make exactly the
+    vocabulary's tokens. Other token kinds: nothing to do."""
+    pre = config.get("preprocessing") or {}
+    token = pre.get("token") if isinstance(pre, dict) else None
+    if token not in SUBWORD_KINDS:
+        return
+    key = "preprocessing.tokenizer_file"
+    name = pre.get("tokenizer_file")
+    raw = load_document(folder, name, config, key)
+    path = checkpoint_file(folder, name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} is not UTF-8 text, so not a tokenizer's JSON") from None
+    subword = SubwordTokenizer.from_json(text, str(path), kind=token)
+    if set(subword.vocabulary()) - set(vocab.idx_to_token):
+        raise CheckpointError(f"{path} makes tokens that the vocabulary in {CONFIG} lacks: they belong to "
+                              "different runs")
+    vocab.subword = subword
 
 
 # ----------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import torch
 
 from rnnlab.checkpoint import load_config
 from rnnlab.data.dataset import encode_text
-from rnnlab.data.text import detokenize, preprocess_prefix, tokenize, word_separator
+from rnnlab.data.subword import decode_stream
+from rnnlab.data.text import SUBWORDS, detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab import checks
 from rnnlab.errors import CheckpointError, DataError, UsageError
@@ -33,7 +34,7 @@ from rnnlab.model_checkpoint import KIND, check_model_config, load_model
 from rnnlab.models.base import RecurrentLM
 from rnnlab.precision import resolve_device
 from rnnlab.progress import logger
-from rnnlab.scoring import score_text
+from rnnlab.scoring import covered_chars, per_char_fields, score_text, text_chars
 
 
 @dataclass
@@ -63,7 +64,7 @@ class LanguageModel:
 
     def prefix_ids(self, prefix: str) -> list[int]:
         """Ids of a generation prefix; unknown tokens become ``<unk>`` with a warning."""
-        tokens = tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode)
+        tokens = tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode, subword=self.vocab.subword)
         if not tokens:
             raise UsageError(f"the prefix {prefix!r} has no {self.token} tokens after {self.mode} preprocessing")
         ids = [self.vocab[tok] for tok in tokens]
@@ -74,16 +75,22 @@ class LanguageModel:
         return ids
 
     # ---- scoring -----------------------------------------------------------------
-    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256) -> dict:
-        """Perplexity / bits per token of a text (or an id array); see :func:`rnnlab.evaluation.evaluate`."""
+    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256, chars: int | None = None) -> dict:
+        """Perplexity / bits per token of a text (or an id array), see :func:`rnnlab.evaluation.evaluate`,
+        with ``chars``, ``nats_per_char`` and ``bits_per_char``: the total log-loss over the characters
+        the scored tokens cover (:func:`rnnlab.scoring.text_chars` of a text, exact;
+        ``chars`` when given with ids, else :func:`rnnlab.scoring.covered_chars` of them)."""
         if isinstance(text_or_ids, str):
             ids = self.encode(text_or_ids)
             if len(ids) < 2:
                 raise DataError(f"the text has {len(ids)} {self.token} token(s) after {self.mode} preprocessing; "
                                 "scoring needs at least 2")
+            chars = text_chars(text_or_ids, self.vocab, self.mode, self.token)
         else:
             ids = checks.token_ids(text_or_ids, len(self.vocab), "text_or_ids", min_length=2)
-        return evaluate(self.model, ids, rows=rows, num_steps=num_steps)
+            chars = covered_chars(self.vocab, self.token, ids) if chars is None else checks.integer(chars, "chars", 0)
+        result = evaluate(self.model, ids, rows=rows, num_steps=num_steps)
+        return {**result, **per_char_fields(result["nll_nats"], chars)}
 
     def score_text(self, text: str, per_token: bool = False, top: int = 5):
         """Exact single-stream score of ``text``: a :class:`rnnlab.scoring.TextScore` (total
@@ -197,6 +204,9 @@ class LanguageModel:
     def _pieces(self, previous_id: int, ids: Iterable[int]) -> Iterator[str]:
         """The text of generated ``ids`` piece by piece; ``previous_id`` (the prefix's last) decides word spacing."""
         previous = self.vocab.to_tokens(previous_id)
+        if self.token in SUBWORDS:  # a token's bytes may end inside a character: decode as a byte stream
+            yield from decode_stream(self.vocab.to_tokens(index) for index in ids)
+            return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if self.token == "byte" else None
         for index in ids:
             tok = self.vocab.to_tokens(index)
@@ -217,7 +227,8 @@ class LanguageModel:
     def prefix_text(self, prefix: str) -> str:
         """The prefix as the model reads it (after preprocessing, e.g. lower-cased in d2l mode)."""
         checks.text(prefix, "prefix")
-        return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode), self.token)
+        return detokenize(tokenize(preprocess_prefix(prefix, self.mode), self.token, self.mode,
+                                   subword=self.vocab.subword), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
         """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""

@@ -17,6 +17,14 @@ def perplexity(total_nll: float, tokens: int) -> float:
     return math.exp(mean) if mean < 700 else float("inf")
 
 
+def per_char_fields(nats_total: float, chars: int) -> dict:
+    """``chars``, ``nats_per_char`` and ``bits_per_char`` of a total log-loss in nats."""
+    if chars <= 0:
+        return {"chars": int(chars), "nats_per_char": None, "bits_per_char": None}
+    nats = nats_total / chars
+    return {"chars": int(chars), "nats_per_char": nats, "bits_per_char": nats / math.log(2)}
+
+
 def bits_per_token(total_nll: float, tokens: int) -> float:
     return total_nll / tokens / math.log(2) if tokens > 0 else float("nan")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int, is_str_list, load_config,
+from rnnlab.checkpoint import (attach_subword, check_tensors, config_error, config_value, is_int, is_str_list, load_config,
                                load_tensors)
 from rnnlab.data.text import MODES, TOKENIZERS
 from rnnlab.data.vocab import Vocab
@@ -74,6 +74,7 @@ def check_model_config(folder, config: dict) -> tuple[dict, Vocab]:
                  default=None)
     config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS, f"one of {', '.join(TOKENIZERS)}",
                  default=None)
+    attach_subword(folder, config, vocab)
     return options, vocab
 
 

@@ -30,9 +30,12 @@ import numpy as np
 import torch
 
 from rnnlab import checks
-from rnnlab.data.text import preprocess, tokenize
+from rnnlab.data.dataset import covered_chars  # noqa: F401  (part of this module's API)
+from rnnlab.data.text import SUBWORDS, preprocess, tokenize
 from rnnlab.errors import DataError, UsageError
+from rnnlab.metrics import per_char_fields  # noqa: F401  (part of this module's API)
 from rnnlab.models.base import RecurrentLM
+from rnnlab.data.subword import token_bytes
 
 TOP = 5
 CHUNK = 256  # time steps per forward call of a recurrent model (the state carries over)
@@ -74,16 +77,21 @@ class TextScore:
         return out
 
 
-def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+def token_spans(text: str, mode: str, token: str, subword=None) -> tuple[list[str], np.ndarray, np.ndarray, str]:
     """``(tokens, starts, ends, scored_text)``: the model's tokens of ``text`` and the
     character span ``[start, end)`` of each in ``scored_text``, the preprocessed text
     (its segments joined without a separator, as the character stream is).
 
     Word tokens are found left to right (what lies between two tokens is whitespace);
-    a byte's span is the character it belongs to, ending there only at its last byte."""
+    a byte's span is the character it belongs to, ending there only at its last byte, and a
+    subword's runs from the character holding its first byte to the end of the last character
+    it completes (``subword``: the tokenizer of ``bpe``/``unigram`` tokens)."""
     segments = preprocess(text, mode)
     scored = "".join(segments)
-    tokens = tokenize(segments, token, mode)
+    tokens = tokenize(segments, token, mode, subword=subword)
+    if token in SUBWORDS:
+        starts, ends = subword_spans(tokens, scored)
+        return tokens, starts, ends, scored
     if token == "char":
         starts = np.arange(len(tokens), dtype=np.int64)
         return tokens, starts, starts + 1, scored
@@ -102,6 +110,26 @@ def token_spans(text: str, mode: str, token: str) -> tuple[list[str], np.ndarray
         position = start + len(tok)
     starts = np.asarray(starts, dtype=np.int64)
     return tokens, starts, starts + np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens)), scored
+
+
+def subword_spans(tokens: list[str], scored: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` in characters of ``scored`` of byte-level subword ``tokens`` (each
+    token character one byte): a token starts in the character its first byte belongs to and
+    ends after the last character whose final byte it holds."""
+    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in scored), dtype=np.int64,
+                                      count=len(scored)))  # byte offset just past each character
+    sizes = np.fromiter((len(token_bytes(tok)) for tok in tokens), dtype=np.int64, count=len(tokens))
+    byte_ends = np.cumsum(sizes)
+    starts = np.searchsorted(char_ends, byte_ends - sizes, side="right")
+    ends = np.searchsorted(char_ends, byte_ends, side="right")
+    return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def text_chars(text: str, vocab, mode: str, token: str) -> int:
+    """Characters that the scored tokens of ``text`` (all but the first) cover, exactly as
+    :func:`score_text` counts them."""
+    tokens, _, ends, _ = token_spans(text, mode, token, subword=getattr(vocab, "subword", None))
+    return int(ends[-1] - ends[0]) if len(tokens) > 1 else 0
 
 
 def shown_token(tok: str, token_kind: str) -> str:
@@ -172,7 +200,7 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
         raise UsageError(f"top must be an integer from 1 to 1000, got {top!r:.40}")
     if not text:
         raise DataError(f"{what} is empty: nothing to score")
-    tokens, starts, ends, _ = token_spans(text, mode, token)
+    tokens, starts, ends, _ = token_spans(text, mode, token, subword=getattr(vocab, "subword", None))
     if len(tokens) < 2:
         raise DataError(f"{what} has {len(tokens)} {token} token(s) after {mode} preprocessing; scoring needs at "
                         "least 2 (the first is only context)")
@@ -206,4 +234,5 @@ def score_text(model, vocab, mode: str, token: str, text: str, per_token: bool =
     return result
 
 
-__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "recurrent_log_probs"]
+__all__ = ["TextScore", "TokenScore", "score_text", "token_spans", "recurrent_log_probs", "covered_chars",
+           "text_chars", "per_char_fields"]

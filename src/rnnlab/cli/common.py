@@ -64,7 +64,7 @@ def aligned_table(rows: list[list[str]]) -> list[str]:
 
 
 def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None = "raw",
-                       token_default: str | None = "char", held_out: bool = False) -> None:
+                       token_default: str | None = "char", held_out: bool = False, vocab_size: bool = False) -> None:
     group = parser.add_argument_group("corpus")
     group.add_argument("--corpus", default=None, metavar="NAME_OR_PATH",
                        help=f"'pydoc' (built-in, default: {DEFAULT_CORPUS}), 'timemachine', a UTF-8 file, a folder or a glob; "
@@ -78,7 +78,12 @@ def add_corpus_options(parser: argparse.ArgumentParser, mode_default: str | None
     group.add_argument("--encoding-errors", default="strict" if mode_default else None,
                        help="strict (default), replace or ignore undecodable bytes")
     group.add_argument("--mode", default=mode_default, help=f"preprocessing: d2l or raw (default {mode_default or 'raw'})")
-    group.add_argument("--token", default=token_default, help="tokenizer: char, word or byte (default char)")
+    group.add_argument("--token", default=token_default,
+                       help=f"tokenizer: char, word, byte, bpe or unigram (byte-level subwords learnt from the training "
+                            f"split) (default {token_default or 'char'})")
+    if vocab_size:  # rnnlab train has it from its DataOptions
+        group.add_argument("--vocab-size", type=int, default=None, metavar="N",
+                           help="bpe/unigram tokens: subword vocabulary size, the 256 byte symbols included (default 1000)")
 
 
 def load_corpus_from_args(args):

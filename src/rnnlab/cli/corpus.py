@@ -17,7 +17,7 @@ def cmd_corpus_stats(args) -> int:
     corpus = load_corpus_from_args(args)
     # Both splits put the whole (training) text in data.train; a split folder needs "files".
     split = "files" if corpus.val is not None or corpus.test is not None else "d2l"
-    data = prepare_text(corpus, mode=args.mode, token=args.token, split=split)
+    data = prepare_text(corpus, mode=args.mode, token=args.token, split=split, vocab_size=args.vocab_size)
     stats = corpus_stats(data.train, data.vocab, orders=(1, 2, 3), top_k=args.top)
     if args.plot:
         zipf_plot({n: s.counts for n, s in stats.items()}, args.plot,
@@ -82,7 +82,7 @@ def add_parser(commands) -> None:
     corpus_parser.set_defaults(handler=help_handler(corpus_parser))  # no subcommand
     corpus = corpus_parser.add_subparsers(dest="corpus_command", metavar="SUBCOMMAND")
     stats = corpus.add_parser("stats", help="token counts, top n-grams and Zipf exponents")
-    add_corpus_options(stats, mode_default="d2l")
+    add_corpus_options(stats, mode_default="d2l", vocab_size=True)
     stats.add_argument("--top", type=int, default=10, help="how many top n-grams to list (default 10)")
     stats.add_argument("--plot", default=None, metavar="FILE.png", help="write the log-log frequency plot")
     add_overwrite_option(stats, "an existing --plot file")
@@ -95,7 +95,8 @@ def add_parser(commands) -> None:
                               "a glob, or timemachine")
     prepare.add_argument("--out", required=True, metavar="DIR", help="the prepared folder to write (or reuse)")
     prepare.add_argument("--mode", default="raw", help="preprocessing: raw (default) or d2l")
-    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word or byte")
+    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word or byte (bpe/unigram: "
+                         "train on the text itself)")
     prepare.add_argument("--vocab", default=None, metavar="FROM_DIR",
                          help="encode with the vocabulary of an earlier prepared folder (same --mode/--token)")
     prepare.add_argument("--split", default="0.9,0.05,0.05",

@@ -104,6 +104,8 @@ def cmd_eval(args) -> int:
         print(f"source          {result['source']}")
         print(f"perplexity      {fmt(result['perplexity'], '.4f')}")
         print(f"bits per token  {fmt(result['bits_per_token'], '.4f')}")
+        print(f"bits per char   {fmt(result['bits_per_char'], '.4f')} ({fmt(result['nats_per_char'], '.4f')} nats/char "
+              f"over {result['chars']:,} characters)")
         print(f"tokens          {result['tokens']:,} scored, {result['unknown_tokens']:,} unknown (<unk>)")
     emit(result, args.json)
     return 0

@@ -10,11 +10,15 @@ from rnnlab.data.corpus import read_text_file
 from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, prepare_text
 from rnnlab.errors import CheckpointError, DataError
 from rnnlab.fileio import check_input_file
+from rnnlab.scoring import text_chars
 
 
 def _ngram_print_result(result: dict, label: str) -> None:
     print(f"{label:<15} perplexity {fmt(result['perplexity'], '.4f')}, {fmt(result['bits_per_token'], '.4f')} bits/token "
           f"({result['tokens']:,} tokens, {result['unknown_tokens']:,} unknown)")
+    if result.get("bits_per_char") is not None:
+        print(f"{'':<15} {fmt(result['bits_per_char'], '.4f')} bits/char, {fmt(result['nats_per_char'], '.4f')} "
+              f"nats/char ({result['chars']:,} characters)")
 
 
 def cmd_ngram_train(args) -> int:
@@ -25,14 +29,14 @@ def cmd_ngram_train(args) -> int:
     prepare_output_folder(args.out, store.KIND, overwrite=args.overwrite)
     corpus = load_corpus_from_args(args)
     dataset = prepare_text(corpus, mode=args.mode, token=args.token,
-                           split=args.split if args.split is not None else DEFAULT_SPLIT)
+                           split=args.split if args.split is not None else DEFAULT_SPLIT, vocab_size=args.vocab_size)
     source = {"corpus_arg": args.corpus, "data_dir": args.data_dir, "encoding_errors": args.encoding_errors,
               "sources": corpus.sources, "val_corpus": args.val_corpus, "test_corpus": args.test_corpus,
               "sha1": corpus.sha1, "location": corpus.location,
               **{f"{role}_{key}": getattr(getattr(corpus, role), key)
                  for role in ("val", "test") if getattr(corpus, role) is not None for key in ("sha1", "location")}}
     model = api.train(dataset, args.order, args.smoothing, args.k, source=source)
-    val = api.evaluate_ids(model, dataset.val) if len(dataset.val) > 1 else None
+    val = api.evaluate_ids(model, dataset.val, chars=dataset.covered_chars("val")) if len(dataset.val) > 1 else None
     store.save(model, args.out)
     if args.arpa:
         from rnnlab.ngram.arpa import write_arpa  # lazy: keeps rnnlab --help from loading rnnlab.ngram
@@ -74,15 +78,19 @@ def cmd_ngram_eval(args) -> int:
     model = _ngram_load(args.checkpoint)
     if args.text is not None:
         check_input_file(args.text, f"--text {args.text}")
-        ids = api.encode_for(model, read_text_file(Path(args.text), args.encoding_errors or "strict"))
+        text = read_text_file(Path(args.text), args.encoding_errors or "strict")
+        ids = api.encode_for(model, text)
         source = args.text
+        pre = model.preprocessing
+        chars = text_chars(text, model.vocab, pre["mode"], pre["token"]) if len(ids) > 1 else None
     else:
         dataset = api.source_dataset(model, data_dir=args.data_dir, encoding_errors=args.encoding_errors)
         ids = dataset.part(args.split)
         source = f"{dataset.corpus_name}:{args.split}"
+        chars = dataset.covered_chars(args.split)
     if len(ids) < 2:
         raise DataError(f"{source} has fewer than 2 tokens: nothing to score; use --text FILE or another --split")
-    result = {**api.evaluate_ids(model, ids), "source": source, "order": model.order, "smoothing": model.smoothing}
+    result = {**api.evaluate_ids(model, ids, chars=chars), "source": source, "order": model.order, "smoothing": model.smoothing}
     if not args.json:
         print(f"source          {source}")
         _ngram_print_result(result, "scored")
@@ -130,7 +138,7 @@ def add_parser(commands) -> None:
     ngram_cmds = ngram.add_subparsers(dest="ngram_command", metavar="SUBCOMMAND")
     ngram.set_defaults(handler=help_handler(ngram))  # no subcommand given
     ng_train = ngram_cmds.add_parser("train", help="count n-grams of a corpus's training split and save the model")
-    add_corpus_options(ng_train, mode_default="d2l", token_default="word", held_out=True)
+    add_corpus_options(ng_train, mode_default="d2l", token_default="word", held_out=True, vocab_size=True)
     ng_train.add_argument("--split", default=None, help="train,val,test fractions or 'd2l' (default 0.9,0.05,0.05)")
     ng_train.add_argument("--order", type=int, default=3, help="n (default 3)")
     ng_train.add_argument("--smoothing", default="kn", help="kn (modified Kneser-Ney, default), addk or mle")
@@ -168,6 +176,6 @@ def add_parser(commands) -> None:
     ng_import.add_argument("--out", required=True, metavar="DIR")
     add_overwrite_option(ng_import, "the model in --out")
     ng_import.add_argument("--mode", default=None, help="preprocessing of text to score with it (d2l or raw)")
-    ng_import.add_argument("--token", default=None, help="tokenizer of text to score with it (char, word, byte)")
+    ng_import.add_argument("--token", default=None, help="tokenizer of text to score with it (char, word, byte; bpe/unigram need their tokenizer: train with rnnlab ngram train)")
     ng_import.add_argument("--json", action="store_true")
     ng_import.set_defaults(handler=cmd_ngram_arpa, arpa_command="import")

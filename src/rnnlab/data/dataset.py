@@ -35,7 +35,8 @@ import numpy as np
 from rnnlab.artifacts import is_sha256, verify_member
 from rnnlab.data.corpus import MANIFEST, Corpus, PreparedCorpus, read_manifest
 from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, encode_codes
-from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
+from rnnlab.data.subword import TOKENIZER_FILE, SubwordTokenizer, check_vocab_size, token_bytes
+from rnnlab.data.text import SUBWORDS, check_mode, check_tokenizer, detokenize, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
 
@@ -64,9 +65,48 @@ class TextDataset:
             raise UsageError(f"unknown split '{name}'; choose train, val or test")
         return getattr(self, name)
 
+    def covered_chars(self, name: str) -> int:
+        """Characters of text that split ``name``'s scored tokens (all but its first) cover:
+        counted from the text when the dataset was built (word tokens), else from the ids
+        (:func:`covered_chars`)."""
+        recorded = self.info.get(f"{name}_chars")
+        return int(recorded) if recorded is not None else covered_chars(self.vocab, self.token, self.part(name))
+
     def preprocessing(self) -> dict:
-        """What a checkpoint must store to encode new text the same way."""
+        """What a checkpoint must store to encode new text the same way (for subword tokens,
+        also the name of the tokenizer's file in the folder: :meth:`checkpoint_documents`)."""
+        if self.token in SUBWORDS:
+            return {"mode": self.mode, "token": self.token, "tokenizer_file": TOKENIZER_FILE}
         return {"mode": self.mode, "token": self.token}
+
+    def checkpoint_documents(self) -> dict[str, bytes]:
+        """Files a checkpoint keeps beside its tensors: the subword tokenizer's JSON, if any."""
+        if self.token in SUBWORDS and self.vocab.subword is not None:
+            return {TOKENIZER_FILE: self.vocab.subword.to_json().encode("utf-8")}
+        return {}
+
+
+def covered_chars(vocab: Vocab, token: str, ids) -> int:
+    """Characters of text that the scored tokens ``ids[1:]`` cover, as
+    :func:`rnnlab.scoring.score_text` counts them (from the end of the first token to the end
+    of the last), where only ids are at hand: one each for ``char``; for ``byte`` and subword
+    tokens the characters their bytes complete (exact); for ``word`` tokens, their text
+    rebuilt with :func:`rnnlab.data.text.detokenize` (one space between words, which is exact
+    for d2l preprocessing; a dataset counts raw word splits from the text instead,
+    :meth:`TextDataset.covered_chars`)."""
+    if len(ids) < 2:
+        return 0
+    if token == "char":
+        return len(ids) - 1
+    tokens = vocab.to_tokens(np.asarray(ids).tolist())
+    if token == "word":
+        return len(detokenize(tokens, token)) - len(tokens[0])
+    pieces = [token_bytes(tok) if token in SUBWORDS else tok.encode("latin-1") for tok in tokens]
+    text = b"".join(pieces).decode("utf-8", errors="replace")
+    char_ends = np.cumsum(np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text)))
+    byte_ends = np.cumsum(np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces)))
+    ends = np.searchsorted(char_ends, byte_ends[[0, -1]], side="right")
+    return int(ends[1] - ends[0])
 
 
 def parse_split(split) -> tuple[float, float, float] | str:
@@ -84,9 +124,11 @@ def parse_split(split) -> tuple[float, float, float] | str:
     return fractions
 
 
-def _token_stream(text: str, mode: str, token: str):
-    """(codes or token list, counter-builder) for the whole text."""
+def _token_stream(text: str, mode: str, token: str, subword=None):
+    """Code points / bytes (an array) or the token list of the whole text."""
     segments = preprocess(text, mode)
+    if token in SUBWORDS:
+        return tokenize(segments, token, mode, subword=subword)
     if token == "char":
         return codepoints("".join(segments))
     if token == "byte":
@@ -103,14 +145,17 @@ def _encode(stream, vocab: Vocab) -> np.ndarray:
 
 
 def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", split=DEFAULT_SPLIT,
-                 min_freq: int = 0, max_tokens: int | None = None, vocab: Vocab | None = None) -> TextDataset:
+                 min_freq: int = 0, max_tokens: int | None = None, vocab: Vocab | None = None,
+                 vocab_size: int | None = None) -> TextDataset:
     """Preprocess, tokenize, split and encode ``corpus`` (a :class:`Corpus` or a string).
 
     ``vocab`` given (for example from a checkpoint) is used as is; otherwise one is
-    built as described in the module docstring.
+    built as described in the module docstring. ``vocab_size``: the subword vocabulary
+    size of ``bpe``/``unigram`` tokens (:func:`rnnlab.data.subword.check_vocab_size`).
     """
     check_mode(mode)
     check_tokenizer(token)
+    vocab_size = check_vocab_size(vocab_size, token)
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")
@@ -121,6 +166,8 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     name = corpus.name if isinstance(corpus, Corpus) else ""
     held_out = {role: getattr(corpus, role, None) for role in ("val", "test")}
     split = _files_split(split, held_out, name)
+    if token in SUBWORDS:
+        return _prepare_subword(text, held_out, mode, token, name, split, min_freq, max_tokens, vocab, vocab_size)
     stream = _token_stream(text, mode, token)
     n = len(stream)
     if n == 0:
@@ -144,6 +191,10 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     encoded = _encode(stream, vocab)
     train, val, test = encoded[:bounds[0]], encoded[bounds[0]:bounds[1]], encoded[bounds[1]:bounds[2]]
     info = {"num_tokens": n, "train_tokens": len(train), "val_tokens": len(val), "test_tokens": len(test)}
+    if token == "word":  # spaces are no tokens: the characters a split covers come from the text
+        ends = word_ends("".join(preprocess(text, mode)), stream)
+        info.update({f"{role}_chars": _span_chars(ends, lo, hi) for role, lo, hi in
+                     (("val", bounds[0], bounds[1]), ("test", bounds[1], bounds[2]))})
     return TextDataset(vocab=vocab, train=train, val=val, test=test, mode=mode, token=token,
                        corpus_name=name, split=split, info=info)
 
@@ -169,6 +220,22 @@ def _files_split(split, held_out: dict, name: str):
     return split
 
 
+def word_ends(scored: str, tokens: list[str]) -> np.ndarray:
+    """``(len(tokens),) int64``: where each word token ends in ``scored``, the preprocessed
+    text (its segments joined), found left to right."""
+    ends = np.empty(len(tokens), dtype=np.int64)
+    position = 0
+    for i, tok in enumerate(tokens):
+        position = scored.index(tok, position) + len(tok)
+        ends[i] = position
+    return ends
+
+
+def _span_chars(ends: np.ndarray, lo: int, hi: int) -> int:
+    """Characters that tokens ``lo + 1 .. hi - 1`` (a split's scored tokens) cover."""
+    return int(ends[hi - 1] - ends[lo]) if hi - lo >= 2 else 0
+
+
 def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min_freq: int,
                    max_tokens: int | None, vocab: Vocab | None) -> TextDataset:
     """The ``"files"`` split: ``stream`` (the training tokens) plus held-out Corpus objects."""
@@ -176,6 +243,7 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
     if vocab is None:
         vocab = Vocab(counts=_count(train_stream), min_freq=min_freq)
     parts = {"train": _encode(train_stream, vocab)}
+    held_out_chars = {}
     for role, part in held_out.items():
         if part is None:
             parts[role] = parts["train"][:0]  # empty, same dtype
@@ -185,14 +253,68 @@ def _prepare_files(stream, held_out: dict, mode: str, token: str, name: str, min
             raise DataError(f"the {'validation' if role == 'val' else 'test'} file {part.sources[0]} has no {token} "
                             f"tokens after {mode} preprocessing")
         parts[role] = _encode(part_stream, vocab)
+        if token == "word":
+            held_out_chars[f"{role}_chars"] = _span_chars(
+                word_ends("".join(preprocess(part.text, mode)), part_stream), 0, len(part_stream))
     info = {"num_tokens": len(stream) + len(parts["val"]) + len(parts["test"]),
-            **{f"{key}_tokens": len(ids) for key, ids in parts.items()}}
+            **{f"{key}_tokens": len(ids) for key, ids in parts.items()}, **held_out_chars}
     return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split="files", info=info, **parts)
+
+
+def _prepare_subword(text: str, held_out: dict, mode: str, token: str, name: str, split, min_freq: int,
+                     max_tokens: int | None, vocab: Vocab | None, vocab_size: int) -> TextDataset:
+    """``bpe``/``unigram`` tokens: the tokenizer is learnt from the training split's text only.
+
+    Fractions cut the preprocessed text by characters (so the tokenizer never sees held-out
+    text) and each part is tokenized on its own; ``"d2l"`` learns it from the whole text, as
+    that split's vocabulary is; ``"files"`` from the training text. The vocabulary holds every
+    subword of the tokenizer (those unseen in training with count 0), so nothing is ``<unk>``.
+    """
+    scored = "".join(preprocess(text, mode))
+    if not scored:
+        raise DataError(f"corpus '{name}' has no {token} tokens after {mode} preprocessing")
+    if split == "files":
+        parts = {"train": scored, **{role: None if part is None else "".join(preprocess(part.text, mode))
+                                     for role, part in held_out.items()}}
+        for role, part in held_out.items():
+            if part is not None and not parts[role]:
+                raise DataError(f"the {'validation' if role == 'val' else 'test'} file {part.sources[0]} has no "
+                                f"{token} tokens after {mode} preprocessing")
+    elif split == "d2l":
+        parts = {"train": scored}
+    else:
+        n = len(scored)
+        a = int(n * split[0])
+        b = a + int(n * split[1])
+        parts = {"train": scored[:a], "val": scored[a:b], "test": scored[b:b + int(n * split[2])]}
+    if not parts["train"]:
+        raise DataError(f"the training split of corpus '{name}' is empty after {mode} preprocessing")
+    if vocab is None:
+        subword = SubwordTokenizer.train(parts["train"], vocab_size, token)
+    elif vocab.subword is None or vocab.subword.kind != token:
+        raise UsageError(f"a --token {token} dataset needs the vocabulary's {token} tokenizer, and this vocabulary "
+                         "has none")
+    else:
+        subword = vocab.subword
+    tokens = {role: subword.tokens(part) if part else [] for role, part in parts.items()}
+    if split == "d2l":
+        n_train = len(tokens["train"]) if max_tokens is None else min(max_tokens, len(tokens["train"]))
+        tokens = {"train": tokens["train"][:n_train], "val": tokens["train"][n_train:], "test": []}
+    elif max_tokens is not None:
+        tokens["train"] = tokens["train"][:max_tokens]
+    if vocab is None:
+        counts = Counter({tok: 0 for tok in subword.vocabulary()})
+        counts.update(tokens["train"])
+        vocab = Vocab(counts=counts, min_freq=min_freq, subword=subword)
+    ids = {role: encode(tokens.get(role, []), vocab, "word") for role in ("train", "val", "test")}
+    info = {"num_tokens": sum(len(part) for part in ids.values()),
+            **{f"{role}_tokens": len(part) for role, part in ids.items()}}
+    return TextDataset(vocab=vocab, mode=mode, token=token, corpus_name=name, split=split, info=info, **ids)
 
 
 def encode_text(text: str, vocab: Vocab, mode: str, token: str) -> np.ndarray:
     """Encode new text exactly as a dataset with this preprocessing was encoded."""
-    return _encode(_token_stream(text, mode, token), vocab)
+    return _encode(_token_stream(text, mode, token, getattr(vocab, "subword", None)), vocab)
 
 
 # ----------------------------------------------------------------------------------

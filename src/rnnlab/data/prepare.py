@@ -453,6 +453,9 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
     """
     check_mode(mode)
     check_tokenizer(token)
+    if token in ("bpe", "unigram"):
+        raise UsageError(f"rnnlab corpus prepare does not stream --token {token} yet (its tokenizer is learnt from "
+                         f"the training text first); train on the text itself: --corpus FILE --token {token}")
     split = parse_split(split)
     if encoding_errors not in ENCODING_ERRORS:
         raise UsageError(f"unknown --encoding-errors '{encoding_errors}'; choose one of {', '.join(ENCODING_ERRORS)}")

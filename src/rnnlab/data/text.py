@@ -9,16 +9,20 @@ character/byte streams are the segments concatenated with no separator.
 
 Tokenizers: ``char`` (Unicode code points), ``word`` (d2l: whitespace split; raw:
 words, single punctuation marks and newlines), ``byte`` (UTF-8 bytes, each shown
-as the Latin-1 character with the same number so every token is a 1-char str).
+as the Latin-1 character with the same number so every token is a 1-char str),
+``bpe`` and ``unigram`` (byte-level subwords learnt from the training split, see
+:mod:`rnnlab.data.subword`: tokenizing needs that tokenizer, decoding does not).
 """
 from __future__ import annotations
 
 import re
 
+from rnnlab.data.subword import decode_tokens
 from rnnlab.errors import UsageError
 
 MODES = ("d2l", "raw")
-TOKENIZERS = ("char", "word", "byte")
+TOKENIZERS = ("char", "word", "byte", "bpe", "unigram")
+SUBWORDS = ("bpe", "unigram")
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -59,15 +63,22 @@ def preprocess_prefix(text: str, mode: str = "d2l") -> list[str]:
     return [_NON_LETTERS.sub(" ", line).lower() for line in _NEWLINES.split(text)]
 
 
-def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l") -> list[str]:
+def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l", subword=None) -> list[str]:
     """Flatten ``segments`` into one token list.
 
     ``mode`` only matters for ``word``: d2l splits on whitespace, raw keeps
-    punctuation and newlines as tokens so text can be rebuilt.
+    punctuation and newlines as tokens so text can be rebuilt. ``subword``: the
+    :class:`rnnlab.data.subword.SubwordTokenizer` that ``bpe``/``unigram`` tokens need
+    (it reads the segments joined, as the character stream is).
     """
     check_tokenizer(token)
     if isinstance(segments, str):
         segments = [segments]
+    if token in SUBWORDS:
+        if subword is None:
+            raise UsageError(f"--token {token} needs its trained tokenizer (a checkpoint's, or one learnt from the "
+                             "training split)")
+        return subword.tokens("".join(segments))
     if token == "char":
         return list("".join(segments))
     if token == "byte":
@@ -84,6 +95,8 @@ def detokenize(tokens: list[str], token: str = "char") -> str:
         return "".join(tokens)
     if token == "byte":
         return "".join(tokens).encode("latin-1").decode("utf-8", errors="replace")
+    if token in SUBWORDS:
+        return decode_tokens(tokens)
     out: list[str] = []
     for tok in tokens:
         out.append(word_separator(out[-1] if out else None, tok) + tok)

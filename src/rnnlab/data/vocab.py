@@ -32,7 +32,7 @@ class Vocab:
 
     def __init__(self, tokens: Iterable[str] | None = None, min_freq: int = 0,
                  reserved_tokens: Iterable[str] | None = None,
-                 counts: Mapping[str, int] | None = None, ties: str = "token") -> None:
+                 counts: Mapping[str, int] | None = None, ties: str = "token", subword=None) -> None:
         if min_freq < 0:
             raise UsageError(f"min_freq must be >= 0, got {min_freq}")
         if ties not in TIE_ORDERS:
@@ -59,6 +59,9 @@ class Vocab:
                 self.idx_to_token.append(tok)
                 seen.add(tok)
         self.token_to_idx: dict[str, int] = {tok: i for i, tok in enumerate(self.idx_to_token)}
+        # bpe/unigram tokens: the rnnlab.data.subword.SubwordTokenizer that makes them from text
+        # (kept beside the vocabulary in a checkpoint, as its own file; not part of to_dict()).
+        self.subword = subword
 
     def __len__(self) -> int:
         return len(self.idx_to_token)

@@ -25,6 +25,7 @@ import torch
 from rnnlab.data.text import preprocess, tokenize, word_separator
 from rnnlab.errors import DataError
 from rnnlab.models.stepping import make_stepper
+from rnnlab.data.subword import token_bytes
 
 LOG2 = math.log(2.0)
 
@@ -113,17 +114,18 @@ def surprisal_bits(model, ids, chunk: int = 512) -> np.ndarray:
 
 
 # ---- tokens as text ------------------------------------------------------------------
-def text_tokens(text: str, mode: str, token: str) -> list[str]:
-    """The tokens the model reads for ``text`` (same order and count as ``LanguageModel.encode``)."""
-    return tokenize(preprocess(text, mode), token, mode)
+def text_tokens(text: str, mode: str, token: str, subword=None) -> list[str]:
+    """The tokens the model reads for ``text`` (same order and count as ``LanguageModel.encode``;
+    ``subword``: the tokenizer of ``bpe``/``unigram`` tokens)."""
+    return tokenize(preprocess(text, mode), token, mode, subword=subword)
 
 
 def pieces(tokens: list[str], token: str) -> list[str]:
     """Display text per token, one string per token, concatenating to the text.
 
     Words get the separator :func:`~rnnlab.data.text.word_separator` puts before them;
-    bytes are decoded as UTF-8 and a multi-byte character is shown on its last byte
-    (the bytes before it show ``""``).
+    bytes (and the bytes of subword tokens) are decoded as UTF-8 and a multi-byte character
+    is shown on the token holding its last byte (the tokens before it show ``""``).
     """
     if token == "char":
         return list(tokens)
@@ -134,7 +136,10 @@ def pieces(tokens: list[str], token: str) -> list[str]:
             previous = tok
         return out
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    out = [decoder.decode(tok.encode("latin-1")) for tok in tokens]
+    if token in ("bpe", "unigram"):
+        out = [decoder.decode(token_bytes(tok)) for tok in tokens]
+    else:
+        out = [decoder.decode(tok.encode("latin-1")) for tok in tokens]
     tail = decoder.decode(b"", final=True)
     if tail and out:
         out[-1] += tail

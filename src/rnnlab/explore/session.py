@@ -246,7 +246,7 @@ class Explorer:
             ids = self.validation[:validation_limit]
             return self.lm.vocab.to_tokens(ids.tolist()), ids, "validation"
         text = string_parameter(body.get("text"), "text", limit)
-        tokens = analysis.text_tokens(text, self.lm.mode, self.lm.token)
+        tokens = analysis.text_tokens(text, self.lm.mode, self.lm.token, subword=self.lm.vocab.subword)
         if len(tokens) < 2:
             raise DataError(f"the text has {len(tokens)} {self.lm.token} token(s) after {self.lm.mode} "
                             "preprocessing; at least 2 are needed")

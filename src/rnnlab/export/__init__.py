@@ -171,6 +171,19 @@ def check_against_torch(model, run, steps: int = 8, batch: int = 2, seed: int = 
     return _max_difference(got, [t.float().numpy() for t in expected])
 
 
+def _subword_section(vocab) -> dict:
+    """bpe/unigram tokens: the tokenizer itself (its library's JSON, as an object), so a caller
+    can encode text without rnnlab."""
+    subword = getattr(vocab, "subword", None)
+    if subword is None:
+        return {}
+    return {"tokenizer": json.loads(subword.to_json()),
+            "tokenizer_note": "byte-level subwords: encode with tokenizers.Tokenizer.from_str(json.dumps("
+                              "preprocessing['tokenizer'])).encode(text).tokens and look each token string up in "
+                              "'tokens'; decode by mapping every character of a token to its byte (the byte-level "
+                              "pre-tokenizer's table) and reading the bytes as UTF-8"}
+
+
 def metadata(lm, fmt: str, quantize: str | None, out: Path, difference: float) -> dict:
     model = lm.model
     inputs, outputs = io_names(model)
@@ -179,7 +192,7 @@ def metadata(lm, fmt: str, quantize: str | None, out: Path, difference: float) -
         "format": "rnnlab.export/1", "graph": out.name, "graph_format": fmt, "quantize": quantize,
         "opset": OPSET if fmt == "onnx" else None,
         "model": model.config(),
-        "preprocessing": {"mode": lm.mode, "token": lm.token},
+        "preprocessing": {"mode": lm.mode, "token": lm.token, **_subword_section(lm.vocab)},
         "tokens": list(lm.vocab.idx_to_token), "unk_id": 0,
         "inputs": [{"name": "ids", "shape": ["batch", "time"], "dtype": "int64"},
                    *({"name": n, "shape": shape, "dtype": "float32"} for n in inputs[1:])],

@@ -6,9 +6,10 @@ import time
 import numpy as np
 
 from rnnlab.data.corpus import allowed_roots, is_inside, recorded_location, reload_corpus
-from rnnlab.data.dataset import TextDataset, encode_text, prepare_text
+from rnnlab.data.dataset import TextDataset, covered_chars, encode_text, prepare_text
 from rnnlab.data.text import detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.errors import DataError, UsageError
+from rnnlab.metrics import per_char_fields
 from rnnlab.ngram.model import NGramLM
 
 
@@ -32,12 +33,21 @@ def train(dataset: TextDataset, order: int = 3, smoothing: str = "kn", k: float 
     return model
 
 
-def evaluate_ids(model: NGramLM, ids: np.ndarray) -> dict:
-    """``lm_result`` plus ``seconds`` and ``tokens_per_second`` of the scoring."""
+def evaluate_ids(model: NGramLM, ids: np.ndarray, chars: int | None = None) -> dict:
+    """``lm_result`` plus ``seconds`` and ``tokens_per_second`` of the scoring, and ``chars``,
+    ``nats_per_char`` and ``bits_per_char`` over the characters the scored tokens cover
+    (``chars`` when given, else :func:`rnnlab.data.dataset.covered_chars` of ``ids``; None without
+    a vocabulary)."""
     start = time.perf_counter()
     result = model.evaluate(ids)
     seconds = time.perf_counter() - start
-    return {**result, "seconds": seconds, "tokens_per_second": result["tokens"] / seconds if seconds > 0 else None}
+    token = (getattr(model, "preprocessing", {}) or {}).get("token")
+    if chars is None and getattr(model, "vocab", None) is not None and token is not None:
+        chars = covered_chars(model.vocab, token, ids)
+    per_char = per_char_fields(result["nll_nats"], chars) if chars is not None else \
+        {"chars": None, "nats_per_char": None, "bits_per_char": None}
+    return {**result, **per_char, "seconds": seconds,
+            "tokens_per_second": result["tokens"] / seconds if seconds > 0 else None}
 
 
 def encode_for(model: NGramLM, text: str) -> np.ndarray:
@@ -101,7 +111,7 @@ def prefix_ids(model: NGramLM, prefix: str) -> tuple[list[int], str]:
     pre = model.preprocessing
     if model.vocab is None or "mode" not in pre:
         raise UsageError("this n-gram model has no vocabulary/preprocessing to read a text prefix with")
-    tokens = tokenize(preprocess_prefix(prefix, pre["mode"]), pre["token"], pre["mode"])
+    tokens = tokenize(preprocess_prefix(prefix, pre["mode"]), pre["token"], pre["mode"], subword=model.vocab.subword)
     return [model.vocab[t] for t in tokens], detokenize(tokens, pre["token"])
 
 

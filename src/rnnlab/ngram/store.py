@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.checkpoint import (config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
+from rnnlab.checkpoint import (attach_subword, config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
                                load_tensors, save_checkpoint)
 from rnnlab.data.text import MODES, TOKENIZERS
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.ngram.counts import NGramCounts
 from rnnlab.ngram.model import LOADABLE, MAX_ORDER, NGramLM
+from rnnlab.data.subword import TOKENIZER_FILE
 
 KIND = "ngram"
 
@@ -40,7 +41,11 @@ def save(model: NGramLM, folder: str | os.PathLike) -> None:
               "vocab": vocab.to_dict() if vocab is not None else None,
               "preprocessing": getattr(model, "preprocessing", {}) or {},
               "fit": model.info}
-    save_checkpoint(folder, config, tensors, kind=KIND)
+    documents = {}
+    if vocab is not None and getattr(vocab, "subword", None) is not None:
+        config["preprocessing"] = {**config["preprocessing"], "tokenizer_file": TOKENIZER_FILE}
+        documents[TOKENIZER_FILE] = vocab.subword.to_json().encode("utf-8")
+    save_checkpoint(folder, config, tensors, kind=KIND, documents=documents)
 
 
 
@@ -84,6 +89,10 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
     for key in needed:  # what reads one of them reads the others too
         config_value(config, f"preprocessing.{key}", folder, lambda v: v is not None, "given")
     config_value(config, "fit", folder, lambda v: v is None or isinstance(v, dict), "a JSON object", default=None)
+    if model.vocab is not None:
+        attach_subword(folder, config, model.vocab)
+    elif pre.get("token") in ("bpe", "unigram"):
+        raise config_error(folder, "vocab", f"is null, but --token {pre['token']} needs the vocabulary")
     return model, size
 
 

@@ -62,6 +62,7 @@ class LanguageModelTask:
         self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps, sampling=config.sampling,
                                     seed=config.seed, rank=dist.rank, world_size=dist.world_size)
         self._ngram = None
+        self._val_chars: int | None = None  # characters the scored validation tokens cover (computed once)
 
     # -- what the loop asks ------------------------------------------------------
     def num_batches(self, epoch: int) -> int:
@@ -110,7 +111,9 @@ class LanguageModelTask:
     def record(self, train_loss: float, scores: dict | None, model: RecurrentLM) -> dict:
         record = {"train_perplexity": perplexity(train_loss, 1) if math.isfinite(train_loss) else None,
                   "val_perplexity": scores["perplexity"] if scores else None,
-                  "val_bits_per_token": scores["bits_per_token"] if scores else None}
+                  "val_bits_per_token": scores["bits_per_token"] if scores else None,
+                  "val_bits_per_char": self.per_character(scores["bits_per_token"] if scores else None)[
+                      "val_bits_per_char"]}
         if self.config.sample_length:
             prefix = self.config.sample_prefix or self._default_prefix()
             record["sample"] = self.language_model(model).generate(prefix, self.config.sample_length, greedy=True)
@@ -121,7 +124,8 @@ class LanguageModelTask:
             return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
         line = (f"epoch {num(record['epoch'], '.4g')} step {record['step']}: train ppl "
                 f"{num(record['train_perplexity'], '.3f')} | val ppl {num(record['val_perplexity'], '.3f')} "
-                f"({num(record['val_bits_per_token'], '.3f')} bits/token) | {num(record['tokens_per_second'], ',.0f')}"
+                f"({num(record['val_bits_per_token'], '.3f')} bits/token, {num(record.get('val_bits_per_char'), '.4f')} "
+                f"bits/char) | {num(record['tokens_per_second'], ',.0f')}"
                 f" tok/s | grad norm {num(record['grad_norm_mean'], '.3g')} (max {num(record['grad_norm_max'], '.3g')})"
                 f" | lr {num(record['lr'], '.3g')}")
         if record.get("sample") is not None:
@@ -140,6 +144,9 @@ class LanguageModelTask:
     def checkpoint_sections(self) -> dict:
         return {"vocab": self.dataset.vocab.to_dict(), "preprocessing": self.dataset.preprocessing(),
                 "data": self.data_info}
+
+    def checkpoint_documents(self) -> dict:
+        return self.dataset.checkpoint_documents()
 
     def check_checkpoint(self, folder) -> dict:
         return load_training_config(folder)
@@ -166,18 +173,14 @@ class LanguageModelTask:
     def per_character(self, bits_per_token: float | None) -> dict:
         """Validation bits and nats per character of text: comparable across token kinds.
 
-        The scored tokens are the validation split's but its first; they cover that many
-        characters for ``char`` tokens and, for ``word`` and ``byte`` tokens, the length of
-        their decoded text."""
+        The scored tokens are the validation split's but its first; the characters they
+        cover are :meth:`rnnlab.data.dataset.TextDataset.covered_chars`'s (counted from the text)."""
         scored = len(self.dataset.val) - 1
         if bits_per_token is None or scored < 1:
             return {"val_bits_per_char": None, "val_nats_per_char": None}
-        if self.dataset.token == "char":
-            chars = scored
-        else:
-            chars = max(1, len(detokenize(self.dataset.vocab.to_tokens(self.dataset.val[1:].tolist()),
-                                          self.dataset.token)))
-        bits = bits_per_token * scored / chars
+        if self._val_chars is None:
+            self._val_chars = max(1, self.dataset.covered_chars("val"))
+        bits = bits_per_token * scored / self._val_chars
         return {"val_bits_per_char": bits, "val_nats_per_char": bits * math.log(2)}
 
     def language_model(self, model: RecurrentLM) -> LanguageModel:

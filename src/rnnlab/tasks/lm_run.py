@@ -30,6 +30,7 @@ from rnnlab.training.config import UNLIMITED_EPOCHS, TrainConfig
 from rnnlab.training.state import Progress, resumed_options
 from rnnlab.training.distributed import Distributed, launch
 from rnnlab.training.loop import Callback, Trainer, check_world_size
+from rnnlab.checkpoint import attach_subword
 
 
 def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
@@ -75,7 +76,8 @@ def dataset_for(config: TrainConfig, data_dir=None, vocab: Vocab | None = None,
     if saved_data is not None:
         _check_unchanged(saved_data, info, roles=roles, doing=doing, override=corpus)
     dataset = prepare_text(loaded, mode=config.mode, token=config.token, split=config.split,
-                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab)
+                           min_freq=config.min_freq, max_tokens=config.max_tokens, vocab=vocab,
+                           vocab_size=config.vocab_size)
     return dataset, {**info, **dataset.info}
 
 
@@ -203,7 +205,9 @@ def _resume(folder, saved: dict, dist: Distributed, epochs, max_time, max_steps,
     target = Path(out_dir) if out_dir is not None else Path(folder)
     in_place = target.exists() and Path(folder).exists() and os.path.samefile(target, folder)
     target = dist.on_main(lambda: prepare_output_folder(target, KIND, overwrite=overwrite, resume=in_place))
-    dataset, info = dataset_for(config, data_dir, vocab=Vocab.from_dict(saved["vocab"]),
+    vocab = Vocab.from_dict(saved["vocab"])
+    attach_subword(folder, saved, vocab)  # bpe/unigram: the run's own tokenizer, verified
+    dataset, info = dataset_for(config, data_dir, vocab=vocab,
                                 saved_sources=saved.get("data", {}).get("sources"),
                                 saved_data=saved.get("data", {}), corpus=corpus, checkpoint=folder)
     trainer = _make_trainer(config, dataset, out_dir=target, callbacks=callbacks, data_info=info,
@@ -263,7 +267,7 @@ def evaluate_checkpoint(folder, split: str = "val", text_path: str | None = None
                                 "score; use --text FILE or another --split")
             raise DataError(f"the '{split}' split of {config.corpus or 'the built-in corpus'} has no tokens to score "
                             f"(split {config.split}); use --text FILE or another --split")
-        result = lm.score(ids)
+        result = lm.score(ids, chars=dataset.covered_chars(split))
         source = f"{dataset.corpus_name}:{split}"
     return {**result, "source": source}
 

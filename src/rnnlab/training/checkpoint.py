@@ -63,7 +63,7 @@ def _state_tensors(carried) -> dict:
 
 def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: dict, train_config: dict,
                   progress: dict, optimizer: torch.optim.Optimizer, carried_state=None, kind: str = KIND,
-                  world_size: int = 1) -> None:
+                  world_size: int = 1, documents: dict | None = None) -> None:
     """Write a complete, resumable training checkpoint of any task into ``folder``.
 
     ``sections``: what the task records about its data (a language model's ``vocab``,
@@ -71,7 +71,8 @@ def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: d
     the options, the counters and the optimizer's hyper-parameters. ``model`` is the
     unwrapped network (a DDP or ``torch.compile`` wrapper is looked through, so no
     ``module.``/``_orig_mod.`` prefix reaches the file); ``world_size``: the number of
-    processes that trained it (``distributed.world_size``; resume needs the same).
+    processes that trained it (``distributed.world_size``; resume needs the same);
+    ``documents``: other files by name (a subword tokenizer's JSON).
     """
     model = unwrap(model)
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
@@ -83,7 +84,8 @@ def save_training(folder: str | os.PathLike, model: torch.nn.Module, sections: d
               "carried_state_parts": len(_state_tensors(carried_state)),
               "distributed": {"world_size": int(world_size)}}
     weights = {name: p for name, p in model.state_dict().items()}
-    save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=kind)
+    save_checkpoint(folder, config, weights, extra={"optimizer": opt_tensors, "state": state}, kind=kind,
+                    documents=documents)
 
 
 def load_training_config(folder) -> dict:

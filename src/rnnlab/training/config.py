@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, parse_split
+from rnnlab.data.subword import check_vocab_size
+from rnnlab.data.text import check_tokenizer
 from rnnlab.errors import UsageError
 from rnnlab.models import model_kind
 from rnnlab.precision import PRECISIONS
@@ -154,13 +156,17 @@ class DataOptions(_Section):
     val_corpus: str | None = field(default=None, metadata={"flag": "--val"})
     test_corpus: str | None = field(default=None, metadata={"flag": "--test"})  # None with val_corpus: no test split
     mode: str = "raw"                  # preprocessing: raw | d2l
-    token: str = "char"                # char | word | byte
+    token: str = "char"                # char | word | byte | bpe | unigram
+    vocab_size: int | None = option(None, "bpe/unigram tokens: subword vocabulary size, the 256 byte symbols "
+                                    "included, learnt from the training split (default 1000)", metavar="N")
     split: str = option("0.9,0.05,0.05", "train,val,test fractions or 'd2l'")
     max_tokens: int | None = option(None, "use at most this many training tokens")
     min_freq: int = option(0, "drop tokens rarer than this from the vocabulary")
     encoding_errors: str = "strict"    # how undecodable bytes in the corpus are handled
 
     def _validate_data(self) -> None:
+        check_tokenizer(self.token)
+        self.vocab_size = check_vocab_size(self.vocab_size, self.token)  # so the checkpoint records the size used
         if self.max_tokens is not None and self.max_tokens < 1:
             raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
         if self.val_corpus is not None or self.test_corpus is not None:

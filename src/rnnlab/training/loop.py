@@ -258,7 +258,8 @@ class Trainer:
             return
         save_training(self.out_dir / "best" if best else self.out_dir, self.model, self.task.checkpoint_sections(),
                       self.options.to_dict(), self.progress.to_dict(), self.optimizer,
-                      carried_state=carried, kind=self.task.kind, world_size=self.dist.world_size)
+                      carried_state=carried, kind=self.task.kind, world_size=self.dist.world_size,
+                      documents=getattr(self.task, "checkpoint_documents", dict)())
 
     def _all_rows(self, carried):
         """The carried state of the global batch: the ranks' rows (dim 1) side by side."""

@@ -1,0 +1,221 @@
+"""Subword tokens: byte-level BPE and unigram vocabularies learnt from the training split.
+
+The library is Hugging Face ``tokenizers``, chosen over ``sentencepiece`` by measurement
+(10 MB of the built-in corpus and The Time Machine repeated, one thread, 4,000 tokens):
+
+* exactness: a byte-level pre-tokenizer maps every UTF-8 byte to one of 256 printable
+  symbols before merging, so any Unicode text (newlines, runs of spaces, NUL, emoji)
+  encodes without ``<unk>`` and decodes to itself. ``sentencepiece`` writes a space as
+  U+2581 and decodes a U+2581 of the text as a space, and learns from one line at a time;
+* speed: 4.3 s to train BPE on those 10 MB (``sentencepiece``: 1.2 s), 49 s on 100 MB
+  (measured); either is small beside training the network;
+* size: the wheel installs 12 MB, plus ``huggingface_hub`` and its dependencies (about
+  20 MB more; nothing here downloads anything: tokenizers are read with ``from_str``),
+  against 5.5 MB for ``sentencepiece``.
+
+Tokens are the library's own token strings (each character stands for one byte, see
+:data:`BYTE_SYMBOLS`), so they flow through :class:`rnnlab.data.vocab.Vocab` like word
+tokens; the vocabulary is built with every subword of the tokenizer (unseen ones with
+count 0), so no byte sequence is ever ``<unk>``. Decoding joins the tokens' bytes and
+reads them as UTF-8, which :class:`Utf8Pieces` does incrementally for streaming.
+
+A checkpoint keeps the tokenizer as the library's JSON (``tokenizer.json``), named by
+``preprocessing.tokenizer_file`` in ``config.json`` and verified by its SHA-256.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Iterable, Iterator
+
+from rnnlab.errors import CheckpointError, UsageError
+
+SUBWORD_KINDS = ("bpe", "unigram")
+TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_VOCAB_SIZE = 1000
+MAX_VOCAB_SIZE = 1 << 20
+# Text is encoded in pieces of about this many characters (see _pieces_of).
+_ENCODE_CHUNK = 1 << 20
+
+
+def _byte_symbols() -> dict[int, str]:
+    """Byte -> the printable character the byte-level pre-tokenizer shows it as: printable
+    Latin-1 bytes stand for themselves, the other 68 take the code points from 256 up in order."""
+    kept = set(range(0x21, 0x7F)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    symbols, extra = {}, 0
+    for byte in range(256):
+        if byte in kept:
+            symbols[byte] = chr(byte)
+        else:
+            symbols[byte] = chr(256 + extra)
+            extra += 1
+    return symbols
+
+
+BYTE_SYMBOLS = _byte_symbols()
+SYMBOL_BYTES = {symbol: byte for byte, symbol in BYTE_SYMBOLS.items()}
+
+
+def _library():
+    try:
+        import tokenizers  # lazy: an optional dependency, loaded only for bpe/unigram tokens
+    except ImportError:
+        raise UsageError("--token bpe/unigram needs the package 'tokenizers' (pip install 'tokenizers>=0.22.2')") \
+            from None
+    return tokenizers
+
+
+def check_vocab_size(vocab_size, token: str, flag: str = "--vocab-size") -> int | None:
+    """The subword vocabulary size to use for ``token``: ``None`` for other token kinds,
+    where giving one is an error; the default for subwords when none is given."""
+    if token not in SUBWORD_KINDS:
+        if vocab_size is not None:
+            raise UsageError(f"{flag} applies to --token bpe or unigram only (got --token {token})")
+        return None
+    if vocab_size is None:
+        return DEFAULT_VOCAB_SIZE
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+        raise UsageError(f"{flag} must be a positive integer, got {vocab_size!r:.40}")
+    if vocab_size < 256:
+        raise UsageError(f"{flag} {vocab_size} is too small for the alphabet: a byte-level {token} vocabulary "
+                         "holds the 256 byte symbols; give at least 256")
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise UsageError(f"{flag} must be at most {MAX_VOCAB_SIZE:,}, got {vocab_size:,}")
+    return vocab_size
+
+
+def _pieces_of(text: str, size: int | None = None) -> list[str]:
+    """``text`` cut into pieces of about ``size`` characters, each cut just after a lone
+    newline (a non-space character before and after it): the byte-level pre-tokenizer makes
+    that newline a pre-token of its own both in the text and at the end of a piece, and
+    merges never cross pre-tokens, so the pieces' tokens are the text's."""
+    size = size or _ENCODE_CHUNK
+    pieces, start = [], 0
+    while len(text) - start > size:
+        cut = start + size
+        while cut < len(text) and not (text[cut - 1] == "\n" and not text[cut].isspace()
+                                       and cut >= 2 and not text[cut - 2].isspace()):
+            cut = text.find("\n", cut)
+            if cut < 0:
+                cut = len(text)
+                break
+            cut += 1
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece]
+
+
+class SubwordTokenizer:
+    """A byte-level ``bpe`` or ``unigram`` tokenizer (``tokenizers.Tokenizer``) and its kind."""
+
+    def __init__(self, tokenizer, kind: str) -> None:
+        if kind not in SUBWORD_KINDS:
+            raise UsageError(f"unknown subword kind '{kind}'; choose one of {', '.join(SUBWORD_KINDS)}")
+        self.tokenizer = tokenizer
+        self.kind = kind
+
+    @classmethod
+    def train(cls, texts: Iterable[str] | str, vocab_size: int = DEFAULT_VOCAB_SIZE,
+              kind: str = "bpe") -> "SubwordTokenizer":
+        """Learn a ``vocab_size``-token vocabulary (the 256 byte symbols included) from ``texts``."""
+        vocab_size = check_vocab_size(vocab_size, kind)
+        lib = _library()
+        from tokenizers import decoders, models, pre_tokenizers, trainers  # lazy: as in _library
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        if kind == "bpe":
+            tokenizer = lib.Tokenizer(models.BPE())
+            trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet, show_progress=False,
+                                          special_tokens=[])
+        else:
+            tokenizer = lib.Tokenizer(models.Unigram())
+            trainer = trainers.UnigramTrainer(vocab_size=vocab_size, initial_alphabet=alphabet, show_progress=False,
+                                              special_tokens=[])
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        if isinstance(texts, str):
+            texts = [texts]
+        tokenizer.train_from_iterator((piece for text in texts for piece in _pieces_of(text)), trainer)
+        return cls(tokenizer, kind)
+
+    # ---- text <-> tokens ----------------------------------------------------------
+    def tokens(self, text: str) -> list[str]:
+        """The token strings of ``text`` (each character one byte, :data:`BYTE_SYMBOLS`)."""
+        pieces = _pieces_of(text)
+        if len(pieces) == 1:
+            return self.tokenizer.encode(pieces[0], add_special_tokens=False).tokens
+        encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
+        return [tok for encoding in encodings for tok in encoding.tokens]
+
+    def vocabulary(self) -> list[str]:
+        """Every token string of the tokenizer, in its id order."""
+        vocab = self.tokenizer.get_vocab(with_added_tokens=False)
+        return sorted(vocab, key=vocab.get)
+
+    # ---- persistence --------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.tokenizer.to_str()
+
+    @classmethod
+    def from_json(cls, text: str, where: str, kind: str | None = None) -> "SubwordTokenizer":
+        """Read the library's JSON (never a pickle); ``where`` names it in errors.
+
+        Refuses a file that is not a tokenizer, a model other than ``kind``, and one that is
+        not byte-level or lacks a byte symbol (text would not round-trip)."""
+        lib = _library()
+        try:
+            data = json.loads(text)
+            model_type = data["model"]["type"]
+            pre, dec = data["pre_tokenizer"] or {}, data["decoder"] or {}
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{where} is not a tokenizers JSON file ({type(exc).__name__}: "
+                                  f"{str(exc)[:120]})") from None
+        found = {"BPE": "bpe", "Unigram": "unigram"}.get(model_type)
+        if found is None or (kind is not None and found != kind):
+            raise CheckpointError(f"{where} holds a {model_type!r:.40} tokenizer, not {kind or 'bpe or unigram'}")
+        if pre.get("type") != "ByteLevel" or dec.get("type") != "ByteLevel":
+            raise CheckpointError(f"{where} is not a byte-level tokenizer (pre-tokenizer and decoder must be "
+                                  "ByteLevel), so text would not round-trip")
+        try:
+            tokenizer = lib.Tokenizer.from_str(text)
+        except Exception as exc:  # the library's own error type: a file it cannot read
+            raise CheckpointError(f"{where} is not a valid tokenizer ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})") from None
+        result = cls(tokenizer, found)
+        missing = set(BYTE_SYMBOLS.values()) - set(tokenizer.get_vocab(with_added_tokens=False))
+        if missing:
+            raise CheckpointError(f"{where} lacks {len(missing)} of the 256 byte symbols, so some text could not "
+                                  "be encoded")
+        return result
+
+    def __repr__(self) -> str:
+        return f"SubwordTokenizer(kind={self.kind!r}, size={self.tokenizer.get_vocab_size()})"
+
+
+def token_bytes(token: str) -> bytes:
+    """The bytes one subword token stands for (``<unk>`` and other non-symbols as UTF-8)."""
+    try:
+        return bytes(SYMBOL_BYTES[ch] for ch in token)
+    except KeyError:
+        return token.encode("utf-8")
+
+
+def decode_tokens(tokens: Iterable[str]) -> str:
+    """The text of subword tokens: their bytes joined and read as UTF-8 (an incomplete or
+    invalid sequence becomes U+FFFD, as for byte tokens)."""
+    return b"".join(token_bytes(tok) for tok in tokens).decode("utf-8", errors="replace")
+
+
+def decode_stream(tokens: Iterable[str]) -> Iterator[str]:
+    """:func:`decode_tokens` piece by piece: each yielded string is text complete so far."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for tok in tokens:
+        piece = decoder.decode(token_bytes(tok))
+        if piece:
+            yield piece
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+__all__ = ["SubwordTokenizer", "SUBWORD_KINDS", "TOKENIZER_FILE", "check_vocab_size", "decode_tokens",
+           "decode_stream", "token_bytes"]
