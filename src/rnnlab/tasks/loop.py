@@ -99,6 +99,7 @@ class ExampleTask:
         config = load_config(folder, kind=self.kind)
         for key in ("task", "model", "train_config", "progress"):
             config_value(config, key, folder, lambda v: isinstance(v, dict), "a JSON object")
+        type(self.task).from_config(folder, config)  # every value of the task and its network, as load_task checks
         return config
 
     def carry_template(self, model):
