@@ -294,7 +294,10 @@ def remove_owned(folder: str | os.PathLike, kind: str) -> None:
 
 
 def load_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
-    """Read and check ``config.json``; raise :class:`CheckpointError` if it is not ours."""
+    """Read and check ``config.json``; raise :class:`CheckpointError` if it is not ours
+    (:class:`UsageError` when ``folder`` is not a path at all)."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise UsageError(f"the checkpoint folder must be a path (a str or os.PathLike), got {type(folder).__name__}")
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder; expected an rnnlab checkpoint folder")

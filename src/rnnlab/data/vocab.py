@@ -79,13 +79,15 @@ class Vocab:
     def to_tokens(self, indices):
         """Token of one index, or the list of tokens of a sequence of indices.
 
-        A one-element list gives a one-element list (d2l returned a bare string).
+        A one-element list gives a one-element list (d2l returned a bare string). An index
+        outside ``[0, len(self))`` is a :class:`DataError` (a negative one never wraps around),
+        anything but integers a :class:`UsageError`.
         """
-        if hasattr(indices, "tolist"):
-            indices = indices.tolist()
-        if isinstance(indices, (list, tuple)):
-            return [self.idx_to_token[int(i)] for i in indices]
-        return self.idx_to_token[int(indices)]
+        from rnnlab.checks import token_ids
+        scalar = np.ndim(indices) == 0 and not isinstance(indices, (list, tuple))
+        ids = token_ids([indices] if scalar else indices, len(self), "indices")
+        tokens = [self.idx_to_token[i] for i in ids.tolist()]
+        return tokens[0] if scalar else tokens
 
     @property
     def dtype(self) -> np.dtype:
@@ -117,8 +119,26 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocab":
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+        """The vocabulary :meth:`save` wrote to ``path``; a file that is missing, not UTF-8,
+        not JSON or not a vocabulary is a :class:`DataError` naming it."""
+        from rnnlab.fileio import read_regular_file
+        if not isinstance(path, (str, os.PathLike)):
+            raise UsageError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        try:
+            data = json.loads(read_regular_file(path).decode("utf-8"))
+        except OSError as exc:
+            raise DataError(f"cannot read vocabulary file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"vocabulary file {path} is not valid UTF-8 (byte {exc.start})") from None
+        except ValueError as exc:  # json.JSONDecodeError
+            raise DataError(f"vocabulary file {path} is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise DataError(f"vocabulary file {path} holds a JSON {type(data).__name__}, not an rnnlab vocabulary "
+                            "(an object with token_freqs, min_freq, reserved_tokens, idx_to_token)")
+        try:
+            return cls.from_dict(data)
+        except DataError as exc:
+            raise DataError(f"vocabulary file {path}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
