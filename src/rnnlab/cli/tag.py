@@ -2,7 +2,7 @@
 rnnlab.data.labelled)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler
+from rnnlab.cli.common import NoteGiven, add_overwrite_option, aligned_table, emit, help_handler
 from rnnlab.cli.tasks_common import _hold_out, _start_or_resume, _train_lines, add_fit_options, add_run_options
 from rnnlab.errors import UsageError
 
@@ -55,10 +55,11 @@ def _tagging_lines(report: dict) -> list[str]:
 
 
 def cmd_tag_eval(args) -> int:
-    from rnnlab.data.labelled import read_conll
+    from rnnlab.data.labelled import check_max_len, read_conll
     from rnnlab.tasks.base import load_task
     from rnnlab.tasks.tag import TaggingTask
 
+    check_max_len(args.max_len)
     task, model, _ = load_task(args.model, TaggingTask)
     sentences = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
     task.check_tags(sentences, args.data)
@@ -70,17 +71,19 @@ def cmd_tag_eval(args) -> int:
 
 
 def cmd_tag_predict(args) -> int:
-    from rnnlab.data.labelled import read_conll
+    from rnnlab.data.labelled import check_max_len, read_conll
     from rnnlab.tasks.base import load_task
     from rnnlab.tasks.tag import TaggingTask
 
     if (args.text is None) == (args.data is None):
         raise UsageError("give one sentence or --data FILE (CoNLL: a token per line, blank lines between sentences)")
+    check_max_len(args.max_len)
     task, model, _ = load_task(args.model, TaggingTask)
     if args.text is not None:
         sentences = [args.text.split()]
         if not sentences[0]:
             raise UsageError("the sentence is empty")
+        check_max_len(args.max_len, len(sentences[0]), "the sentence")
     else:
         sentences = [list(s.tokens) for s in read_conll(args.data, tagged=False, max_tokens=args.max_len)]
     predictions = task.predict(model, sentences)
@@ -108,10 +111,11 @@ def add_parser(commands) -> None:
     add_run_options(train, "training file (CoNLL columns: token first, tag last)")
     tag_col(train)
     model = train.add_argument_group("model")
-    model.add_argument("--char-size", type=int, default=25,
+    model.add_argument("--char-size", type=int, default=25, action=NoteGiven,
                        help="character embedding and character-LSTM size (0: no character encoder; default 25)")
-    model.add_argument("--keep-case", action="store_true", help="do not lowercase words for the word embedding")
-    model.add_argument("--crf", action="store_true",
+    flag = {"action": NoteGiven, "nargs": 0, "default": False}  # store_true, noted for --resume
+    model.add_argument("--keep-case", **flag, help="do not lowercase words for the word embedding")
+    model.add_argument("--crf", **flag,
                        help="a CRF output layer: score whole tag sequences, predict the best one (Viterbi)")
     add_fit_options(train, batch_size=16, lr=2e-3, dropout=0.5, max_len=1000)
     add_overwrite_option(train, "a tagger")
