@@ -23,7 +23,8 @@ def _load_classifier(folder):
     from rnnlab.checkpoint import load_config
     from rnnlab.tasks.base import load_task
     from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
-    frames = "mean" in load_config(folder, kind=ClassificationTask.kind).get("task", {})
+    saved = load_config(folder, kind=ClassificationTask.kind).get("task")
+    frames = isinstance(saved, dict) and "mean" in saved  # anything else: load_task names the bad key
     task, model, _ = load_task(folder, FeatureClassificationTask if frames else ClassificationTask)
     return task, model, frames
 

@@ -221,7 +221,10 @@ class NGramLM:
                  seed: int | None = None) -> list[int]:
         """``length`` token ids sampled after ``prefix_ids`` (probabilities ``p^(1/temperature)``)."""
         from rnnlab import checks
+        from rnnlab.generation import MAX_LENGTH  # the language models' bound: more is a typo, not a request
         checks.integer(length, "length", 0)
+        if length > MAX_LENGTH:
+            raise UsageError(f"length must be at most {MAX_LENGTH:,} tokens per call, got {length}")
         if not greedy:
             checks.number(temperature, "temperature", 0, low_open=True)
         checks.seed_value(seed)

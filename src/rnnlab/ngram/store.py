@@ -73,9 +73,8 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
                  default=None)
     config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS,
                  f"one of {', '.join(TOKENIZERS)}", default=None)
-    config_value(config, "preprocessing.split", folder, lambda v: v is None or isinstance(v, str) or (
-        isinstance(v, list) and all(is_number(0, 1)(x) for x in v)), "a split name or a list of fractions",
-        default=None)
+    config_value(config, "preprocessing.split", folder, lambda v: v is None or _is_split(v),
+                 "'d2l', 'files' or three fractions", default=None)
     for key in ("corpus_arg", "location", "val_location", "test_location", "val_corpus", "test_corpus",
                 "sha1", "val_sha1", "test_sha1", "data_dir", "encoding_errors"):
         config_value(config, f"preprocessing.{key}", folder, is_str(optional=True), "a string or null", default=None)
@@ -87,6 +86,19 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
         config_value(config, f"preprocessing.{key}", folder, lambda v: v is not None, "given")
     config_value(config, "fit", folder, lambda v: v is None or isinstance(v, dict), "a JSON object", default=None)
     return model, size
+
+
+def _is_split(value) -> bool:
+    """A split that :func:`rnnlab.data.dataset.parse_split` (the one reader of --split) accepts."""
+    from rnnlab.data.dataset import parse_split
+    from rnnlab.errors import UsageError
+    if not isinstance(value, (str, list)):
+        return False
+    try:
+        parse_split(value)
+    except UsageError:
+        return False
+    return True
 
 
 def _check_tables(path, tensors: dict, model: NGramLM, size: int) -> None:

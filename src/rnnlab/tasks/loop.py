@@ -174,6 +174,11 @@ def resume_options(folder, kind: str, **changes) -> FitOptions:
         options = FitOptions.from_dict({**saved, "max_steps": None}).validate()
     except UsageError as exc:
         raise CheckpointError(f"{where}: key 'train_config' is not valid ({exc})") from None
+    from rnnlab.checkpoint import config_error
+    from rnnlab.training.checkpoint import TRAIN_LIMITS  # the language model's bounds on what resume allocates
+    if options.batch_size > TRAIN_LIMITS["batch_size"]:
+        raise config_error(folder, "train_config.batch_size", f"must be at most {TRAIN_LIMITS['batch_size']:,}, "
+                           f"got {options.batch_size:,}")
     return resumed_options(options, progress, folder, **changes)
 
 

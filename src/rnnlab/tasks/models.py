@@ -186,6 +186,8 @@ class SequenceTagger(nn.Module):
         if char_hidden_size < 0 or char_embed_size < 0 or (char_hidden_size > 0) != (char_embed_size > 0):
             raise UsageError("char_embed_size and char_hidden_size must both be positive (or both 0: no "
                              f"character encoder), got {char_embed_size} and {char_hidden_size}")
+        if char_hidden_size:  # the bounds of every other size (0 was allowed above: no character encoder)
+            check_positive(char_embed_size=char_embed_size, char_hidden_size=char_hidden_size)
         self.options = {"vocab_size": vocab_size, "char_vocab_size": char_vocab_size, "num_tags": num_tags,
                         "embed_size": embed_size, "char_embed_size": char_embed_size,
                         "char_hidden_size": char_hidden_size, "hidden_size": hidden_size,

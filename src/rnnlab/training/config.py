@@ -160,8 +160,17 @@ class DataOptions(_Section):
     encoding_errors: str = "strict"    # how undecodable bytes in the corpus are handled
 
     def _validate_data(self) -> None:
+        from rnnlab.data.dataset import parse_split
+        from rnnlab.data.text import check_mode, check_tokenizer
         if self.max_tokens is not None and self.max_tokens < 1:
             raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
+        # checked here too, not only where the text is read, so a config.json that a resumed run reads is refused
+        # as a whole (naming the file) before any work
+        check_mode(self.mode)
+        check_tokenizer(self.token)
+        parse_split(self.split)
+        if self.min_freq < 0:
+            raise UsageError(f"min_freq must be >= 0, got {self.min_freq}")
         if self.val_corpus is not None or self.test_corpus is not None:
             from rnnlab.data.dataset import DEFAULT_SPLIT, parse_split
             if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
