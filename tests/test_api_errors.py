@@ -237,3 +237,40 @@ def test_vocab_load_refuses_what_is_not_a_vocabulary(tmp_path):
         with pytest.raises(DataError, match=re.escape(fragment)) as caught:
             rnnlab.Vocab.load(tmp_path / name)
         assert name in str(caught.value)
+
+
+def test_vocab_encode_and_sampler_arguments():
+    vocab = rnnlab.Vocab(list("abc"))
+    rng = np.random.default_rng(0)
+    ids = np.arange(100) % 3
+    for call, fragment in [
+            (lambda: rnnlab.Vocab(["a"], min_freq="2"), "min_freq must be an integer, got '2'"),
+            (lambda: rnnlab.Vocab(["a"], min_freq=float("nan")), "min_freq must be an integer"),
+            (lambda: rnnlab.Vocab(["a"], min_freq=-1), "min_freq must be >= 0, got -1"),
+            (lambda: rnnlab.Vocab(5), "tokens must be a list of string tokens"),
+            (lambda: rnnlab.Vocab(["a"], reserved_tokens=5), "reserved_tokens must be a list of strings"),
+            (lambda: rnnlab.encode(None, vocab), "tokens must be a text or a list of string tokens, got NoneType"),
+            (lambda: rnnlab.encode(["a"], None), "vocab must be an rnnlab Vocab, got NoneType"),
+            (lambda: rnnlab.encode("a b", vocab, "word"), "word encoding takes a token list"),
+            (lambda: list(rnnlab.sequential_batches(ids, 2, float("nan"), rng)), "num_steps must be an integer"),
+            (lambda: list(rnnlab.random_batches(ids, 2, 5, None)), "rng must be a numpy.random.Generator"),
+            (lambda: list(rnnlab.random_batches(np.zeros((30, 30), dtype=int), 2, 5, rng)),
+             "corpus must be a one-dimensional array of token ids"),
+            (lambda: list(rnnlab.random_batches("abcdefghijklmnop", 2, 5, rng)), "one-dimensional array"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(fragment)):
+            call()
+    assert rnnlab.encode(["a", "zz"], vocab).tolist() == [1, 0]
+    assert len(list(rnnlab.random_batches(ids, 2, 5, rng))) > 0
+
+
+@pytest.mark.parametrize("split", ["nan,0.5,0.5", "0.5,nan,0.1", "inf,0,0", "-0.5,0.5,0.5", "0.5,0.5",
+                                   "0.9,0.2,0.1", (float("nan"), 0.5, 0.5)])
+def test_split_fractions_are_finite_three_and_sum_to_at_most_one(split):
+    from rnnlab.data.dataset import parse_split
+    with pytest.raises(UsageError, match="--split fractions must be three finite non-negative numbers"):
+        parse_split(split)
+    for other in (5, None, ("a", 1, 2)):
+        with pytest.raises(UsageError, match="--split must be 'd2l' or three fractions"):
+            parse_split(other)
+    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1) and parse_split("d2l") == "d2l"

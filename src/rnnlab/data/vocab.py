@@ -33,8 +33,14 @@ class Vocab:
     def __init__(self, tokens: Iterable[str] | None = None, min_freq: int = 0,
                  reserved_tokens: Iterable[str] | None = None,
                  counts: Mapping[str, int] | None = None, ties: str = "token") -> None:
-        if min_freq < 0:
-            raise UsageError(f"min_freq must be >= 0, got {min_freq}")
+        from rnnlab.checks import integer
+        integer(min_freq, "min_freq", 0)
+        if tokens is not None and not hasattr(tokens, "__iter__"):
+            raise UsageError(f"tokens must be a list of string tokens (or of token lists), got "
+                             f"{type(tokens).__name__}")
+        if reserved_tokens is not None and (not isinstance(reserved_tokens, (list, tuple))
+                                            or not all(isinstance(tok, str) for tok in reserved_tokens)):
+            raise UsageError(f"reserved_tokens must be a list of strings, got {reserved_tokens!r:.60}")
         if ties not in TIE_ORDERS:
             raise UsageError(f"unknown tie order '{ties}'; choose one of {', '.join(TIE_ORDERS)}")
         if counts is None:
