@@ -83,10 +83,12 @@ def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
 
 def resolve_separator(sep: str | None, path: Path, header: str) -> str:
     """The column separator: ``sep`` (a character or a name), else from the suffix, else detected."""
-    if sep:
+    if sep is not None:  # given: '' is a mistake, not a request to detect
         sep = SEPARATORS.get(sep, sep)
         if len(sep) != 1:
             raise UsageError(f"--sep must be one character or one of {', '.join(SEPARATORS)}, got {sep!r}")
+        if sep in "\"\r\n":  # the CSV reader's quote and line ends: a table cut by them has no columns
+            raise UsageError(f"--sep cannot be a quote or a line break, got {sep!r}")
         return sep
     if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
