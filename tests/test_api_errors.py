@@ -185,3 +185,92 @@ def test_forecasting_arguments():
     with pytest.raises(UsageError, match="origin must be an integer"):
         forecaster.predict_paths(series, [3.5], 2)
     assert forecaster.predict(series, 2).shape == (2,)
+
+
+# ----------------------------------------------------------------------------------
+# the data and loading entry points (issue 18's hostile holes)
+
+TEXT_API = [
+    (lambda: rnnlab.load(None), UsageError, "the checkpoint folder must be a path (a str or os.PathLike), got NoneType"),
+    (lambda: rnnlab.load(3), UsageError, "got int"),
+    (lambda: rnnlab.preprocess(None), UsageError, "text must be a string, got a NoneType"),
+    (lambda: rnnlab.preprocess(b"abc", mode="raw"), UsageError, "text must be a string, got a bytes"),
+    (lambda: rnnlab.tokenize("abc", mode="nonsense"), UsageError, "unknown mode 'nonsense'; choose one of d2l, raw"),
+    (lambda: rnnlab.tokenize(None), UsageError, "segments must be a string or a list of strings, got a NoneType"),
+    (lambda: rnnlab.tokenize(["a", 1], token="word"), UsageError, "a list holding a int"),
+    (lambda: rnnlab.detokenize(None), UsageError, "tokens must be a list of strings, got a NoneType"),
+    (lambda: rnnlab.Vocab.load(None), UsageError, "path must be a str or os.PathLike, got NoneType"),
+]
+
+
+@pytest.mark.parametrize("call,error,fragment", TEXT_API, ids=[f[2][:40] for f in TEXT_API])
+def test_text_and_loading_arguments(call, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        call()
+
+
+def test_vocab_to_tokens_refuses_ids_outside_the_vocabulary():
+    vocab = rnnlab.Vocab(list("abc"))  # <unk>, a, b, c
+    for ids in ([999], [-1], 4, -1, np.array([1, 9])):
+        with pytest.raises(DataError, match=r"outside \[0, 4\) \(the vocabulary size\)"):
+            vocab.to_tokens(ids)  # a negative id once wrapped around to the last token
+    for ids in ("ab", [1.5], [[1, 2]], True):
+        with pytest.raises(UsageError):
+            vocab.to_tokens(ids)
+    assert vocab.to_tokens([1, 3]) == ["a", "c"] and vocab.to_tokens(2) == "b"
+    assert vocab.to_tokens(torch.tensor([3, 0])) == ["c", "<unk>"] and vocab.to_tokens(np.int64(1)) == "a"
+    assert vocab.to_tokens([]) == [] and vocab.to_tokens((1,)) == ["a"]
+
+
+def test_vocab_load_refuses_what_is_not_a_vocabulary(tmp_path):
+    good = tmp_path / "vocab.json"
+    rnnlab.Vocab(list("abc")).save(good)
+    assert rnnlab.Vocab.load(good) == rnnlab.Vocab(list("abc"))
+    (tmp_path / "text.json").write_text("not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "bytes.json").write_bytes(b"\xff\xfe{}")
+    (tmp_path / "partial.json").write_text('{"token_freqs": [["a", 1]]}')
+    (tmp_path / "folder.json").mkdir()
+    for name, fragment in [("text.json", "is not JSON"), ("list.json", "holds a JSON list, not an rnnlab vocabulary"),
+                           ("bytes.json", "is not valid UTF-8"), ("partial.json", "not a valid rnnlab vocabulary"),
+                           ("folder.json", "Is a directory"), ("missing.json", "No such file")]:
+        with pytest.raises(DataError, match=re.escape(fragment)) as caught:
+            rnnlab.Vocab.load(tmp_path / name)
+        assert name in str(caught.value)
+
+
+def test_vocab_encode_and_sampler_arguments():
+    vocab = rnnlab.Vocab(list("abc"))
+    rng = np.random.default_rng(0)
+    ids = np.arange(100) % 3
+    for call, fragment in [
+            (lambda: rnnlab.Vocab(["a"], min_freq="2"), "min_freq must be an integer, got '2'"),
+            (lambda: rnnlab.Vocab(["a"], min_freq=float("nan")), "min_freq must be an integer"),
+            (lambda: rnnlab.Vocab(["a"], min_freq=-1), "min_freq must be >= 0, got -1"),
+            (lambda: rnnlab.Vocab(5), "tokens must be a list of string tokens"),
+            (lambda: rnnlab.Vocab(["a"], reserved_tokens=5), "reserved_tokens must be a list of strings"),
+            (lambda: rnnlab.encode(None, vocab), "tokens must be a text or a list of string tokens, got NoneType"),
+            (lambda: rnnlab.encode(["a"], None), "vocab must be an rnnlab Vocab, got NoneType"),
+            (lambda: rnnlab.encode("a b", vocab, "word"), "word encoding takes a token list"),
+            (lambda: list(rnnlab.sequential_batches(ids, 2, float("nan"), rng)), "num_steps must be an integer"),
+            (lambda: list(rnnlab.random_batches(ids, 2, 5, None)), "rng must be a numpy.random.Generator"),
+            (lambda: list(rnnlab.random_batches(np.zeros((30, 30), dtype=int), 2, 5, rng)),
+             "corpus must be a one-dimensional array of token ids"),
+            (lambda: list(rnnlab.random_batches("abcdefghijklmnop", 2, 5, rng)), "one-dimensional array"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(fragment)):
+            call()
+    assert rnnlab.encode(["a", "zz"], vocab).tolist() == [1, 0]
+    assert len(list(rnnlab.random_batches(ids, 2, 5, rng))) > 0
+
+
+@pytest.mark.parametrize("split", ["nan,0.5,0.5", "0.5,nan,0.1", "inf,0,0", "-0.5,0.5,0.5", "0.5,0.5",
+                                   "0.9,0.2,0.1", (float("nan"), 0.5, 0.5)])
+def test_split_fractions_are_finite_three_and_sum_to_at_most_one(split):
+    from rnnlab.data.dataset import parse_split
+    with pytest.raises(UsageError, match="--split fractions must be three finite non-negative numbers"):
+        parse_split(split)
+    for other in (5, None, ("a", 1, 2)):
+        with pytest.raises(UsageError, match="--split must be 'd2l' or three fractions"):
+            parse_split(other)
+    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1) and parse_split("d2l") == "d2l"

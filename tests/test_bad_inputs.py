@@ -381,6 +381,101 @@ ROWS: list[tuple[str, str, int, str]] = [
     ("special-tag-fifo", "tag train --data special/fifo.txt --out t-fifo", 1, "special/fifo.txt"),
     ("special-stats-fifo", "corpus stats --corpus special/fifo.txt", 1, "is a FIFO (named pipe)"),
     ("special-stats-device", "corpus stats --corpus /dev/zero", 1, "corpus /dev/zero is a character device"),
+    # --- hostile holes (issue 18): task folders (cls, tgr: a trained classifier and tagger; h-cls-*, h-tgr-*:
+    # copies with one value of config.json edited, best/ too), resumed task runs, --max-len, --split, bounds
+    ("hole-tagger-hidden-nan", "tag predict h-tgr-nan 'a b'", 1,
+     "config.json: key 'model.hidden_size' must be an integer from 1 to 1048576, got NaN"),
+    ("hole-tagger-hidden-str", "tag predict h-tgr-str 'a b'", 1, "key 'model.hidden_size' must be an integer from 1"),
+    ("hole-tagger-hidden-neg", "tag predict h-tgr-neg 'a b'", 1, "key 'model.hidden_size' must be an integer from 1"),
+    ("hole-tagger-hidden-float", "tag predict h-tgr-float 'a b'", 1, "key 'model.hidden_size' must be an integer"),
+    ("hole-tagger-layers-bool", "tag predict h-tgr-bool 'a b'", 1, "key 'model.num_layers' must be an integer from 1"),
+    ("hole-tagger-lowercase-str", "tag eval h-tgr-lower --data tags.conll", 1,
+     "key 'task.lowercase' must be true or false, got \"false\""),
+    ("hole-tagger-duplicate-tags", "tag predict h-tgr-tags 'a b'", 1, "key 'task.tags' lists 'O' twice"),
+    ("hole-tagger-duplicate-chars", "tag predict h-tgr-chars 'a b'", 1, "key 'task.chars' lists 'a' twice"),
+    ("hole-tagger-unk-replace-nan", "tag predict h-tgr-unk 'a b'", 1,
+     "key 'task.unk_replace' must be a number from 0 to 1, got NaN"),
+    ("hole-tagger-singletons-str", "tag predict h-tgr-single 'a b'", 1, "key 'task.singletons' must be a list"),
+    ("hole-tagger-crf-str", "tag predict h-tgr-crf 'a b'", 1, "key 'model.crf' must be True or False"),
+    ("hole-tagger-num-tags", "tag predict h-tgr-num-tags 'a b'", 1, "key 'model.num_tags' is 5, but task.tags has"),
+    ("hole-classifier-hidden-nan", "classify predict h-cls-nan 'a b'", 1,
+     "key 'model.hidden_size' must be an integer from 1 to 1048576, got NaN"),
+    ("hole-classifier-bidirectional-str", "classify predict h-cls-bidir 'a b'", 1,
+     "key 'model.bidirectional' must be True or False, got \"yes\""),
+    ("hole-classifier-lowercase-str", "classify predict h-cls-lower 'a b'", 1,
+     "key 'task.lowercase' must be true or false, got \"false\""),
+    ("hole-classifier-duplicate-labels", "classify predict h-cls-labels 'a b'", 1,
+     "key 'task.labels' lists 'neg' twice; every label must be distinct"),
+    ("hole-classifier-one-label", "classify eval h-cls-one --data labels.csv", 1,
+     "key 'task.labels' must be a list of at least 2 strings"),
+    ("hole-classifier-task-number", "classify predict h-cls-task 'a b'", 1, "key 'task' must be a JSON object, got 5"),
+    ("hole-classifier-cell", "classify predict h-cls-cell 'a b'", 1, "key 'model.cell' must be one of rnn, gru, lstm"),
+    ("hole-classifier-extra-key", "classify predict h-cls-extra 'a b'", 1,
+     "key 'model.colour' is not an option of the classifier"),
+    ("hole-classifier-vocab-no-pad", "classify predict h-cls-vocab 'a b'", 1,
+     "key 'task.vocab' must be a list of strings starting with '<pad>', '<unk>'"),
+    ("hole-classifier-weights-nan", "classify predict h-cls-weights 'a b'", 1,
+     "tensor 'output.weight' holds NaN or infinite values"),
+    ("hole-classifier-resume-batch-huge", "classify train --data labels.csv --resume h-cls-batch --epochs 5", 1,
+     "key 'train_config.batch_size' must be at most 1,048,576"),
+    ("hole-classifier-resume-data-record", "classify train --data labels.csv --resume h-cls-sha --epochs 5", 1,
+     "key 'data.train_sha1' must be a string or null, got 123"),
+    ("hole-classify-resume-hidden", "classify train --data labels.csv --resume cls --epochs 5 --hidden-size 16", 2,
+     "--resume continues the saved run: --hidden-size 16 differs from it (4 there)"),
+    ("hole-classify-resume-unidirectional", "classify train --data labels.csv --resume cls --epochs 5 --unidirectional",
+     2, "--unidirectional differs from it (it was not given there)"),
+    ("hole-classify-resume-lr", "classify train --data labels.csv --resume cls --epochs 5 --lr 0.1", 2,
+     "--lr 0.1 differs from it (0.002 there)"),
+    ("hole-classify-resume-pooling", "classify train --data labels.csv --resume cls --epochs 5 --pooling last", 2,
+     "--pooling last differs from it ('max' there)"),
+    ("hole-classify-resume-other-data", "classify train --data labels2.csv --resume cls --epochs 5", 1,
+     "the training examples differ from the"),
+    ("hole-classify-resume-val-fraction", "classify train --data labels.csv --resume cls --epochs 5 --val-fraction 0.5",
+     1, "resuming would not use the same data"),
+    ("hole-classify-resume-seed", "classify train --data labels.csv --resume cls --epochs 5 --seed 3", 2,
+     "--seed 3 differs from it (0 there)"),
+    ("hole-tag-resume-crf", "tag train --data tags.conll --resume tgr --epochs 5 --crf", 2,
+     "--crf differs from it (it was not given there)"),
+    ("hole-tag-resume-char-size", "tag train --data tags.conll --resume tgr --epochs 5 --char-size 8", 2,
+     "--char-size 8 differs from it (4 there)"),
+    ("hole-tag-resume-other-data", "tag train --data tags2.conll --resume tgr --epochs 5", 1,
+     "the training examples differ from the"),
+    ("hole-classify-predict-max-len-0", "classify predict cls 'a b' --max-len 0", 2,
+     "--max-len must be a positive integer, got 0"),
+    ("hole-classify-predict-max-len-neg", "classify predict cls 'a b' --max-len -3", 2,
+     "--max-len must be a positive integer, got -3"),
+    ("hole-classify-predict-max-len-text", "classify predict cls 'a b c' --max-len 2", 1,
+     "the text has 3 tokens, above the limit of 2 (--max-len)"),
+    ("hole-tag-predict-max-len-0", "tag predict tgr 'a b' --max-len 0", 2, "--max-len must be a positive integer"),
+    ("hole-tag-predict-max-len-text", "tag predict tgr 'a b c' --max-len 2", 1,
+     "the sentence has 3 tokens, above the limit of 2 (--max-len)"),
+    ("hole-train-split-nan", "train T --split nan,0.5,0.5", 2, "--split fractions must be three finite"),
+    ("hole-train-split-inf", "train T --split inf,0,0", 2, "--split fractions must be three finite"),
+    ("hole-train-split-nan-middle", "train T --split 0.5,nan,0.1", 2, "--split fractions must be three finite"),
+    ("hole-ngram-split-nan", "ngram train --corpus fox.txt --split nan,0.5,0.5 --out o", 2,
+     "--split fractions must be three finite"),
+    ("hole-tag-char-size-huge", "tag train --data tags.conll --out t-big --char-size 100000000000", 2,
+     "char_embed_size must be an integer from 1 to 1048576"),
+    ("hole-forecast-hidden-huge", "forecast --hidden 100000000000", 2, "hidden must be at most 65,536"),
+    ("hole-forecast-context-huge", "forecast --model rnn --context 100000000", 2, "context must be at most 65,536"),
+    ("hole-ngram-generate-length-huge", "ngram generate ng --length 100000000000000", 2,
+     "length must be at most 10,000,000 tokens per call"),
+    ("hole-ngram-config-split", "ngram eval h-ng-split", 1,
+     "key 'preprocessing.split' must be 'd2l', 'files' or three fractions, got \"abc\""),
+    ("hole-resume-config-split-nan", "train --resume h-split --max-steps 5", 1,
+     "key 'train_config' is not a valid training configuration (--split fractions must be three finite"),
+    ("hole-resume-config-token", "train --resume h-train-token --max-steps 5", 1,
+     "key 'train_config' is not a valid training configuration (unknown tokenizer 'morpheme'"),
+    ("hole-resume-config-min-freq", "train --resume h-min-freq --max-steps 5", 1,
+     "key 'train_config' is not a valid training configuration (min_freq must be >= 0, got -1)"),
+    ("hole-classify-sep-empty", "classify train --data labels.csv --out c-sep --sep ''", 2,
+     "--sep must be one character or one of tab"),
+    ("hole-classify-sep-quote", "classify eval cls --data labels.csv --sep '\"'", 2,
+     "--sep cannot be a quote or a line break"),
+    ("hole-train-data-dir-file", "train T --corpus timemachine --data-dir fox.txt", 2,
+     "--data-dir fox.txt is a file, not a folder"),
+    ("hole-stats-data-dir-file", "corpus stats --corpus timemachine --data-dir fox.txt", 2,
+     "--data-dir fox.txt is a file, not a folder"),
     # --- outputs inside other outputs, files where folders belong, sizes that cannot fit
     ("nested-out-in-best", "train T --out lm/best", 2, "lies inside"),
     ("nested-out-in-run", "train T --out lm/sub", 2, "which holds an rnnlab language-model run"),
@@ -478,6 +573,11 @@ def workspace(tmp_path_factory):
     (root / "oneword.txt").write_text("fox\n")
     (root / "bad.bin").write_bytes(b"\xff\xfe abc\n")
     (root / "gaps.txt").write_text("1\n2\nn/a\n4\n" * 100)
+    (root / "labels.csv").write_text("text,label\n" + "".join(
+        f"{'a b' if i % 2 else 'b c'} d{i % 5},{'pos' if i % 2 else 'neg'}\n" for i in range(40)))
+    (root / "labels2.csv").write_text((root / "labels.csv").read_text().replace("d1", "e1"))
+    (root / "tags.conll").write_text("".join(f"a B-X\nb O\nc{i % 4} O\n\n" for i in range(30)))
+    (root / "tags2.conll").write_text((root / "tags.conll").read_text().replace("c1", "e1"))
     (root / "mine").mkdir()
     (root / "mine" / "config.json").write_text('{"learning_rate": 3}')
     (root / "exists.png").write_bytes(b"a figure")
@@ -499,6 +599,9 @@ def workspace(tmp_path_factory):
             assert main(expand("ngram train --corpus fox.txt --smoothing addk --out ngk")) == 0
             assert main(expand("train T --token bpe --vocab-size 260 --out lm-bpe")) == 0
             assert main(expand("ngram train --corpus fox.txt --token bpe --vocab-size 260 --out ng-bpe")) == 0
+            tiny = "--hidden-size 4 --embed-size 4 --epochs 1 --batch-size 8"
+            assert main(expand(f"classify train --data labels.csv --out cls {tiny}")) == 0
+            assert main(expand(f"tag train --data tags.conll --out tgr --char-size 4 {tiny}")) == 0
     finally:
         os.chdir(cwd)
     (root / "exists.arpa").write_text((root / "ok.arpa").read_text())
@@ -659,6 +762,33 @@ def make_hostile(root: Path) -> None:
     edit_tensors(copy("ng", "h-ng-keys"), "model", lambda t: t.update({"keys.2": t["keys.2"].flip(0)}))
     edit_tensors(copy("ng", "h-ng-logp"), "model", lambda t: t.update({"logp.1": t["logp.1"].float()}))
     edit_config(copy("ng", "h-ng-outside"), "preprocessing.location", str(outside))
+    edit_config(copy("ng", "h-ng-split"), "preprocessing.split", "abc")
+    edit_config(copy("lm", "h-split"), "train_config.split", "nan,0.5,0.5")
+    edit_config(copy("lm", "h-train-token"), "train_config.token", "morpheme")
+    edit_config(copy("lm", "h-min-freq"), "train_config.min_freq", -1)
+
+    def task_copy(source: str, name: str, key: str, value) -> None:
+        """A copy of a task folder with ``key`` edited in its config.json and in best/'s (what is loaded)."""
+        folder = copy(source, name)
+        for config in (folder, folder / "best"):
+            edit_config(config, key, value)
+
+    for name, key, value in [("nan", "model.hidden_size", float("nan")), ("str", "model.hidden_size", "8"),
+                             ("neg", "model.hidden_size", -3), ("float", "model.hidden_size", 8.0),
+                             ("bool", "model.num_layers", True), ("lower", "task.lowercase", "false"),
+                             ("tags", "task.tags", ["O", "O"]), ("chars", "task.chars", ["<pad>", "<unk>", "a", "a"]),
+                             ("unk", "task.unk_replace", float("nan")), ("single", "task.singletons", "abc"),
+                             ("crf", "model.crf", "false"), ("num-tags", "model.num_tags", 5)]:
+        task_copy("tgr", f"h-tgr-{name}", key, value)
+    for name, key, value in [("nan", "model.hidden_size", float("nan")), ("bidir", "model.bidirectional", "yes"),
+                             ("lower", "task.lowercase", "false"), ("labels", "task.labels", ["neg", "neg"]),
+                             ("one", "task.labels", ["neg"]), ("task", "task", 5),
+                             ("cell", "model.cell", "transformer"), ("extra", "model.colour", "red"),
+                             ("vocab", "task.vocab", ["a", "b"])]:
+        task_copy("cls", f"h-cls-{name}", key, value)
+    edit_tensors(copy("cls", "h-cls-weights") / "best", "model", lambda t: t["output.weight"].fill_(float("nan")))
+    edit_config(copy("cls", "h-cls-batch"), "train_config.batch_size", 10**12)
+    edit_config(copy("cls", "h-cls-sha"), "data.train_sha1", 123)
     edit_config(root / "h-ng-outside", "preprocessing.corpus_arg", str(outside))
     make_hostile_tokenizers(root, copy)
 

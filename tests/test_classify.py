@@ -3,6 +3,7 @@ cell and pooling, a label decided far from the end, the CLI round trip and bad i
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -306,3 +307,59 @@ def test_a_time_budget_alone_lifts_the_epoch_cap():
     assert _fit_options(argparse.Namespace(max_time=60.0, epochs=None)).epochs == UNLIMITED_EPOCHS
     assert _fit_options(argparse.Namespace(max_time=60.0, epochs=3)).epochs == 3
     assert _fit_options(argparse.Namespace(max_time=None, epochs=None)).epochs == default < UNLIMITED_EPOCHS
+
+
+# ----------------------------------------------------------------------------------
+# hostile folders and resumed runs (issue 18)
+
+
+def _saved_classifier(folder):
+    from rnnlab.tasks.base import save_task
+    task = ClassificationTask.from_examples([LabelledText("a b", "x", 1), LabelledText("c", "y", 2)])
+    save_task(folder, task, task.build_model(seed=0, embed_size=4, hidden_size=4))
+    return folder
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("model.hidden_size", float("nan"), "key 'model.hidden_size' must be an integer from 1 to 1048576, got NaN"),
+    ("model.hidden_size", "4", "key 'model.hidden_size' must be an integer from 1 to 1048576, got \"4\""),
+    ("model.embed_size", 4.0, "key 'model.embed_size' must be an integer from 1"),
+    ("model.num_layers", True, "key 'model.num_layers' must be an integer from 1 to 1024, got true"),
+    ("model.bidirectional", "yes", "key 'model.bidirectional' must be True or False, got \"yes\""),
+    ("model.pooling", "sum", "key 'model.pooling' must be one of last, mean, max"),
+    ("model.colour", "red", "key 'model.colour' is not an option of the classifier"),
+    ("model.num_classes", 3, "key 'model.num_classes' is 3, but task.labels has 2"),
+    ("task.lowercase", "false", "key 'task.lowercase' must be true or false, got \"false\""),
+    ("task.labels", ["x", "x"], "key 'task.labels' lists 'x' twice; every label must be distinct"),
+    ("task.vocab", ["<pad>", "<unk>", "a", "a", "b", "c"], "key 'task.vocab' lists 'a' twice"),
+    ("task.metric", "f2", "key 'task.metric' must be one of accuracy, macro_f1"),
+])
+def test_a_forged_classifier_config_is_one_checkpoint_error(tmp_path, key, value, fragment):
+    from test_hostile_checkpoints import edit_config
+
+    from rnnlab.errors import CheckpointError
+    from rnnlab.tasks.base import load_task
+    folder = _saved_classifier(tmp_path / "cls")
+    load_task(folder, ClassificationTask)  # the unedited folder loads
+    edit_config(folder, key, value)
+    with pytest.raises(CheckpointError, match=re.escape(fragment)):
+        load_task(folder, ClassificationTask)
+
+
+def test_resuming_on_other_examples_is_refused_and_line_numbers_do_not_count(tmp_path):
+    from rnnlab.tasks.loop import examples_digest
+    train = distant_cue_texts(40, seed=0)
+    moved = [LabelledText(e.text, e.label, e.line + 7) for e in train]
+    assert examples_digest(train) == examples_digest(moved) and examples_digest([]) is None
+    assert examples_digest(train) != examples_digest(train[::-1])
+    task = ClassificationTask.from_examples(train)
+    options = dict(batch_size=8, early_stop=None)
+    fit(task, task.build_model(seed=0, embed_size=4, hidden_size=4), train, None, FitOptions(epochs=1, **options),
+        out_dir=tmp_path / "run")
+    other = train[:-1] + [LabelledText(train[-1].text + " extra", train[-1].label, train[-1].line)]
+    with pytest.raises(DataError, match="the training examples differ from the 40 the run in .* was trained on"):
+        fit(task, task.build_model(seed=0, embed_size=4, hidden_size=4), other, None,
+            FitOptions(epochs=2, **options), out_dir=tmp_path / "run", resume=True)
+    summary = fit(task, task.build_model(seed=0, embed_size=4, hidden_size=4), moved, None,
+                  FitOptions(epochs=2, **options), out_dir=tmp_path / "run", resume=True)
+    assert summary["epochs"] == 2

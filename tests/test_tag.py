@@ -11,7 +11,7 @@ import torch
 
 from rnnlab.cli import main
 from rnnlab.data.labelled import TaggedSentence, iob1_to_iob2, read_conll
-from rnnlab.errors import DataError
+from rnnlab.errors import DataError, UsageError
 from rnnlab.tasks.loop import FitOptions, fit
 from rnnlab.tasks.metrics import entities, tagging_report
 from rnnlab.tasks.synthetic import AMBIGUOUS, ambiguous_entities, write_conll
@@ -323,3 +323,37 @@ def test_character_encoder_tags_unseen_words_by_their_spelling():
         fit(task, model, train, None, FitOptions(epochs=10, batch_size=16, lr=5e-3))
         scores[chars] = task.evaluate(model, test)["entity_f1"]
     assert scores[25] >= 0.85 and scores[25] > scores[0] + 0.1, scores
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("model.hidden_size", float("nan"), "key 'model.hidden_size' must be an integer from 1 to 1048576, got NaN"),
+    ("model.crf", "false", "key 'model.crf' must be True or False, got \"false\""),
+    ("model.char_embed_size", -1, "key 'model.char_embed_size' must be an integer from 0"),
+    ("model.num_tags", 9, "key 'model.num_tags' is 9, but task.tags has"),
+    ("task.lowercase", "false", "key 'task.lowercase' must be true or false"),
+    ("task.tags", ["O", "O"], "key 'task.tags' lists 'O' twice; every tag must be distinct"),
+    ("task.words", ["a", "b"], "key 'task.words' must be a list of strings starting with '<pad>', '<unk>'"),
+    ("task.unk_replace", 2, "key 'task.unk_replace' must be a number from 0 to 1, got 2"),
+])
+def test_a_forged_tagger_config_is_one_checkpoint_error(tmp_path, key, value, fragment):
+    import re
+
+    from test_hostile_checkpoints import edit_config
+
+    from rnnlab.errors import CheckpointError
+    from rnnlab.tasks.base import load_task, save_task
+    sentences = [TaggedSentence(("Ann", "sees", "Bob"), ("B-PER", "O", "B-PER"), 1),
+                 TaggedSentence(("a", "b"), ("O", "O"), 5)]
+    task = TaggingTask.from_examples(sentences)
+    save_task(tmp_path / "tgr", task, task.build_model(seed=0, embed_size=4, hidden_size=4, char_embed_size=2,
+                                                         char_hidden_size=2))
+    load_task(tmp_path / "tgr", TaggingTask)  # the unedited folder loads
+    edit_config(tmp_path / "tgr", key, value)
+    with pytest.raises(CheckpointError, match=re.escape(fragment)):
+        load_task(tmp_path / "tgr", TaggingTask)
+
+
+def test_character_sizes_are_bounded_before_allocation():
+    task = TaggingTask.from_examples([TaggedSentence(("a",), ("O",), 1)])
+    with pytest.raises(UsageError, match="char_embed_size must be an integer from 1 to 1048576"):
+        task.build_model(char_embed_size=10**11, char_hidden_size=10**11)

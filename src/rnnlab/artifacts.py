@@ -385,7 +385,10 @@ def is_sha256(value) -> bool:
 
 def load_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
     """Read and check a checkpoint's ``config.json``; raise :class:`CheckpointError` if
-    it is not ours. Every name in its ``files`` record must name a file inside the folder."""
+    it is not ours (:class:`UsageError` when ``folder`` is not a path at all). Every name in
+    its ``files`` record must name a file inside the folder."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise UsageError(f"the checkpoint folder must be a path (a str or os.PathLike), got {type(folder).__name__}")
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder; expected an rnnlab checkpoint folder")

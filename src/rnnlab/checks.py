@@ -13,6 +13,10 @@ import numpy as np
 
 from rnnlab.errors import DataError, UsageError
 
+# Tokens one generation call may ask for (language and n-gram models): about a minute of a small
+# model; more is a typo, not a request.
+MAX_LENGTH = 10_000_000
+
 
 def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int (Python or NumPy integer, never a bool or float) within ``low..high``."""

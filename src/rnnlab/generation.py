@@ -41,6 +41,7 @@ from typing import Iterable, Iterator, Sequence, TextIO, Union
 
 import torch
 
+from rnnlab.checks import MAX_LENGTH  # noqa: F401  (also rnnlab.generation's)
 from rnnlab.errors import UsageError
 from rnnlab.models.base import RecurrentLM, State, map_state
 from rnnlab.models.stepping import Stepper, make_stepper
@@ -183,7 +184,6 @@ def _one_thread_on_cpu(device: torch.device, weight_bytes: int):
         torch.set_num_threads(previous)
 
 
-MAX_LENGTH = 10_000_000  # tokens per call: about a minute of a small model; more is a typo, not a request
 MAX_STREAMS = 100_000  # samples generated side by side
 
 

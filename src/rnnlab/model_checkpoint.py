@@ -31,11 +31,28 @@ def model_options_of(folder, config: dict) -> dict:
         raise config_error(folder, f"model.{unknown[0]}", f"is not an option of the {name} model")
     options = {"model": name, "vocab_size": config_value(config, "model.vocab_size", folder, is_int(1, 2**31 - 1),
                                                          "an integer from 1 to 2**31 - 1")}
-    for option in kind.options:
-        value = config_value(config, f"model.{option.name}", folder, option.accepts, option.expected(), default=None)
+    return {**options, **checked_options(folder, config, kind.options)}
+
+
+def checked_options(folder, config: dict, options, section: str = "model", required: bool = False,
+                    what: str | None = None) -> dict:
+    """The values of ``options`` (:class:`rnnlab.models.ModelOption`) in ``config[section]``,
+    each checked against its kind and range (one :class:`CheckpointError` naming the file
+    and the key). ``required``: every option must be there; ``what``: also refuse a key that
+    is no option, naming ``what`` (the network the section describes). The one reader of
+    network options for every artifact kind: language models, classifiers, taggers."""
+    spec = config_value(config, section, folder, lambda v: isinstance(v, dict), "a JSON object")
+    if what is not None:
+        unknown = sorted(set(spec) - {o.name for o in options})
+        if unknown:
+            raise config_error(folder, f"{section}.{unknown[0]}", f"is not an option of the {what}")
+    values = {}
+    for option in options:
+        value = config_value(config, f"{section}.{option.name}", folder, option.accepts, option.expected(),
+                             **({} if required else {"default": None}))
         if value is not None:
-            options[option.name] = value
-    return options
+            values[option.name] = value
+    return values
 
 
 def meta_model(folder, options: dict, key: str = "model") -> RecurrentLM:

@@ -3,7 +3,7 @@ rnnlab.tasks.classify and rnnlab.data.labelled)."""
 from __future__ import annotations
 
 from rnnlab.checkpoint import load_config
-from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler, output_file
+from rnnlab.cli.common import NoteGiven, add_overwrite_option, aligned_table, emit, help_handler, output_file
 from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
 from rnnlab.plots import confusion_plot
@@ -27,7 +27,8 @@ def _load_classifier(folder):
     """(task, model, is it a classifier of numeric sequences) from a classifier folder."""
     # lazy: keeps rnnlab --help from loading rnnlab.tasks.classify
     from rnnlab.tasks.classify import ClassificationTask, FeatureClassificationTask
-    frames = "mean" in load_config(folder, kind=ClassificationTask.kind).get("task", {})
+    saved = load_config(folder, kind=ClassificationTask.kind).get("task")
+    frames = isinstance(saved, dict) and "mean" in saved  # anything else: load_task names the bad key
     task, model, _ = load_task(folder, FeatureClassificationTask if frames else ClassificationTask)
     return task, model, frames
 
@@ -88,6 +89,8 @@ def _classification_lines(report: dict) -> list[str]:
 
 
 def cmd_classify_eval(args) -> int:
+    from rnnlab.data.labelled import check_max_len  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    check_max_len(args.max_len)
     plot = output_file(args.plot, "--plot", args.overwrite, figure=True)
     task, model, frames = _load_classifier(args.model)
     examples = _read_texts(args, args.data, frames=frames)
@@ -103,8 +106,10 @@ def cmd_classify_eval(args) -> int:
 
 
 def cmd_classify_predict(args) -> int:
+    from rnnlab.data.labelled import check_max_len  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
     if (args.text is None) == (args.data is None):
         raise UsageError("give one text or --data FILE (a CSV/TSV with a --text-col column)")
+    check_max_len(args.max_len)
     task, model, frames = _load_classifier(args.model)
     if frames:
         if args.data is None:
@@ -117,6 +122,8 @@ def cmd_classify_predict(args) -> int:
                       + " ".join(f"{label}={p:.3f}" for label, p in ranked[:5]))
         emit({"predictions": predictions}, args.json)
         return 0
+    if args.text is not None:  # counted as --data rows are: whitespace-separated tokens
+        check_max_len(args.max_len, len(args.text.split()))
     texts = [args.text] if args.text is not None else [e.text for e in _read_texts(args, args.data, labelled=False)]
     if not any(task.tokenize(text) for text in texts):
         raise UsageError("the text is empty")
@@ -152,16 +159,19 @@ def add_parser(commands) -> None:
     add_run_options(train, "training file (CSV/TSV with a header)")
     columns(train)
     model = train.add_argument_group("model")
-    model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm", help="recurrent cell (default lstm)")
-    model.add_argument("--unidirectional", action="store_true", help="read left to right only")
-    model.add_argument("--pooling", choices=("last", "mean", "max"), default="max",
+    flag = {"action": NoteGiven, "nargs": 0, "default": False}  # store_true, noted for --resume
+    model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm", action=NoteGiven,
+                       help="recurrent cell (default lstm)")
+    model.add_argument("--unidirectional", **flag, help="read left to right only")
+    model.add_argument("--pooling", choices=("last", "mean", "max"), default="max", action=NoteGiven,
                        help="sequence summary: final states, mean or max of the outputs (default max)")
-    model.add_argument("--tokens", choices=("word", "char"), default="word", help="word or character tokens")
-    model.add_argument("--frames", action="store_true",
+    model.add_argument("--tokens", choices=("word", "char"), default="word", action=NoteGiven,
+                       help="word or character tokens")
+    model.add_argument("--frames", **flag,
                        help="numeric sequences (speech frames...): one row per time step with --id-col, "
                             "--step-col, --label-col and feature columns (every other column)")
-    model.add_argument("--keep-case", action="store_true", help="do not lowercase the texts")
-    model.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy",
+    model.add_argument("--keep-case", **flag, help="do not lowercase the texts")
+    model.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", action=NoteGiven,
                        help="validation score to maximise (default accuracy)")
     add_fit_options(train, batch_size=32, lr=2e-3, dropout=0.3, max_len=5000)
     add_overwrite_option(train, "a classifier")
@@ -183,6 +193,7 @@ def add_parser(commands) -> None:
     pr.add_argument("text", nargs="?", default=None, help="the text to classify")
     pr.add_argument("--data", default=None, help="a CSV/TSV file: one prediction per row")
     columns(pr, label=False)
-    pr.add_argument("--max-len", type=int, default=None, help="refuse a text of more tokens than this")
+    pr.add_argument("--max-len", type=int, default=None,
+                    help="refuse a text of more whitespace-separated tokens (numeric sequences: steps) than this")
     pr.add_argument("--json", action="store_true", help="print the predictions as JSON")
     pr.set_defaults(handler=cmd_classify_predict)

@@ -94,8 +94,21 @@ def load_corpus_from_args(args):
 _TYPES = {"int": int, "float": float, "str": str}
 
 
+class NoteGiven(argparse.Action):
+    """argparse's ``store`` (with ``nargs=0``: ``store_true``) that also notes the option in
+    ``namespace.given`` (dest -> the flag as typed): what the user gave, as opposed to a
+    default, which a resumed run compares with the saved run's values."""
+
+    def __init__(self, option_strings, dest, nargs=None, const=None, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=nargs, const=True if nargs == 0 else const, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {**getattr(namespace, "given", {}), self.dest: option_string}
+
+
 def add_config_options(group, section, defaults_given: bool = True, skip: tuple = (), aliases: dict | None = None,
-                       defaults: dict | None = None, unset: tuple = ()) -> list[str]:
+                       defaults: dict | None = None, unset: tuple = (), note_given: bool = False) -> list[str]:
     """One ``--option`` per documented field of the options dataclass ``section`` (see
     :func:`rnnlab.training.config.option`): flag, type, help and default come from the
     field, so an option is written once, in the config. Returns the dests added.
@@ -103,7 +116,8 @@ def add_config_options(group, section, defaults_given: bool = True, skip: tuple 
     ``defaults_given=False`` gives every option the default None (the command then knows
     what the user gave, as ``rnnlab train`` must for presets and ``--resume``); the help
     still names the field's default; ``unset`` does the same for some options only.
-    ``aliases`` maps a dest to extra flags, ``defaults`` a dest to the command's own default.
+    ``aliases`` maps a dest to extra flags, ``defaults`` a dest to the command's own default;
+    ``note_given``: the options the user gives are noted in ``args.given`` (:class:`NoteGiven`).
     """
     dests = []
     for spec in fields(section):
@@ -118,10 +132,11 @@ def add_config_options(group, section, defaults_given: bool = True, skip: tuple 
         help_text = f"{meta['help']}{choices}{shown}"
         value = default if defaults_given and spec.name not in unset else None
         if kind == "bool":
-            group.add_argument(*flags, dest=spec.name, action="store_true", default=value, help=help_text)
+            group.add_argument(*flags, dest=spec.name, default=value, help=help_text,
+                               **({"action": NoteGiven, "nargs": 0} if note_given else {"action": "store_true"}))
         else:
             group.add_argument(*flags, dest=spec.name, type=_TYPES[kind], default=value, metavar=meta.get("metavar"),
-                               help=help_text)
+                               help=help_text, **({"action": NoteGiven} if note_given else {}))
         dests.append(spec.name)
     return dests
 

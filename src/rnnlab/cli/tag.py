@@ -2,7 +2,7 @@
 rnnlab.data.labelled)."""
 from __future__ import annotations
 
-from rnnlab.cli.common import add_overwrite_option, aligned_table, emit, help_handler
+from rnnlab.cli.common import NoteGiven, add_overwrite_option, aligned_table, emit, help_handler
 from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
 from rnnlab.errors import UsageError
 from rnnlab.tasks.base import load_task
@@ -56,9 +56,10 @@ def _tagging_lines(report: dict) -> list[str]:
 
 
 def cmd_tag_eval(args) -> int:
-    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.data.labelled import check_max_len, read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
     from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
+    check_max_len(args.max_len)
     task, model, _ = load_task(args.model, TaggingTask)
     sentences = read_conll(args.data, tag_col=args.tag_col, max_tokens=args.max_len)
     task.check_tags(sentences, args.data)
@@ -70,16 +71,18 @@ def cmd_tag_eval(args) -> int:
 
 
 def cmd_tag_predict(args) -> int:
-    from rnnlab.data.labelled import read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
+    from rnnlab.data.labelled import check_max_len, read_conll  # lazy: keeps rnnlab --help from loading rnnlab.data.labelled
     from rnnlab.tasks.tag import TaggingTask  # lazy: keeps rnnlab --help from loading rnnlab.tasks.tag
 
     if (args.text is None) == (args.data is None):
         raise UsageError("give one sentence or --data FILE (CoNLL: a token per line, blank lines between sentences)")
+    check_max_len(args.max_len)
     task, model, _ = load_task(args.model, TaggingTask)
     if args.text is not None:
         sentences = [args.text.split()]
         if not sentences[0]:
             raise UsageError("the sentence is empty")
+        check_max_len(args.max_len, len(sentences[0]), "the sentence")
     else:
         sentences = [list(s.tokens) for s in read_conll(args.data, tagged=False, max_tokens=args.max_len)]
     predictions = task.predict(model, sentences)
@@ -107,10 +110,11 @@ def add_parser(commands) -> None:
     add_run_options(train, "training file (CoNLL columns: token first, tag last)")
     tag_col(train)
     model = train.add_argument_group("model")
-    model.add_argument("--char-size", type=int, default=25,
+    model.add_argument("--char-size", type=int, default=25, action=NoteGiven,
                        help="character embedding and character-LSTM size (0: no character encoder; default 25)")
-    model.add_argument("--keep-case", action="store_true", help="do not lowercase words for the word embedding")
-    model.add_argument("--crf", action="store_true",
+    flag = {"action": NoteGiven, "nargs": 0, "default": False}  # store_true, noted for --resume
+    model.add_argument("--keep-case", **flag, help="do not lowercase words for the word embedding")
+    model.add_argument("--crf", **flag,
                        help="a CRF output layer: score whole tag sequences, predict the best one (Viterbi)")
     add_fit_options(train, batch_size=16, lr=2e-3, dropout=0.5, max_len=1000)
     add_overwrite_option(train, "a tagger")

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import random
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from rnnlab.checkpoint import prepare_output_folder
-from rnnlab.cli.common import add_config_options
+from rnnlab.cli.common import NoteGiven, add_config_options
 from rnnlab.errors import UsageError
 from rnnlab.tasks.base import load_task
 from rnnlab.tasks.loop import FitOptions, resume_options
 from rnnlab.training.config import UNLIMITED_EPOCHS
+from rnnlab.training.state import RESUMABLE
 
 VAL_FRACTION = 0.1  # held out of --data for early stopping when no --val file is given
 
@@ -25,11 +26,13 @@ def add_fit_options(parser: argparse.ArgumentParser, batch_size: int, lr: float,
     group = parser.add_argument_group("training")
     add_config_options(group, FitOptions, skip=("eval_every", "eval_every_steps"),
                        aliases={"early_stop": ("--patience",)}, defaults={"batch_size": batch_size, "lr": lr},
-                       unset=("device", "precision", "epochs"))  # a resumed run keeps its own unless they are given
-    group.add_argument("--dropout", type=float, default=dropout, help=f"dropout (default {dropout})")
-    group.add_argument("--hidden-size", type=int, default=128, help="recurrent units per direction (default 128)")
-    group.add_argument("--embed-size", type=int, default=100, help="word embedding size (default 100)")
-    group.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
+                       unset=("device", "precision", "epochs"),  # a resumed run keeps its own unless they are given
+                       note_given=True)
+    group.add_argument("--dropout", type=float, default=dropout, action=NoteGiven, help=f"dropout (default {dropout})")
+    group.add_argument("--hidden-size", type=int, default=128, action=NoteGiven,
+                       help="recurrent units per direction (default 128)")
+    group.add_argument("--embed-size", type=int, default=100, action=NoteGiven, help="word embedding size (default 100)")
+    group.add_argument("--layers", type=int, default=1, action=NoteGiven, help="stacked recurrent layers (default 1)")
     group.add_argument("--max-len", type=int, default=max_len,
                        help=f"refuse a sequence of more tokens than this (default {max_len})")
     group.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
@@ -66,8 +69,40 @@ def start_or_resume(args, task_class):
     options = resume_options(args.resume, task_class.kind, epochs=args.epochs, max_time=args.max_time,
                              max_steps=args.max_steps, device=args.device, precision=args.precision)
     task, model, _ = load_task(args.resume, task_class)
+    _refuse_changed_options(args, options, task, model.config())
     args.seed = options.seed  # the held-out split of --data must be the one of the first run
     return args.resume, (task, model), options
+
+
+# What a saved run says about each model or task option of `classify train` / `tag train`
+# (by dest), from its task and its network's config; the loop's options come from FitOptions.
+_SAVED = {"hidden_size": lambda task, net: net["hidden_size"], "embed_size": lambda task, net: net["embed_size"],
+          "layers": lambda task, net: net["num_layers"], "dropout": lambda task, net: net["dropout"],
+          "cell": lambda task, net: net["cell"], "unidirectional": lambda task, net: not net["bidirectional"],
+          "pooling": lambda task, net: net["pooling"], "char_size": lambda task, net: net["char_embed_size"],
+          "crf": lambda task, net: net["crf"], "tokens": lambda task, net: task.tokens,
+          "keep_case": lambda task, net: not task.lowercase, "metric": lambda task, net: task.metric[0],
+          "frames": lambda task, net: net["input_size"] > 0}
+
+
+def _refuse_changed_options(args, options, task, network: dict) -> None:
+    """Refuse a model or training option given with ``--resume`` that differs from the saved
+    run's (the rule of ``rnnlab train --resume``; the same value may be repeated). The data
+    is compared by the loop (the examples' checksums in the checkpoint)."""
+
+    for dest, flag in sorted(getattr(args, "given", {}).items()):
+        if dest in RESUMABLE:
+            continue
+        value = typed_value = getattr(args, dest)
+        if dest in _SAVED:
+            saved = _SAVED[dest](task, network)
+        else:  # a loop option, compared as the options hold it (--patience 0 is early_stop None)
+            value, saved = getattr(replace(options, **{dest: value}).validate(), dest), getattr(options, dest)
+        if value != saved:
+            typed = flag if isinstance(typed_value, bool) else f"{flag} {typed_value}"
+            shown = ("it was given" if saved else "it was not given") if isinstance(saved, bool) else repr(saved)
+            raise UsageError(f"--resume continues the saved run: {typed} differs from it ({shown} there); only "
+                             "--epochs, --max-time, --max-steps, --device and --precision may change")
 
 
 def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | None]:

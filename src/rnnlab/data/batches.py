@@ -25,6 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from rnnlab.checks import integer
 from rnnlab.errors import DataError, UsageError
 
 SAMPLINGS = ("random", "sequential")
@@ -32,13 +33,25 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def _check(corpus: np.ndarray, batch_size: int, num_steps: int) -> None:
+    """The arguments of a sampler, before any is used."""
+    for value, name in ((batch_size, "batch_size"), (num_steps, "num_steps")):
+        integer(value, name)  # the type; the range below, in the message the CLI's rows know
     if batch_size < 1 or num_steps < 1:
         raise UsageError(f"batch_size and num_steps must be positive, got {batch_size} and {num_steps}")
+    if isinstance(corpus, (str, bytes)) or np.ndim(corpus) != 1:
+        raise UsageError(f"corpus must be a one-dimensional array of token ids, got "
+                         f"{type(corpus).__name__} of shape {list(np.shape(corpus))}")
     need = batch_size * num_steps + 1
     if len(corpus) < need:
         raise DataError(
             f"corpus has {len(corpus)} tokens, fewer than one batch needs "
             f"(batch_size * num_steps + 1 = {need}); use a smaller --batch-size or --num-steps")
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise UsageError(f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), got "
+                         f"{type(rng).__name__}")
 
 
 def _check_shard(batch_size: int, rank: int, world_size: int) -> int:
@@ -87,6 +100,7 @@ def random_batches(corpus: np.ndarray, batch_size: int, num_steps: int,
     ``(batch_size // world_size, num_steps)`` tensors: this rank's rows of each global batch.
     """
     _check(corpus, batch_size, num_steps)
+    _check_rng(rng)
     rows = _check_shard(batch_size, rank, world_size)
     offset = _draw_offset(len(corpus), batch_size, num_steps, rng)
     num_subseqs = (len(corpus) - offset - 1) // num_steps
@@ -108,6 +122,7 @@ def sequential_batches(corpus: np.ndarray, batch_size: int, num_steps: int,
     (the same rows every batch), so its carried state stays correct per row.
     """
     _check(corpus, batch_size, num_steps)
+    _check_rng(rng)
     rows = _check_shard(batch_size, rank, world_size)
     offset = _draw_offset(len(corpus), batch_size, num_steps, rng)
     row_len = (len(corpus) - offset - 1) // batch_size

@@ -128,6 +128,8 @@ def cache_dir() -> Path:
 def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
     dirs = []
     if data_dir:
+        if Path(data_dir).exists() and not Path(data_dir).is_dir():  # a typo'd file name, never a place to look
+            raise UsageError(f"--data-dir {data_dir} is a file, not a folder; give the folder holding the corpora")
         dirs.append(Path(data_dir))
     if os.environ.get("RNNLAB_DATA"):
         dirs.append(Path(os.environ["RNNLAB_DATA"]))

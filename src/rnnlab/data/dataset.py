@@ -24,6 +24,7 @@ Splits are contiguous (no shuffling of text):
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -118,9 +119,16 @@ def parse_split(split) -> tuple[float, float, float] | str:
             split = tuple(float(x) for x in split.split(","))
         except ValueError:
             raise UsageError(f"--split must be 'd2l' or three fractions like 0.9,0.05,0.05, got '{split}'") from None
-    fractions = tuple(float(x) for x in split)
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9:
-        raise UsageError(f"split fractions must be three non-negative numbers, train > 0, summing to <= 1; got {split}")
+    try:
+        fractions = tuple(float(x) for x in split)
+    except (TypeError, ValueError):  # not a sequence, or one holding something other than numbers
+        raise UsageError(f"--split must be 'd2l' or three fractions like 0.9,0.05,0.05, got {split!r:.60}") \
+            from None
+    # NaN compares false with everything, so it is refused by name rather than by the ranges below
+    if (len(fractions) != 3 or not all(map(math.isfinite, fractions)) or any(f < 0 for f in fractions)
+            or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9):
+        raise UsageError(f"--split fractions must be three finite non-negative numbers, train > 0, summing to <= 1; "
+                         f"got {split}")
     return fractions
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnlab.data.text import check_tokenizer
 from rnnlab.data.vocab import Vocab
+from rnnlab.errors import UsageError
 
 
 def codepoints(text: str) -> np.ndarray:
@@ -54,11 +55,15 @@ def encode(tokens, vocab: Vocab, token: str = "char") -> np.ndarray:
     unknown tokens map to 0 (``<unk>``).
     """
     check_tokenizer(token)
+    if not isinstance(vocab, Vocab):
+        raise UsageError(f"vocab must be an rnnlab Vocab, got {type(vocab).__name__}")
     if isinstance(tokens, str):
         if token == "char":
             return encode_codes(codepoints(tokens), vocab)
         if token == "byte":
             return encode_codes(byte_codes(tokens), vocab)
-        raise TypeError("word encoding takes a token list; call tokenize() first")
+        raise UsageError("word encoding takes a token list; call tokenize() first")
+    if not isinstance(tokens, (list, tuple)):  # the container only: a check per token would slow word corpora
+        raise UsageError(f"tokens must be a text or a list of string tokens, got {type(tokens).__name__}")
     lookup = vocab.token_to_idx.get
     return np.fromiter((lookup(tok, 0) for tok in tokens), dtype=vocab.dtype, count=len(tokens))

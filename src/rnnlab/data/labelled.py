@@ -58,9 +58,14 @@ class TaggedSentence:
     line: int
 
 
-def _check_limit(max_tokens: int | None) -> None:
-    if max_tokens is not None and (isinstance(max_tokens, bool) or int(max_tokens) != max_tokens or max_tokens < 1):
-        raise UsageError(f"--max-len must be a positive integer, got {max_tokens}")
+def check_max_len(max_tokens: int | None, tokens: int | None = None, what: str = "the text") -> None:
+    """Refuse a ``--max-len`` that is not a positive integer (None: no limit) and, given the
+    number of ``tokens`` of one text typed on the command line, a text above it (the rule
+    of the readers below: a longer sequence is refused, never cut)."""
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise UsageError(f"--max-len must be a positive integer, got {max_tokens!r:.60}")
+    if max_tokens is not None and tokens is not None and tokens > max_tokens:
+        raise DataError(f"{what} has {tokens:,} tokens, above the limit of {max_tokens:,} (--max-len)")
 
 
 def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
@@ -78,10 +83,12 @@ def _read_text(path: str | os.PathLike) -> tuple[Path, str]:
 
 def resolve_separator(sep: str | None, path: Path, header: str) -> str:
     """The column separator: ``sep`` (a character or a name), else from the suffix, else detected."""
-    if sep:
+    if sep is not None:  # given: '' is a mistake, not a request to detect
         sep = SEPARATORS.get(sep, sep)
         if len(sep) != 1:
             raise UsageError(f"--sep must be one character or one of {', '.join(SEPARATORS)}, got {sep!r}")
+        if sep in "\"\r\n":  # the CSV reader's quote and line ends: a table cut by them has no columns
+            raise UsageError(f"--sep cannot be a quote or a line break, got {sep!r}")
         return sep
     if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
@@ -115,7 +122,7 @@ def read_table(path: str | os.PathLike, text_col: str = "text", label_col: str |
     ``label_col=None`` reads texts only (labels are ``""``: for prediction). ``max_tokens``
     refuses a text of more whitespace-separated tokens than that.
     """
-    _check_limit(max_tokens)
+    check_max_len(max_tokens)
     path, text = _read_text(path)
     header_line = text.splitlines()[0]
     separator = resolve_separator(sep, path, header_line)
@@ -176,6 +183,7 @@ def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col
     column a feature (a number). The chapter's speech-frame case: one row per frame.
     ``label_col=None`` reads unlabelled sequences (labels ``""``); columns named in
     ``ignore_cols`` are not features (a label column when predicting)."""
+    check_max_len(max_steps)
     path, text = _read_text(path)
     separator = resolve_separator(sep, path, text.splitlines()[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
@@ -216,7 +224,7 @@ def read_feature_sequences(path: str | os.PathLike, id_col: str = "id", step_col
                 raise DataError(f"{path}: line {start}: sequence {key!r} has step {step} twice")
             group["steps"][step] = vector
             if max_steps is not None and len(group["steps"]) > max_steps:
-                raise DataError(f"{path}: line {start}: sequence {key!r} is longer than {max_steps:,} steps")
+                raise DataError(f"{path}: line {start}: sequence {key!r} is longer than {max_steps:,} steps (--max-len)")
     except csv.Error as exc:
         raise DataError(f"{path}: line {line}: {exc}") from None
     if not groups:
@@ -281,7 +289,7 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
     """Sentences of a CoNLL file (see the module docstring). ``tag_col`` counts from 0
     (negative from the end). ``max_tokens`` refuses a longer sentence. ``tagged=False``
     reads tokens only (one or more columns; tags are ``"O"``)."""
-    _check_limit(max_tokens)
+    check_max_len(max_tokens)
     path, text = _read_text(path)
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
@@ -341,4 +349,4 @@ def read_conll(path: str | os.PathLike, tag_col: int = -1, max_tokens: int | Non
 
 
 __all__ = ["LabelledText", "TaggedSentence", "FeatureSequence", "read_table", "read_feature_sequences",
-           "read_conll", "iob1_to_iob2", "split_tag", "is_iobes", "resolve_separator"]
+           "read_conll", "iob1_to_iob2", "split_tag", "is_iobes", "resolve_separator", "check_max_len"]

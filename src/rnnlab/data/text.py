@@ -36,6 +36,18 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def _kind(value) -> str:
+    if isinstance(value, (list, tuple)):
+        odd = next((item for item in value if not isinstance(item, str)), None)
+        return f"a {type(value).__name__} holding a {type(odd).__name__}"
+    return f"a {type(value).__name__}"
+
+
+def _check_text(value, name: str) -> None:
+    if not isinstance(value, str):
+        raise UsageError(f"{name} must be a string, got {_kind(value)}")
+
+
 def check_tokenizer(token: str) -> str:
     if token not in TOKENIZERS:
         raise UsageError(f"unknown tokenizer '{token}'; choose one of {', '.join(TOKENIZERS)}")
@@ -45,6 +57,7 @@ def check_tokenizer(token: str) -> str:
 def preprocess(text: str, mode: str = "d2l") -> list[str]:
     """Return the text's segments under ``mode`` (see the module docstring)."""
     check_mode(mode)
+    _check_text(text, "text")
     if mode == "raw":
         return [text]
     # d2l reads with readlines() in text mode: universal newlines, then the regex per line.
@@ -72,8 +85,11 @@ def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l", 
     (it reads the segments joined, as the character stream is).
     """
     check_tokenizer(token)
+    check_mode(mode)
     if isinstance(segments, str):
         segments = [segments]
+    if not isinstance(segments, (list, tuple)) or not all(isinstance(segment, str) for segment in segments):
+        raise UsageError(f"segments must be a string or a list of strings, got {_kind(segments)}")
     if token in SUBWORDS:
         if subword is None:
             raise UsageError(f"--token {token} needs its trained tokenizer (a checkpoint's, or one learnt from the "
@@ -91,6 +107,8 @@ def tokenize(segments: list[str] | str, token: str = "char", mode: str = "d2l", 
 def detokenize(tokens: list[str], token: str = "char") -> str:
     """Inverse of :func:`tokenize` as far as possible (word spacing is normalised)."""
     check_tokenizer(token)
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(tok, str) for tok in tokens):
+        raise UsageError(f"tokens must be a list of strings, got {_kind(tokens)}")
     if token == "char":
         return "".join(tokens)
     if token == "byte":

@@ -16,7 +16,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from rnnlab.checks import integer, token_ids
 from rnnlab.errors import DataError, UsageError
+from rnnlab.fileio import read_regular_file
 
 UNK = "<unk>"
 TIE_ORDERS = ("token", "first")
@@ -33,8 +35,13 @@ class Vocab:
     def __init__(self, tokens: Iterable[str] | None = None, min_freq: int = 0,
                  reserved_tokens: Iterable[str] | None = None,
                  counts: Mapping[str, int] | None = None, ties: str = "token", subword=None) -> None:
-        if min_freq < 0:
-            raise UsageError(f"min_freq must be >= 0, got {min_freq}")
+        integer(min_freq, "min_freq", 0)
+        if tokens is not None and not hasattr(tokens, "__iter__"):
+            raise UsageError(f"tokens must be a list of string tokens (or of token lists), got "
+                             f"{type(tokens).__name__}")
+        if reserved_tokens is not None and (not isinstance(reserved_tokens, (list, tuple))
+                                            or not all(isinstance(tok, str) for tok in reserved_tokens)):
+            raise UsageError(f"reserved_tokens must be a list of strings, got {reserved_tokens!r:.60}")
         if ties not in TIE_ORDERS:
             raise UsageError(f"unknown tie order '{ties}'; choose one of {', '.join(TIE_ORDERS)}")
         if counts is None:
@@ -82,13 +89,14 @@ class Vocab:
     def to_tokens(self, indices):
         """Token of one index, or the list of tokens of a sequence of indices.
 
-        A one-element list gives a one-element list (d2l returned a bare string).
+        A one-element list gives a one-element list (d2l returned a bare string). An index
+        outside ``[0, len(self))`` is a :class:`DataError` (a negative one never wraps around),
+        anything but integers a :class:`UsageError`.
         """
-        if hasattr(indices, "tolist"):
-            indices = indices.tolist()
-        if isinstance(indices, (list, tuple)):
-            return [self.idx_to_token[int(i)] for i in indices]
-        return self.idx_to_token[int(indices)]
+        scalar = np.ndim(indices) == 0 and not isinstance(indices, (list, tuple))
+        ids = token_ids([indices] if scalar else indices, len(self), "indices")
+        tokens = [self.idx_to_token[i] for i in ids.tolist()]
+        return tokens[0] if scalar else tokens
 
     @property
     def dtype(self) -> np.dtype:
@@ -120,8 +128,25 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocab":
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+        """The vocabulary :meth:`save` wrote to ``path``; a file that is missing, not UTF-8,
+        not JSON or not a vocabulary is a :class:`DataError` naming it."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise UsageError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        try:
+            data = json.loads(read_regular_file(path).decode("utf-8"))
+        except OSError as exc:
+            raise DataError(f"cannot read vocabulary file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"vocabulary file {path} is not valid UTF-8 (byte {exc.start})") from None
+        except ValueError as exc:  # json.JSONDecodeError
+            raise DataError(f"vocabulary file {path} is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise DataError(f"vocabulary file {path} holds a JSON {type(data).__name__}, not an rnnlab vocabulary "
+                            "(an object with token_freqs, min_freq, reserved_tokens, idx_to_token)")
+        try:
+            return cls.from_dict(data)
+        except DataError as exc:
+            raise DataError(f"vocabulary file {path}: {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.to_dict() == other.to_dict()

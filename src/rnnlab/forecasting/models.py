@@ -52,6 +52,9 @@ class ForecastConfig:
             checks.integer(getattr(self, key), key.replace('_', '-'), 1)
         if self.context is not None:
             checks.integer(self.context, "context", 1)
+        for key in ("tau", "hidden", "context"):  # the bounds Forecaster.load holds a saved one to
+            if getattr(self, key) is not None and getattr(self, key) > MAX_WINDOW:
+                raise UsageError(f"{key} must be at most {MAX_WINDOW:,}, got {getattr(self, key)}")
         checks.number(self.lr, "lr", 0, low_open=True)
         checks.seed_value(self.seed)
         return self

@@ -88,7 +88,7 @@ def scale_grad(state: State, scale: torch.Tensor) -> State:
 # Layer sizes beyond this are refused before any allocation (a typo of a few zeros must be
 # an error, not an allocator traceback or a machine swapping for an hour).
 MAX_LAYER_SIZE = 1 << 20
-SIZED = ("hidden_size", "embed_size", "num_layers", "char_size", "char_hidden_size")
+SIZED = ("hidden_size", "embed_size", "num_layers", "char_size", "char_embed_size", "char_hidden_size")
 
 
 def check_positive(**sizes: int) -> None:

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from rnnlab import checks
+from rnnlab.checks import MAX_LENGTH
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
 from rnnlab.ngram.counts import NGramCounts, count_ngrams, count_ngrams_chunked
@@ -220,6 +221,8 @@ class NGramLM:
                  seed: int | None = None) -> list[int]:
         """``length`` token ids sampled after ``prefix_ids`` (probabilities ``p^(1/temperature)``)."""
         checks.integer(length, "length", 0)
+        if length > MAX_LENGTH:
+            raise UsageError(f"length must be at most {MAX_LENGTH:,} tokens per call, got {length}")
         if not greedy:
             checks.number(temperature, "temperature", 0, low_open=True)
         checks.seed_value(seed)

@@ -15,12 +15,13 @@ import numpy as np
 
 from rnnlab.checkpoint import (attach_subword, config_error, config_value, is_int, is_number, is_str, is_str_list, load_config,
                                load_tensors, save_checkpoint)
+from rnnlab.data.dataset import parse_split
+from rnnlab.data.subword import TOKENIZER_FILE
 from rnnlab.data.text import MODES, TOKENIZERS
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import CheckpointError, RnnlabError
+from rnnlab.errors import CheckpointError, RnnlabError, UsageError
 from rnnlab.ngram.counts import NGramCounts
 from rnnlab.ngram.model import LOADABLE, MAX_ORDER, NGramLM
-from rnnlab.data.subword import TOKENIZER_FILE
 
 KIND = "ngram"
 
@@ -76,9 +77,8 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
                  default=None)
     config_value(config, "preprocessing.token", folder, lambda v: v in TOKENIZERS,
                  f"one of {', '.join(TOKENIZERS)}", default=None)
-    config_value(config, "preprocessing.split", folder, lambda v: v is None or isinstance(v, str) or (
-        isinstance(v, list) and all(is_number(0, 1)(x) for x in v)), "a split name or a list of fractions",
-        default=None)
+    config_value(config, "preprocessing.split", folder, lambda v: v is None or _is_split(v),
+                 "'d2l', 'files' or three fractions", default=None)
     for key in ("corpus_arg", "location", "val_location", "test_location", "val_corpus", "test_corpus",
                 "sha1", "val_sha1", "test_sha1", "data_dir", "encoding_errors"):
         config_value(config, f"preprocessing.{key}", folder, is_str(optional=True), "a string or null", default=None)
@@ -94,6 +94,17 @@ def _check_config(folder, config: dict) -> tuple[NGramLM, int]:
     elif pre.get("token") in ("bpe", "unigram"):
         raise config_error(folder, "vocab", f"is null, but --token {pre['token']} needs the vocabulary")
     return model, size
+
+
+def _is_split(value) -> bool:
+    """A split that :func:`rnnlab.data.dataset.parse_split` (the one reader of --split) accepts."""
+    if not isinstance(value, (str, list)):
+        return False
+    try:
+        parse_split(value)
+    except UsageError:
+        return False
+    return True
 
 
 def _check_tables(path, tensors: dict, model: NGramLM, size: int) -> None:

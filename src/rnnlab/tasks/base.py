@@ -29,8 +29,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from rnnlab.checkpoint import load_config, load_tensors, save_checkpoint
-from rnnlab.errors import CheckpointError
+from rnnlab.checkpoint import config_error, config_value, is_str_list, load_config, save_checkpoint
+from rnnlab.errors import RnnlabError
+from rnnlab.model_checkpoint import load_checked_weights
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -96,21 +97,50 @@ def save_task(folder: str | os.PathLike, task, model: torch.nn.Module, training:
     save_checkpoint(folder, config, model.state_dict(), kind=task.kind)
 
 
+def distinct_strings(folder, config: dict, key: str, what: str, minimum: int = 1, index: bool = False) -> list[str]:
+    """The list of strings at ``key`` of a task checkpoint's config, each one distinct (a
+    label or tag listed twice would make two outputs of one name), at least ``minimum`` of
+    them; ``index``: a saved :class:`Index`, so ``<pad>`` and ``<unk>`` come first."""
+    expected = (f"a list of strings starting with {PAD!r}, {UNK!r}" if index
+                else f"a list of at least {minimum} strings")
+    values = config_value(config, key, folder, lambda v: is_str_list(v) and len(v) >= minimum
+                          and (not index or v[:2] == [PAD, UNK]), expected)
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise config_error(folder, key, f"lists {value!r} twice; every {what} must be distinct")
+        seen.add(value)
+    return values
+
+
+def check_size(folder, options: dict, key: str, actual: int, what: str) -> None:
+    """Refuse a network option (``model.<key>``) that disagrees with the task's saved lists."""
+    if options[key] != actual:
+        raise config_error(folder, f"model.{key}", f"is {options[key]}, but {what} has {actual}")
+
+
 def load_task(folder: str | os.PathLike, task_class, device: str | torch.device = "cpu"):
     """(task, model in eval mode with the best weights, config) from a run folder of
-    :func:`rnnlab.tasks.loop.fit` (its ``best/`` when there is one)."""
+    :func:`rnnlab.tasks.loop.fit` (its ``best/`` when there is one).
+
+    Every value is checked before use (``task_class.from_config``: the task's lists and
+    flags, the network's options; then the weights' names, shapes, dtypes and finite
+    values against a ``meta`` network, so a hostile size allocates nothing): one
+    :class:`CheckpointError` naming the file and the key."""
     load_config(folder, kind=task_class.kind)  # a clear error for a folder of another kind first
     if (Path(folder) / "best" / "config.json").is_file():
         folder = Path(folder) / "best"
     config = load_config(folder, kind=task_class.kind)
+    task, options = task_class.from_config(folder, config)
     try:
-        task = task_class.from_state(config["task"])
-        model = task.build_model(**config["model"])
-        model.load_state_dict(load_tensors(folder, config=config))
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{folder}: the checkpoint does not describe a {task_class.kind} "
-                              f"({type(exc).__name__}: {exc})") from None
+        with torch.device("meta"):
+            described = task.build_model(**options)
+    except RnnlabError as exc:
+        raise config_error(folder, "model", f"describes no valid {task_class.kind} ({exc})") from None
+    weights = load_checked_weights(folder, config, described)
+    model = task.build_model(**options)
+    model.load_state_dict(weights)
     return task, model.to(device).eval(), config
 
 
-__all__ = ["Index", "PAD", "UNK", "bucketed_batches", "pad", "save_task", "load_task"]
+__all__ = ["Index", "PAD", "UNK", "bucketed_batches", "pad", "save_task", "load_task", "distinct_strings", "check_size"]

@@ -16,14 +16,21 @@ import torch.nn.functional as F
 
 import numpy as np
 
+from rnnlab.checkpoint import config_error, config_value, is_number
 from rnnlab.data.labelled import FeatureSequence, LabelledText
 from rnnlab.errors import DataError, UsageError
 from rnnlab.models.base import memory_guard
-from rnnlab.tasks.base import Index, bucketed_batches, pad
+from rnnlab.model_checkpoint import checked_options
+from rnnlab.tasks.base import Index, bucketed_batches, check_size, distinct_strings, pad
 from rnnlab.tasks.metrics import classification_report
-from rnnlab.tasks.models import SequenceClassifier
+from rnnlab.tasks.models import CLASSIFIER_OPTIONS, SequenceClassifier
 
 TOKENIZATIONS = ("word", "char")
+METRICS = ("accuracy", "macro_f1")
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool)
 
 
 class ClassificationTask:
@@ -33,7 +40,7 @@ class ClassificationTask:
                  metric: str = "accuracy") -> None:
         if tokens not in TOKENIZATIONS:
             raise UsageError(f"unknown tokenization '{tokens}'; choose one of {', '.join(TOKENIZATIONS)}")
-        if metric not in ("accuracy", "macro_f1"):
+        if metric not in METRICS:
             raise UsageError(f"unknown metric '{metric}'; choose accuracy or macro_f1")
         self.vocab, self.labels = vocab, list(labels)
         self.label_index = {label: i for i, label in enumerate(self.labels)}
@@ -61,6 +68,23 @@ class ClassificationTask:
     @classmethod
     def from_state(cls, state: dict) -> "ClassificationTask":
         return cls(Index(state["vocab"]), state["labels"], state["tokens"], state["lowercase"], state["metric"])
+
+    @classmethod
+    def from_config(cls, folder, config: dict) -> tuple["ClassificationTask", dict]:
+        """(the task, the network's options) of a classifier checkpoint's ``config.json``,
+        every value checked first (:class:`~rnnlab.errors.CheckpointError` naming the key)."""
+        vocab = distinct_strings(folder, config, "task.vocab", "token", index=True)
+        labels = distinct_strings(folder, config, "task.labels", "label", minimum=2)
+        config_value(config, "task.tokens", folder, lambda v: v in TOKENIZATIONS, f"one of {', '.join(TOKENIZATIONS)}")
+        config_value(config, "task.lowercase", folder, _is_bool, "true or false")
+        config_value(config, "task.metric", folder, lambda v: v in METRICS, f"one of {', '.join(METRICS)}")
+        options = checked_options(folder, config, CLASSIFIER_OPTIONS, required=True, what="classifier")
+        check_size(folder, options, "vocab_size", len(vocab), "task.vocab")
+        check_size(folder, options, "num_classes", len(labels), "task.labels")
+        if options["input_size"]:
+            raise config_error(folder, "model.input_size", f"is {options['input_size']}, but a classifier of texts "
+                               "reads token indices (0)")
+        return cls.from_state(config["task"]), options
 
     def build_model(self, seed: int | None = None, **options) -> SequenceClassifier:
         options = {key: value for key, value in options.items() if key not in ("vocab_size", "num_classes")}
@@ -160,6 +184,20 @@ class FeatureClassificationTask(ClassificationTask):
     @classmethod
     def from_state(cls, state: dict) -> "FeatureClassificationTask":
         return cls(state["labels"], state["mean"], state["std"], state["metric"])
+
+    @classmethod
+    def from_config(cls, folder, config: dict) -> tuple["FeatureClassificationTask", dict]:
+        labels = distinct_strings(folder, config, "task.labels", "label", minimum=2)
+        mean = config_value(config, "task.mean", folder, lambda v: isinstance(v, list) and len(v) > 0
+                            and all(map(is_number(-3.4e38, 3.4e38), v)), "a non-empty list of finite numbers")
+        config_value(config, "task.std", folder, lambda v: isinstance(v, list) and len(v) == len(mean)
+                     and all(is_number(1e-12, 3.4e38)(x) for x in v),
+                     f"a list of {len(mean)} positive numbers (one per feature)")
+        config_value(config, "task.metric", folder, lambda v: v in METRICS, f"one of {', '.join(METRICS)}")
+        options = checked_options(folder, config, CLASSIFIER_OPTIONS, required=True, what="classifier")
+        check_size(folder, options, "num_classes", len(labels), "task.labels")
+        check_size(folder, options, "input_size", len(mean), "task.mean")
+        return cls.from_state(config["task"]), options
 
     def build_model(self, seed: int | None = None, **options) -> SequenceClassifier:
         options = {key: value for key, value in options.items() if key not in ("input_size", "vocab_size")}

@@ -18,14 +18,18 @@ the last weights are kept.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import config_value, load_config, prepare_output_folder
-from rnnlab.errors import CheckpointError, UsageError
+from rnnlab.checkpoint import config_error, config_value, is_int, load_config, prepare_output_folder
+from rnnlab.data.labelled import FeatureSequence
+from rnnlab.errors import CheckpointError, DataError, UsageError
+from rnnlab.progress import logger
+from rnnlab.training.checkpoint import TRAIN_LIMITS  # the language model's bounds on what resume allocates
 from rnnlab.training.config import LoopOptions, option
 from rnnlab.training.loop import Trainer
 from rnnlab.training.state import Progress, resumed_options
@@ -53,6 +57,25 @@ class FitOptions(LoopOptions):
         return self
 
 
+def examples_digest(examples: list | None) -> str | None:
+    """SHA-1 of what ``examples`` hold (texts, tokens, tags, labels, feature values and ids,
+    in order; not their line numbers): the same for the same data read the same way, so a
+    resumed run can tell that its data changed (None: no examples)."""
+
+    if not examples:
+        return None
+    digest = hashlib.sha1()
+    for example in examples:
+        if isinstance(example, FeatureSequence):
+            digest.update(f"{example.id}\x00{example.label}\x00{example.features.shape}\x00".encode("utf-8", "surrogatepass"))
+            digest.update(example.features.astype("<f4", copy=False).tobytes())
+        else:  # LabelledText (text, label) or TaggedSentence (tokens, tags): the fields but the line
+            fields = [value for name, value in vars(example).items() if name != "line"]
+            digest.update(repr(fields).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x01")
+    return digest.hexdigest()
+
+
 class ExampleTask:
     """The loop's view (:class:`rnnlab.training.loop.Task`) of a classification or tagging
     task over lists of ``train`` and ``val`` examples."""
@@ -65,6 +88,9 @@ class ExampleTask:
         self.kind, self.metric = task.kind, tuple(task.metric)
         self.selects_best = self.val is not None  # else every evaluation (on train) is the best so far
         self._epoch_batches: tuple[int, list] | None = None
+        # recorded in every checkpoint: resuming on other examples is refused (check_checkpoint)
+        self.data = {"train_sha1": examples_digest(train), "train_examples": len(train),
+                     "val_sha1": examples_digest(self.val), "val_examples": len(self.val or ())}
 
     def _batches(self, epoch: int) -> list:
         if self._epoch_batches is None or self._epoch_batches[0] != epoch:
@@ -94,13 +120,30 @@ class ExampleTask:
                 f"{scored.replace('_', ' ', 1)} {record[scored]:.4f}  ({record['seconds']:.1f} s)")
 
     def checkpoint_sections(self) -> dict:
-        return {"task": self.task.state()}
+        return {"task": self.task.state(), "data": self.data}
 
     def check_checkpoint(self, folder) -> dict:
         config = load_config(folder, kind=self.kind)
         for key in ("task", "model", "train_config", "progress"):
             config_value(config, key, folder, lambda v: isinstance(v, dict), "a JSON object")
+        type(self.task).from_config(folder, config)  # every value of the task and its network, as load_task checks
+        self._check_same_data(folder, config)
         return config
+
+    def _check_same_data(self, folder, config: dict) -> None:
+        """Refuse to resume on examples other than the run's (the rule of ``rnnlab train --resume``)."""
+        if "data" not in config:
+            logger.warning("%s records no checksum of its examples: cannot check that the data is unchanged", folder)
+            return
+        for role, what in (("train", "training"), ("val", "validation")):
+            old = config_value(config, f"data.{role}_sha1", folder, lambda v: v is None or isinstance(v, str),
+                               "a string or null")
+            count = config_value(config, f"data.{role}_examples", folder, is_int(0), "an integer >= 0")
+            new = self.data[f"{role}_sha1"]
+            if new != old:
+                raise DataError(f"the {what} examples differ from the {count:,} the run in {folder} was trained on "
+                                f"({self.data[f'{role}_examples']:,} now, SHA-1 {new} != {old}); resuming would not "
+                                "use the same data: give the same --data, --val, --val-fraction and column options")
 
     def carry_template(self, model):
         return None
@@ -129,6 +172,9 @@ def resume_options(folder, kind: str, **changes) -> FitOptions:
         options = FitOptions.from_dict({**saved, "max_steps": None}).validate()
     except UsageError as exc:
         raise CheckpointError(f"{where}: key 'train_config' is not valid ({exc})") from None
+    if options.batch_size > TRAIN_LIMITS["batch_size"]:
+        raise config_error(folder, "train_config.batch_size", f"must be at most {TRAIN_LIMITS['batch_size']:,}, "
+                           f"got {options.batch_size:,}")
     return resumed_options(options, progress, folder, **changes)
 
 
@@ -156,4 +202,4 @@ def fit(task, model: torch.nn.Module, train: list, val: list | None, options: Fi
         return trainer.fit()
 
 
-__all__ = ["ExampleTask", "FitOptions", "fit"]
+__all__ = ["ExampleTask", "FitOptions", "fit", "examples_digest"]

@@ -27,10 +27,25 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.errors import UsageError
+from rnnlab.models import MAX_LAYERS, MAX_SIZE, ModelOption
 from rnnlab.models.base import check_positive
 from rnnlab.models.recurrent import CELLS
 
 POOLINGS = ("last", "mean", "max")
+
+# The constructor options of the two networks as a saved ``config.json`` records them: what
+# rnnlab.model_checkpoint.checked_options reads back (the language models' option type too).
+_COUNT = 2**31 - 1  # vocabulary, class and tag counts (the JSON lists give the real number)
+_COMMON_OPTIONS = (ModelOption("cell", "choice", choices=tuple(CELLS)), ModelOption("embed_size", "int", 1, MAX_SIZE),
+                   ModelOption("hidden_size", "int", 1, MAX_SIZE), ModelOption("num_layers", "int", 1, MAX_LAYERS),
+                   ModelOption("dropout", "float", 0, 1, high_open=True))
+CLASSIFIER_OPTIONS = (ModelOption("vocab_size", "int", 1, _COUNT), ModelOption("num_classes", "int", 2, _COUNT),
+                      *_COMMON_OPTIONS, ModelOption("bidirectional", "bool"),
+                      ModelOption("pooling", "choice", choices=POOLINGS), ModelOption("input_size", "int", 0, MAX_SIZE))
+TAGGER_OPTIONS = (ModelOption("vocab_size", "int", 1, _COUNT), ModelOption("char_vocab_size", "int", 1, _COUNT),
+                  ModelOption("num_tags", "int", 1, _COUNT), *_COMMON_OPTIONS,
+                  ModelOption("char_embed_size", "int", 0, MAX_SIZE), ModelOption("char_hidden_size", "int", 0, MAX_SIZE),
+                  ModelOption("crf", "bool"))
 
 
 def _check_common(cell: str, dropout: float) -> None:
@@ -171,6 +186,8 @@ class SequenceTagger(nn.Module):
         if char_hidden_size < 0 or char_embed_size < 0 or (char_hidden_size > 0) != (char_embed_size > 0):
             raise UsageError("char_embed_size and char_hidden_size must both be positive (or both 0: no "
                              f"character encoder), got {char_embed_size} and {char_hidden_size}")
+        if char_hidden_size:  # the bounds of every other size (0 was allowed above: no character encoder)
+            check_positive(char_embed_size=char_embed_size, char_hidden_size=char_hidden_size)
         self.options = {"vocab_size": vocab_size, "char_vocab_size": char_vocab_size, "num_tags": num_tags,
                         "embed_size": embed_size, "char_embed_size": char_embed_size,
                         "char_hidden_size": char_hidden_size, "hidden_size": hidden_size,
@@ -209,4 +226,4 @@ class SequenceTagger(nn.Module):
         return dict(self.options)
 
 
-__all__ = ["SequenceClassifier", "SequenceTagger", "CRF", "CELLS", "POOLINGS"]
+__all__ = ["SequenceClassifier", "SequenceTagger", "CRF", "CELLS", "POOLINGS", "CLASSIFIER_OPTIONS", "TAGGER_OPTIONS"]

@@ -20,12 +20,14 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from rnnlab.checkpoint import config_value, is_number, is_str_list
 from rnnlab.data.labelled import TaggedSentence, split_tag
 from rnnlab.errors import DataError
 from rnnlab.models.base import memory_guard
-from rnnlab.tasks.base import Index, bucketed_batches, pad
+from rnnlab.model_checkpoint import checked_options
+from rnnlab.tasks.base import Index, bucketed_batches, check_size, distinct_strings, pad
 from rnnlab.tasks.metrics import tagging_report
-from rnnlab.tasks.models import SequenceTagger
+from rnnlab.tasks.models import TAGGER_OPTIONS, SequenceTagger
 
 MAX_WORD_CHARS = 30
 IGNORE = -100
@@ -65,6 +67,22 @@ class TaggingTask:
     def from_state(cls, state: dict) -> "TaggingTask":
         return cls(Index(state["words"]), Index(state["chars"]), state["tags"], state["lowercase"],
                    state.get("singletons", ()), state.get("unk_replace", 0.0))
+
+    @classmethod
+    def from_config(cls, folder, config: dict) -> tuple["TaggingTask", dict]:
+        """(the task, the network's options) of a tagger checkpoint's ``config.json``,
+        every value checked first (:class:`~rnnlab.errors.CheckpointError` naming the key)."""
+        words = distinct_strings(folder, config, "task.words", "word", index=True)
+        chars = distinct_strings(folder, config, "task.chars", "character", index=True)
+        tags = distinct_strings(folder, config, "task.tags", "tag")
+        config_value(config, "task.lowercase", folder, lambda v: isinstance(v, bool), "true or false")
+        config_value(config, "task.unk_replace", folder, is_number(0, 1), "a number from 0 to 1", default=0.0)
+        config_value(config, "task.singletons", folder, is_str_list, "a list of strings", default=())
+        options = checked_options(folder, config, TAGGER_OPTIONS, required=True, what="tagger")
+        check_size(folder, options, "vocab_size", len(words), "task.words")
+        check_size(folder, options, "char_vocab_size", len(chars), "task.chars")
+        check_size(folder, options, "num_tags", len(tags), "task.tags")
+        return cls.from_state(config["task"]), options
 
     def build_model(self, seed: int | None = None, **options) -> SequenceTagger:
         options = {key: value for key, value in options.items()

@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, parse_split
 from rnnlab.data.subword import check_vocab_size
-from rnnlab.data.text import check_tokenizer
+from rnnlab.data.text import check_mode, check_tokenizer
 from rnnlab.errors import UsageError
 from rnnlab.models import model_kind
 from rnnlab.precision import PRECISIONS
@@ -169,6 +169,13 @@ class DataOptions(_Section):
         self.vocab_size = check_vocab_size(self.vocab_size, self.token)  # so the checkpoint records the size used
         if self.max_tokens is not None and self.max_tokens < 1:
             raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
+        # checked here too, not only where the text is read, so a config.json that a resumed run reads is refused
+        # as a whole (naming the file) before any work
+        check_mode(self.mode)
+        check_tokenizer(self.token)
+        parse_split(self.split)
+        if self.min_freq < 0:
+            raise UsageError(f"min_freq must be >= 0, got {self.min_freq}")
         if self.val_corpus is not None or self.test_corpus is not None:
             if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
                 preset = " (the d2l presets set it)" if self.split == "d2l" else ""
