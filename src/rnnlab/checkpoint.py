@@ -93,13 +93,7 @@ def load_tensors(folder: str | os.PathLike, stem: str = "model", config: dict | 
     """Load ``stem.safetensors`` after verifying its SHA-256 against ``config.json``."""
     folder = Path(folder)
     config = config if config is not None else load_config(folder)
-    name = f"{stem}.safetensors"
-    files = config.get("files")
-    expected = files.get(name) if isinstance(files, dict) else None
-    if expected is None or not artifact_file(folder, name).is_file():
-        raise CheckpointError(f"{folder} has no {name}")
-    path = verify_member(folder, name, f"{folder / CONFIG}: key 'files'", CONFIG, sha256=expected,
-                         advice="the checkpoint was modified or its write was interrupted")
+    path = _verified_file(folder, f"{stem}.safetensors", config, "files", "")
     try:
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors' own error type, OSError, MemoryError...: a file that is not safetensors
@@ -112,13 +106,17 @@ def load_document(folder: str | os.PathLike, name: str, config: dict, key: str) 
     folder = Path(folder)
     if not isinstance(name, str) or not re.fullmatch(r"[\w\-]+\.json", name):
         raise config_error(folder, key, f"must be a plain file name ending in .json, got {_show(name)}")
+    return _verified_file(folder, name, config, key, f" (named by {key} in {CONFIG})").read_bytes()
+
+
+def _verified_file(folder: Path, name: str, config: dict, key: str, named_by: str) -> Path:
+    """The path of file ``name`` of ``folder`` once its SHA-256 matches ``config.json``'s ``files``."""
     files = config.get("files")
     expected = files.get(name) if isinstance(files, dict) else None
     if expected is None or not artifact_file(folder, name).is_file():
-        raise CheckpointError(f"{folder} has no {name} (named by {key} in {CONFIG})")
-    path = verify_member(folder, name, f"{folder / CONFIG}: key '{key}'", CONFIG, sha256=expected,
+        raise CheckpointError(f"{folder} has no {name}{named_by}")
+    return verify_member(folder, name, f"{folder / CONFIG}: key '{key}'", CONFIG, sha256=expected,
                          advice="the checkpoint was modified or its write was interrupted")
-    return path.read_bytes()
 
 
 def attach_subword(folder: str | os.PathLike, config: dict, vocab) -> None:
