@@ -28,10 +28,11 @@ import codecs
 import json
 from typing import Iterable, Iterator
 
+from rnnlab.artifacts import TOKENIZER
 from rnnlab.errors import CheckpointError, UsageError
 
 SUBWORD_KINDS = ("bpe", "unigram")
-TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_FILE = TOKENIZER  # the name the artifact kinds own
 DEFAULT_VOCAB_SIZE = 1000
 MAX_VOCAB_SIZE = 1 << 20
 # Text is encoded in pieces of about this many characters (see _pieces_of).
