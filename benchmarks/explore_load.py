@@ -8,8 +8,11 @@ per route and overall, refusals (429: the concurrent-generation cap) and errors
 
     python benchmarks/explore_load.py runs/tm --requests 500 --clients 16
 
-Mix (seeded): 40% generate (100 tokens, read to the end of the stream), 40%
-surprisal (a 600-character text), 10% hidden units (300 characters), 10% info.
+Mix (seeded), by the folder's kind (read from ``/api/info``): a language model 40%
+generate (100 tokens, read to the end of the stream), 40% surprisal (a 600-character
+text), 10% hidden units (300 characters), 10% info; a classifier 80% classify (a
+27-word text), 10% training curves, 10% info; a tagger the same with tag (a 9-word
+sentence).
 """
 from __future__ import annotations
 
@@ -24,6 +27,12 @@ import threading
 import time
 from collections import Counter, defaultdict
 
+SENTENCE = "ben kim joined apple in new york last year"
+REVIEW = ("dreadful the cat sleeps under the tree every day and night near the river and the film was "
+          "long but the ending made up for every minute of it")
+MIXES = {"language-model": {"generate": 4, "surprisal": 4, "units": 1, "info": 1},
+         "classifier": {"classify": 8, "training": 1, "info": 1},
+         "tagger": {"tag": 8, "training": 1, "info": 1}}
 TEXT = ("The Time Traveller (for so it will be convenient to speak of him) was expounding a recondite matter "
         "to us. His grey eyes shone and twinkled, and his usually pale face was flushed and animated. ") * 4
 
@@ -31,14 +40,16 @@ TEXT = ("The Time Traveller (for so it will be convenient to speak of him) was e
 def one_request(port: int, kind: str, rng: random.Random, timeout: float) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        if kind == "info":
-            conn.request("GET", "/api/info")
+        if kind in ("info", "training"):
+            conn.request("GET", f"/api/{kind}")
         else:
             route, body = {
                 "generate": ("/api/generate", {"prefix": "The ", "length": 100, "seed": rng.randrange(1000),
                                                "temperature": 0.8}),
                 "surprisal": ("/api/surprisal", {"text": TEXT[:600]}),
                 "units": ("/api/units", {"text": TEXT[:300]}),
+                "classify": ("/api/classify", {"text": REVIEW}),
+                "tag": ("/api/tag", {"text": SENTENCE}),
             }[kind]
             conn.request("POST", route, body=json.dumps(body), headers={"Content-Type": "application/json"})
         response = conn.getresponse()
@@ -57,7 +68,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", help="a language-model folder")
+    parser.add_argument("dir", help="a language-model, classifier or tagger folder")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
@@ -74,8 +85,12 @@ def main() -> int:
             print(f"the server did not start: {line!r}", file=sys.stderr)
             return 1
         port = int(line.split(" at ")[1].split()[0].rstrip("/").rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=args.timeout)
+        conn.request("GET", "/api/info")
+        mix = MIXES[json.loads(conn.getresponse().read())["kind"]]
+        conn.close()
         rng = random.Random(args.seed)
-        plan = rng.choices(["generate", "surprisal", "units", "info"], weights=[4, 4, 1, 1], k=args.requests)
+        plan = rng.choices(list(mix), weights=list(mix.values()), k=args.requests)
         work = iter(enumerate(plan))
         lock = threading.Lock()
         latencies: dict[str, list[float]] = defaultdict(list)
@@ -117,7 +132,7 @@ def main() -> int:
     print(f"{args.requests} requests, {args.clients} concurrent clients, {wall:.1f} s "
           f"({args.requests / wall:.1f} requests/s)")
     print(f"{'route':<10} {'ok':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    for kind in ("generate", "surprisal", "units", "info"):
+    for kind in mix:
         values = latencies.get(kind, [])
         if values:
             print(f"{kind:<10} {len(values):>5} {1000 * statistics.median(values):>8.1f} "

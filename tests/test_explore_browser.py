@@ -86,23 +86,35 @@ def url(model_folders):
 
 
 @pytest.fixture(scope="module")
-def page(url):
+def browser():
+    """Headless Chromium (Debian's binary, driven by Playwright), one per test module."""
     try:
         from playwright import sync_api as playwright_api
     except ImportError:  # a missing test dependency is a failure, not a reason to skip
         pytest.fail("the playwright package is missing: pip install -e '.[test]' (bash bootstrap.sh setup)")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1100, "height": 720}, device_scale_factor=1)
-        tab = context.new_page()
-        tab.problems = []
-        tab.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        tab.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
-        tab.set_default_timeout(15_000)
-        tab.goto(url)
-        tab.wait_for_function("() => document.getElementById('model-info').textContent.includes('parameters')")
-        yield tab
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, url: str, width: int = 1100, height: int = 720):
+    """A new tab on ``url``, once the page has its model; ``tab.problems`` collects console
+    errors and page errors (every test ends by asserting there are none)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    tab = context.new_page()
+    tab.problems = []
+    tab.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    tab.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
+    tab.set_default_timeout(15_000)
+    tab.goto(url)
+    tab.wait_for_function("() => document.getElementById('model-info').textContent.includes('parameters')")
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(browser, url):
+    return open_page(browser, url)
 
 
 def screenshot(tab, name: str) -> None:
@@ -180,11 +192,11 @@ def test_hidden_unit_can_be_picked(page):
 
 def test_training_curves(page):
     page.click("#tabs button[data-panel=training]")
-    page.wait_for_function("() => document.querySelectorAll('#chart-ppl polyline').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#chart-metric-0 polyline').length === 2")
     assert page.locator("#chart-lr polyline").count() == 1
     assert "evaluations" in page.inner_text("#train-status")
     assert page.locator("#train-config tr").count() > 10
     page.select_option("#train-x", "seconds")
-    page.wait_for_function("() => document.querySelectorAll('#chart-ppl polyline').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#chart-metric-0 polyline').length === 2")
     screenshot(page, "training")
     assert not page.problems, page.problems

@@ -260,8 +260,6 @@ def test_routes_of_other_kinds_are_404_and_the_server_checks_still_hold(classifi
         for route in (other, "/api/surprisal", "/api/units", "/api/generate"):
             status, data, _ = request(server, "POST", route, {"text": "ben kim"})
             assert status == 404 and f"no route {route} for a {kind} folder" in data["error"], data
-        status, data, _ = request(server, "GET", "/api/training")
-        assert status == 404 and "/api/info" in data["error"]
         status, page, _ = request(server, "GET", "/")
         assert status == 200 and 'id="panel-classify"' in page and 'id="panel-tag"' in page
         route = "/api/classify" if kind == "classifier" else "/api/tag"
@@ -271,6 +269,18 @@ def test_routes_of_other_kinds_are_404_and_the_server_checks_still_hold(classifi
         assert request(server, "POST", route, raw_body=b"{bad json")[0] == 400
         assert request(server, "POST", route, raw_body=json.dumps({"text": "a" * 70_000}).encode())[0] == 413
         assert request(server, "POST", route, {"text": "ben"}, headers={"Content-Type": "text/plain"})[0] == 415
+
+
+def test_training_gives_the_runs_records_and_the_tasks_charts(classifier, tagger, folders):
+    for server, folder, metric in ((classifier, folders[0], "accuracy"), (tagger, folders[1], "entity_f1")):
+        status, data, _ = request(server, "GET", "/api/training")
+        lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert status == 200 and data["records"] == lines and len(lines) >= 4
+        assert [[key for key, _ in chart["series"]] for chart in data["charts"]] == [
+            [f"val_{metric}"], ["train_loss", "val_loss"]]
+        assert all(key in lines[-1] for chart in data["charts"] for key, _ in chart["series"])
+        assert data["baselines"] is None and data["stopped"] == "epochs" and data["metrics_file"]
+        assert data["train_config"]["batch_size"] == 8 and data["data"]["val_examples"] == 40
 
 
 # ---- the command ---------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Types a text into each panel and checks what the page shows against the API's answer:
 the label bars (sorted, the predicted label marked, widths the probabilities), the tags
-under each token, the entity spans highlighted in their type's legend colour; and that
-only the folder's own tab is offered. Fails on any console error. Needs what
+under each token, the entity spans highlighted in their type's legend colour; that only
+the folder's own tab and Training are offered; and the Training panel's curves of the
+task's metric and losses. Fails on any console error. Needs what
 tests/test_explore_browser.py needs (``chromium``, ``playwright``).
 
 ``RNNLAB_EXPLORE_SCREENSHOTS=DIR`` also saves the how-to's screenshots there, of the folders
@@ -15,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from pathlib import Path
 
 import pytest
 
 from rnnlab.explore import make_server, open_explorer
-from test_explore_browser import CHROMIUM, screenshot
+from test_explore_browser import CHROMIUM, browser, open_page, screenshot  # noqa: F401 (browser: a fixture)
 from test_explore_panels import train_task_folders
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium; "
@@ -40,30 +40,6 @@ def urls(tmp_path_factory):
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright import sync_api as playwright_api
-    except ImportError:  # a missing test dependency is a failure, not a reason to skip
-        pytest.fail("the playwright package is missing: pip install -e '.[test]' (bash bootstrap.sh setup)")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser, url):
-    context = browser.new_context(viewport={"width": 900, "height": 520}, device_scale_factor=1)
-    tab = context.new_page()
-    tab.problems = []
-    tab.on("console", lambda m: tab.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    tab.on("pageerror", lambda e: tab.problems.append(f"page error: {e}"))
-    tab.set_default_timeout(15_000)
-    tab.goto(url)
-    tab.wait_for_function("() => document.getElementById('model-info').textContent.includes('parameters')")
-    return tab
-
-
 def api(tab, route: str, text: str) -> dict:
     """What the page's own server answers for ``text`` (fetched from inside the page)."""
     return tab.evaluate("async ([route, text]) => (await fetch(route, {method: 'POST', headers: "
@@ -75,8 +51,8 @@ def visible_tabs(tab) -> list[str]:
 
 
 def test_classifier_panel_shows_sorted_bars_and_marks_the_prediction(browser, urls):
-    tab = open_page(browser, urls["classifier"])
-    assert visible_tabs(tab) == ["classify"] and tab.is_visible("#panel-classify")
+    tab = open_page(browser, urls["classifier"], 900, 520)
+    assert visible_tabs(tab) == ["training", "classify"] and tab.is_visible("#panel-classify")
     assert not tab.is_visible("#panel-generate") and "classifier" in tab.inner_text("#model-info")
     text = "dreadful the cat sleeps under the tree every day and night near the river zebra"
     tab.fill("#cls-text", text)  # typing alone updates the bars
@@ -101,8 +77,8 @@ def test_classifier_panel_shows_sorted_bars_and_marks_the_prediction(browser, ur
 
 
 def test_tagger_panel_shows_tags_and_highlights_entities(browser, urls):
-    tab = open_page(browser, urls["tagger"])
-    assert visible_tabs(tab) == ["tag"] and tab.is_visible("#panel-tag")
+    tab = open_page(browser, urls["tagger"], 900, 520)
+    assert visible_tabs(tab) == ["training", "tag"] and tab.is_visible("#panel-tag")
     legend = tab.eval_on_selector_all("#tag-legend span:not(.swatch)", "els => els.map(e => e.textContent)")
     swatches = tab.eval_on_selector_all("#tag-legend .swatch", "els => els.map(e => e.style.background)")
     info = json.loads(tab.evaluate("async () => JSON.stringify(await (await fetch('/api/info')).json())"))
@@ -127,4 +103,22 @@ def test_tagger_panel_shows_tags_and_highlights_entities(browser, urls):
     tab.fill("#tag-text", "   ")
     tab.click("#tag-run")  # nothing to tag: nothing sent, nothing changed
     assert tab.locator("#tag-output .token").count() == 9
+    assert not tab.problems, tab.problems
+
+
+@pytest.mark.parametrize("kind,metric", [("classifier", "validation accuracy"), ("tagger", "validation entity f1")])
+def test_task_training_panel_draws_the_metric_and_the_losses(browser, urls, kind, metric):
+    tab = open_page(browser, urls[kind], 900, 520)
+    tab.click("#tabs button[data-panel=training]")
+    tab.wait_for_function("() => document.querySelectorAll('#chart-metric-1 polyline').length === 2")
+    records = json.loads(tab.evaluate("async () => JSON.stringify(await (await fetch('/api/training')).json())"))
+    assert tab.locator("#chart-metric-0 polyline").count() == 1  # the metric; then training and validation loss
+    points = tab.get_attribute("#chart-metric-0 polyline", "points").split()
+    assert len(points) == len(records["records"]) > 1
+    captions = tab.eval_on_selector_all("#train-metric-charts figcaption", "els => els.map(e => e.textContent)")
+    assert captions == [metric.split(" ", 1)[1] + " (validation)", "Loss (nats per example)"]
+    last = records["records"][-1][{"classifier": "val_accuracy", "tagger": "val_entity_f1"}[kind]]
+    assert f"{metric} {last:.3f}" in tab.inner_text("#train-status")
+    assert not tab.is_visible("#train-baselines-section")  # a task has no count-model baselines
+    assert tab.locator("#train-config tr").count() > 10
     assert not tab.problems, tab.problems

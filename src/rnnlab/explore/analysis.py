@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,3 +277,33 @@ def read_metrics(path: Path, max_bytes: int = 8 << 20) -> tuple[list[dict], bool
         if isinstance(record, dict):
             records.append(record)
     return records, bool(start)
+
+
+def metrics_file(folder: Path) -> Path:
+    """``metrics.jsonl`` of the run in ``folder``: in it, or beside ``best/`` for a run's best weights."""
+    own = folder / "metrics.jsonl"
+    if not own.exists() and folder.name == "best" and (folder.parent / "metrics.jsonl").exists():
+        return folder.parent / "metrics.jsonl"
+    return own
+
+
+def training_report(metrics_path: Path, config: dict, max_bytes: int, charts: list[dict],
+                    baselines: dict | None) -> dict:
+    """What the Training panel draws: the records of ``metrics_path`` (at most its last
+    ``max_bytes``), how long ago the file was written (a run still training refreshes),
+    the run's options from ``config`` (its ``config.json``), ``charts`` (the metric
+    charts of the folder's kind: ``[{"title", "log", "series": [[record key, label]]}]``,
+    the first series the one the status line quotes) and ``baselines`` (name ->
+    validation value; None where the kind has none)."""
+    records, truncated = read_metrics(metrics_path, max_bytes)
+    try:
+        modified = metrics_path.stat().st_mtime
+    except OSError:
+        modified = None
+    progress = config.get("progress", {})
+    return {"records": records, "truncated": truncated, "metrics_file": metrics_path.exists(),
+            "seconds_since_write": None if modified is None else max(0.0, time.time() - modified),
+            "train_config": config.get("train_config", {}), "model": config.get("model", {}),
+            "data": {k: v for k, v in config.get("data", {}).items() if not isinstance(v, (dict, list))},
+            "stopped": progress.get("stopped") if isinstance(progress, dict) else None,
+            "charts": charts, "baselines": baselines}

@@ -8,7 +8,8 @@ with the loader its own command uses: a language-model run (``rnnlab train``) ge
 tagger (``rnnlab tag train``) :class:`TaggerExplorer`, as ``rnnlab tag predict`` does.
 Anything else is refused.
 
-Each task explorer answers ``GET /api/info`` and one POST route with the same checks,
+Each task explorer answers ``GET /api/info``, ``GET /api/training`` (the run's
+``metrics.jsonl``: the validation metric and the losses per epoch) and one POST route with the same checks,
 limits (:class:`~rnnlab.explore.session.Limits`: ``text_chars``) and error classes as
 the language-model routes:
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from rnnlab.checkpoint import load_config
 from rnnlab.data.labelled import split_tag
 from rnnlab.errors import CheckpointError, DataError, UsageError
+from rnnlab.explore import analysis
 from rnnlab.explore.session import Explorer, FairLock, Limits, parameters, string_parameter
 from rnnlab.tasks.base import load_task
 from rnnlab.tasks.classify import ClassificationTask
@@ -93,11 +95,27 @@ class TaskExplorer:
         self.task, self.model, self.config = load_task(folder, self.task_class)
         self.lock = FairLock()
         self.stopping = threading.Event()
-        self.routes = frozenset({"/api/info", self.route})
+        self.routes = frozenset({"/api/info", "/api/training", self.route})
+        self.run_config = load_config(self.folder, kind=self.kind)  # the run's (not best/'s): its progress
+        self.metrics_path = analysis.metrics_file(self.folder)
 
     def info(self) -> dict:
         return {"kind": self.kind, "folder": str(self.folder), "model": self.config.get("model", {}),
                 "parameters": sum(p.numel() for p in self.model.parameters()), "limits": asdict(self.limits)}
+
+    def training(self) -> dict:
+        """The Training panel's records: the task's validation metric, and the training and
+        validation losses (mean nats per example; ``train_`` keys where the run had no
+        validation examples and was scored on its training examples)."""
+        metric = self.task.metric[0]
+        data = self.run_config.get("data")
+        split = "val" if isinstance(data, dict) and data.get("val_examples") else "train"
+        where = "validation" if split == "val" else "training"
+        charts = [{"title": f"{metric.replace('_', ' ')} ({where})", "log": False,
+                   "series": [[f"{split}_{metric}", f"{where} {metric.replace('_', ' ')}"]]},
+                  {"title": "Loss (nats per example)", "log": False,
+                   "series": [["train_loss", "training loss"]] + ([["val_loss", "validation loss"]] if split == "val" else [])}]
+        return analysis.training_report(self.metrics_path, self.run_config, self.limits.metrics_bytes, charts, None)
 
     def _text(self, body) -> str:
         body = parameters(body, {"text": None})

@@ -5,7 +5,7 @@ connection). Routes (JSON bodies, ``Content-Type: application/json``)::
 
     GET  /                  the page (static/index.html); /static/app.js, /static/style.css
     GET  /api/info          the model, its vocabulary, the limits, what is available
-    GET  /api/training      metrics.jsonl records, the training config, baselines
+    GET  /api/training      metrics.jsonl records, the charts to draw, the training config, baselines
     POST /api/surprisal     {"text": str} or {"source": "validation"} -> bits per token
     POST /api/units         {"text"|"source", "unit": int?, "feature": str?} -> ranking, values
     POST /api/generate      {"prefix", "length", "greedy", "temperature", "top_k", "top_p", "seed"}
@@ -14,7 +14,8 @@ connection). Routes (JSON bodies, ``Content-Type: application/json``)::
     POST /api/tag           {"text": str} -> tokens, tags, entity spans (a tagger folder)
 
 A language-model folder gets every route but the last two; a classifier or tagger folder
-the page, ``/api/info`` and its own route (``explorer.routes``); the others answer 404.
+the page, ``/api/info``, ``/api/training`` and its own route (``explorer.routes``); the
+others answer 404.
 
 Every refusal is a JSON object ``{"error": message, "status": code}`` with a 4xx code
 (5xx only for a bug, logged here, never sent as a traceback). Defences: the Host

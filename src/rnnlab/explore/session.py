@@ -64,6 +64,9 @@ class Limits:
 # scoring request in within a few tens of milliseconds.
 GENERATION_SLICE_SECONDS = 0.04
 GENERATION_CHUNK = 512
+# The Training panel's metric chart of a language model (the loop's record keys).
+PERPLEXITY_CHARTS = [{"title": "Perplexity (log scale)", "log": True,
+                      "series": [["val_perplexity", "validation perplexity"], ["train_perplexity", "training perplexity"]]}]
 
 
 class FairLock:
@@ -164,7 +167,7 @@ class Explorer:
         self.lock = FairLock()
         self.generations = threading.BoundedSemaphore(self.limits.generations)
         self.stopping = threading.Event()
-        self.metrics_path = self._metrics_path()
+        self.metrics_path = analysis.metrics_file(self.folder)
         self.ngram, self.ngram_name = None, None
         if ngram_folder is not None:
             self._load_ngram(ngram_folder)
@@ -173,13 +176,6 @@ class Explorer:
         self._load_validation(data_dir, corpus)
 
     # ---- start-up --------------------------------------------------------------------
-    def _metrics_path(self) -> Path:
-        """``metrics.jsonl`` of the run: in the folder, or beside ``best/`` for a run's best weights."""
-        own = self.folder / "metrics.jsonl"
-        if not own.exists() and self.folder.name == "best" and (self.folder.parent / "metrics.jsonl").exists():
-            return self.folder.parent / "metrics.jsonl"
-        return own
-
     def _load_ngram(self, folder) -> None:
         model = ngram.load(folder)
         pre = model.preprocessing or {}
@@ -266,17 +262,8 @@ class Explorer:
                 "features": analysis.FEATURES, "limits": asdict(self.limits)}
 
     def training(self) -> dict:
-        records, truncated = analysis.read_metrics(self.metrics_path, self.limits.metrics_bytes)
-        try:
-            modified = self.metrics_path.stat().st_mtime
-        except OSError:
-            modified = None
-        progress = self.config.get("progress", {})
-        return {"records": records, "truncated": truncated, "metrics_file": self.metrics_path.exists(),
-                "seconds_since_write": None if modified is None else max(0.0, time.time() - modified),
-                "train_config": self.config.get("train_config", {}), "model": self.config.get("model", {}),
-                "data": {k: v for k, v in self.config.get("data", {}).items() if not isinstance(v, (dict, list))},
-                "stopped": progress.get("stopped"), "baselines": self.baselines}
+        return analysis.training_report(self.metrics_path, self.config, self.limits.metrics_bytes, PERPLEXITY_CHARTS,
+                                        self.baselines)
 
     def surprisal(self, body) -> dict:
         """Bits per token of a text (or the validation split), and the n-gram's where one is loaded."""

@@ -326,11 +326,23 @@ async function refreshTraining() {
   const records = data.records;
   const pick = (key) => records.map((r) => [r[xKey], r[key] === null || r[key] === undefined ? NaN : r[key]]);
   const colours = ["#8a5a00", "#6a3d9a", "#b15928"];
-  const baselineLines = Object.entries(data.baselines).map(([label, value], i) => ({ label, value, colour: colours[i % 3] }));
-  chart($("chart-ppl"), [
-    { label: "validation", colour: "#2f6db5", points: pick("val_perplexity") },
-    { label: "training", colour: "#c0392b", points: pick("train_perplexity") },
-  ], xKey, { log: true, lines: baselineLines });
+  const baselineLines = Object.entries(data.baselines || {}).map(([label, value], i) => ({ label, value, colour: colours[i % 3] }));
+  // The folder's kind says which record keys to draw (perplexity; a task's metric and losses).
+  const holder = $("train-metric-charts");
+  holder.replaceChildren();
+  const seriesColours = ["#2f6db5", "#c0392b"];
+  data.charts.forEach((spec, i) => {
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    caption.textContent = spec.title;
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.id = `chart-metric-${i}`;
+    svg.setAttribute("viewBox", "0 0 640 300");
+    figure.append(caption, svg);
+    holder.append(figure);
+    chart(svg, spec.series.map(([key, label], j) => ({ label, colour: seriesColours[j % 2], points: pick(key) })),
+      xKey, { log: spec.log, lines: i === 0 ? baselineLines : [] });
+  });
   chart($("chart-lr"), [{ label: "lr", colour: "#2a8a4a", points: pick("lr") }], xKey);
   chart($("chart-grad"), [
     { label: "mean", colour: "#2f6db5", points: pick("grad_norm_mean") },
@@ -338,13 +350,15 @@ async function refreshTraining() {
   ], xKey);
   const writing = data.seconds_since_write !== null && data.seconds_since_write < 120 && !data.stopped;
   const last = records[records.length - 1];
+  const [quotedKey, quotedLabel] = data.charts[0].series[0];
   $("train-status").textContent = !data.metrics_file ? "this folder has no metrics.jsonl" :
-    `${records.length} evaluations; last: step ${last ? last.step : "–"}, validation perplexity ` +
-    `${fmt(last && last.val_perplexity)}${data.stopped ? `; stopped by ${data.stopped}` : ""}` +
+    `${records.length} evaluations; last: step ${last ? last.step : "–"}, ${quotedLabel} ` +
+    `${fmt(last && last[quotedKey])}${data.stopped ? `; stopped by ${data.stopped}` : ""}` +
     (writing ? " — the run is still writing: refreshing every 3 s" : "");
+  $("train-baselines-section").hidden = data.baselines === null;
   const baselines = $("train-baselines");
   baselines.replaceChildren();
-  const entries = Object.entries(data.baselines);
+  const entries = Object.entries(data.baselines || {});
   if (!entries.length) baselines.insertRow().insertCell().textContent = "not available (the corpus was not found)";
   for (const [name, value] of entries) {
     const row = baselines.insertRow();
@@ -492,7 +506,9 @@ async function tagSentence(text, current) {
 
 function startTaskPanel() {
   const panel = info.kind === "classifier" ? "classify" : "tag";
-  for (const button of document.querySelectorAll("#tabs button")) button.hidden = button.dataset.panel !== panel;
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.hidden = button.dataset.panel !== panel && button.dataset.panel !== "training";
+  }
   const m = info.model;
   const shape = `${m.bidirectional === false ? "" : "bidirectional "}${m.cell || "lstm"}, ${m.num_layers || 1}×${m.hidden_size || "?"}`;
   const what = info.kind === "classifier"
