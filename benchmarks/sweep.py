@@ -145,6 +145,9 @@ CANDIDATES = {
     # dropout against overfitting at 20 minutes (today's 1200-s rung, 2 x 384, trains ~26 epochs of 1 MB)
     "lstm-384-d2-b95": lstm(384, batch=64, lr=4e-3, dropout=0.2, adam_beta2=0.95),
     "lstm-384-d3-b95": lstm(384, batch=64, lr=4e-3, dropout=0.3, adam_beta2=0.95),
+    # the same question at 100 s on the Time Machine (the demo's corpus: 2 x 192 trains ~24 epochs of it)
+    "lstm-192-d2-b95": lstm(192, lr=8e-3, dropout=0.2, adam_beta2=0.95),
+    "lstm-192-d3-b95": lstm(192, lr=8e-3, dropout=0.3, adam_beta2=0.95),
     # the remaining rungs of rnnlab.training.budget.LADDERS (their speed ratios)
     "gru-192": lstm(192, lr=8e-3, dropout=0.1, model="gru"),
     "minlstm-3x192-mlp2-t64": parallel("minlstm", 192, 3, 2.0, steps=64, lr=6e-3),

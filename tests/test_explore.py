@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -492,24 +491,48 @@ def test_a_model_without_its_corpus_still_serves(folders, monkeypatch):
 
 
 # ---- the command ------------------------------------------------------------------------
+class ExploreProcess:
+    """``rnnlab explore ARGS --port 0`` in its own process: ``line`` (the first line it
+    printed), ``host`` and ``port`` of its URL; leaving the ``with`` block sends Ctrl-C
+    (SIGINT) and waits, then ``returncode`` and ``stderr`` say how it stopped."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "explore", *args, "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> "ExploreProcess":
+        self.line = self.proc.stdout.readline()
+        assert " at http://" in self.line, self.line
+        self.host, port = self.line.split(" at http://")[1].split()[0].strip("/").rsplit(":", 1)
+        self.port = int(port)
+        return self
+
+    def request(self, method: str, route: str, body: dict | None = None) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            conn.request(method, route, body=None if body is None else json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.proc.send_signal(signal.SIGINT)
+            _, self.stderr = self.proc.communicate(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self.returncode = self.proc.returncode
+
+
 def test_cli_serves_prints_the_url_and_stops_on_ctrl_c(folders):
-    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "explore", str(folders / "lm"), "--port", "0",
-                             "--host", "127.0.0.2", "--data-dir", str(folders)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert "serving" in line and "http://127.0.0.2:" in line, line
-        url = line.split(" at ")[1].split()[0]
-        port = int(url.rsplit(":", 1)[1].strip("/"))
-        conn = http.client.HTTPConnection("127.0.0.2", port, timeout=10)
-        conn.request("GET", "/api/info")
-        assert conn.getresponse().status == 200
-        conn.close()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0 and "warning: --host 127.0.0.2" in err and "stopped" in err and "Traceback" not in err
+    with ExploreProcess(str(folders / "lm"), "--host", "127.0.0.2", "--data-dir", str(folders)) as served:
+        assert "serving" in served.line and served.host == "127.0.0.2"
+        assert served.request("GET", "/api/info")[0] == 200
+    assert served.returncode == 0 and "warning: --host 127.0.0.2" in served.stderr and "stopped" in served.stderr
+    assert "Traceback" not in served.stderr
 
 
 def test_port_in_use_is_one_line(folders, capsys):

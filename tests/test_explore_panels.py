@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,7 @@ from hypothesis import strategies as st
 
 from rnnlab.errors import CheckpointError, DataError, UsageError
 from rnnlab.explore import ClassifierExplorer, Explorer, Limits, TaggerExplorer, entity_spans, open_explorer
-from test_explore import request, running
+from test_explore import ExploreProcess, request, running
 
 CLASSIFY = ["--epochs", "4", "--batch-size", "8", "--lr", "2e-2", "--hidden-size", "12", "--embed-size", "8",
             "--cell", "gru", "--seed", "0"]
@@ -285,22 +282,10 @@ def test_training_gives_the_runs_records_and_the_tasks_charts(classifier, tagger
 
 # ---- the command ---------------------------------------------------------------------------------
 def test_cli_serves_a_tagger_and_stops_on_ctrl_c(folders):
-    import http.client
-
-    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "explore", str(folders[1]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert f"serving {folders[1]} (tagger: bidirectional lstm, 6 tags, " in line and "http://127.0.0.1:" in line
-        port = int(line.split(" at ")[1].split()[0].rsplit(":", 1)[1].strip("/"))
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("POST", "/api/tag", body=json.dumps({"text": "ben kim"}),
-                     headers={"Content-Type": "application/json"})
-        assert json.loads(conn.getresponse().read())["tokens"] == ["ben", "kim"]
-        conn.close()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0 and "stopped" in err and "Traceback" not in err and "warning" not in err
+    with ExploreProcess(str(folders[1])) as served:
+        assert f"serving {folders[1]} (tagger: bidirectional lstm, 6 tags, " in served.line
+        assert served.host == "127.0.0.1"
+        status, data = served.request("POST", "/api/tag", {"text": "ben kim"})
+        assert status == 200 and data["tokens"] == ["ben", "kim"]
+    assert served.returncode == 0 and "stopped" in served.stderr
+    assert "Traceback" not in served.stderr and "warning" not in served.stderr
