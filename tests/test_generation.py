@@ -242,7 +242,31 @@ def test_beam_search_stops_at_a_stop_token(lm):
     assert short.text.endswith(" ") and len(short.text) < 63
 
 
+def test_sampled_texts_end_at_their_first_stop_token(lm):
+    for seed in range(6):
+        whole = lm.generate("the", 80, seed=seed, temperature=1.5)
+        cut = whole[3:].find(" ")
+        expected = whole if cut < 0 else whole[:3 + cut + 1]  # up to and including the first space
+        assert lm.generate("the", 80, seed=seed, temperature=1.5, stop=" ") == expected
+        assert "".join(lm.stream("the", 80, seed=seed, temperature=1.5, stop=[" ", ","])) == \
+            whole[3:][:min([i + 1 for i in (whole[3:].find(" "), whole[3:].find(",")) if i >= 0], default=80)]
+    texts = lm.generate_prompts(["the ", "fox"], 80, num_samples=3, seed=2, temperature=1.5, stop=["o"])
+    alone = lm.generate_prompts(["the ", "fox"], 80, num_samples=3, seed=2, temperature=1.5)
+    assert any(len(t.text) < len(a.text) for t, a in zip(texts, alone))
+    for cut, whole in zip(texts, alone):
+        continuation = whole.text[len(whole.prompt):]
+        k = continuation.find("o")
+        assert cut.text == whole.prompt + (continuation if k < 0 else continuation[:k + 1])
+        ids = lm.prefix_ids(cut.text)  # its log-probability is that of the text it kept
+        with torch.no_grad():
+            log_p = torch.log_softmax(lm.model(torch.tensor([ids[:-1]]), lm.model.begin_state(1))[0][0].double(), 1)
+        assert cut.log_prob == pytest.approx(sum(float(log_p[t - 1, ids[t]])
+                                                 for t in range(len(cut.prompt), len(ids))), rel=1e-6)
+
+
 @pytest.mark.parametrize("call,message", [
+    (lambda lm: lm.generate("the", 5, stop="zz"), "stop 'zz' is not one token"),
+    (lambda lm: lm.generate_prompts(["the"], 5, stop=["<unk>"]), "stop '<unk>' is not one token"),
     (lambda lm: lm.beam_search("the", 5, beam=0), "beam must be an integer from 1"),
     (lambda lm: lm.beam_search("the", 5, length_penalty=-1), "length_penalty must be"),
     (lambda lm: lm.beam_search("the", 5, length_penalty=float("nan")), "length_penalty must be"),

@@ -398,6 +398,13 @@ def test_cli_prompts_from_a_file_several_at_once_and_beam_search(tmp_path, capsy
     assert [t["score"] for t in beam["texts"]] == pytest.approx([g.score for g in expected])
     assert main(["-q", "generate", "ck", "--prefix", "the", "--prefix", "a", "--length", "5", "--beam", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == [lm.generate(p, 5, greedy=True) for p in ("the", "a")]
+    # --stop when sampling: the streamed text (one prompt, printed) and the batched one (--json) end at it
+    assert main(["-q", "generate", "ck", "--prefix", "the", "--length", "60", "--seed", "4", "--stop", " "]) == 0
+    assert capsys.readouterr().out == lm.generate("the", 60, seed=4, stop=" ") + "\n"
+    sampled = run("--prefix", "the", "--prefix", "fox", "--seed", "4", "--stop", " ", "--stop", "o")
+    assert sampled["stop"] == [" ", "o"]
+    assert [t["text"] for t in sampled["texts"]] == [
+        g.text for g in lm.generate_prompts(["the", "fox"], 12, seed=4, stop=[" ", "o"])]
 
 
 def test_single_stream_steps_on_one_thread_but_the_caller_keeps_its_threads():

@@ -104,13 +104,17 @@ class LanguageModel:
 
     # ---- generation --------------------------------------------------------------
     def stream(self, prefix: str, length: int = 100, greedy: bool = False, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Iterator[str]:
-        """Yield the generated text piece by piece (one token's text at a time)."""
+               top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+               stop: Sequence[str] | str = ()) -> Iterator[str]:
+        """Yield the generated text piece by piece (one token's text at a time): ``length``
+        tokens, or fewer when one of the ``stop`` tokens comes first (it is the last one)."""
         self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
+        end_ids = set(self.stop_ids(stop))
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         ids = self.prefix_ids(prefix)
-        yield from self._pieces(ids[-1], generate_ids(self.model, ids, length, sampling, generator))
+        yield from self._pieces(ids[-1], _until_stop(generate_ids(self.model, ids, length, sampling, generator),
+                                                      end_ids))
 
     def generate_batch(self, prefix: str, length: int = 100, num_samples: int = 2, greedy: bool = False,
                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -133,15 +137,17 @@ class LanguageModel:
 
     def generate_prompts(self, prompts: Sequence[str], length: int = 100, num_samples: int = 1,
                          greedy: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                         seed: int | None = None) -> list["Generated"]:
+                         seed: int | None = None, stop: Sequence[str] | str = ()) -> list["Generated"]:
         """Texts for several prompts at once: ``num_samples`` per prompt, prompt by prompt, in one batch.
 
         Prompts may differ in length (each is read as it would be alone; see
         :func:`rnnlab.generation.warm_up_prompts`). With a ``seed``, sample ``j`` of every
         prompt draws from ``seed + j``, so it is the text ``generate(prompt, ...,
         seed=seed + j)`` gives (up to float rounding); greedy rows are each prompt's text
-        alone. Each result carries the log-probability of its generated tokens under the
-        model (one extra forward pass per text).
+        alone. A text ends after the first of the ``stop`` tokens it produces (the rows
+        are generated side by side to ``length``, then cut). Each result carries the
+        log-probability of its generated tokens under the model (one extra forward pass
+        per text).
         """
         if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
             raise UsageError("prompts must be a non-empty list of strings")
@@ -153,10 +159,12 @@ class LanguageModel:
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generators = None if seed is None else [torch.Generator().manual_seed(seed + j)
                                                 for _ in prompts for j in range(num_samples)]
+        end_ids = set(self.stop_ids(stop))
         ids = [self.prefix_ids(prompt) for prompt in prompts]
         rows = generate_prompts_ids(self.model, ids, length, num_samples, sampling, generators)
         results = []
         for r, row in enumerate(rows):
+            row = list(_until_stop(row, end_ids))
             i = r // num_samples
             text = self.prefix_text(prompts[i]) + "".join(self._pieces(ids[i][-1], row))
             results.append(Generated(prompts[i], text, continuation_log_prob(self.model, ids[i], row)))
@@ -232,10 +240,10 @@ class LanguageModel:
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
         """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""
-        unknown = sorted(set(options) - {"greedy", "temperature", "top_k", "top_p", "seed"})
+        unknown = sorted(set(options) - {"greedy", "temperature", "top_k", "top_p", "seed", "stop"})
         if unknown:
             raise UsageError(f"generate() got an unknown option {unknown[0]!r}; options: greedy, temperature, "
-                             "top_k, top_p, seed")
+                             "top_k, top_p, seed, stop")
         return self.prefix_text(prefix) + "".join(self.stream(prefix, length, **options))
 
     # ---- persistence -------------------------------------------------------------
@@ -250,6 +258,14 @@ class LanguageModel:
         model = load_model(folder, config, resolve_device(device)).eval()
         pre = config.get("preprocessing", {})
         return cls(model=model, vocab=vocab, mode=pre.get("mode", "raw"), token=pre.get("token", "char"))
+
+
+def _until_stop(ids: Iterable[int], end_ids: set[int]) -> Iterator[int]:
+    """``ids`` up to and including the first one in ``end_ids`` (all of them when none is)."""
+    for index in ids:
+        yield index
+        if index in end_ids:
+            return
 
 
 def load_scorer(folder):

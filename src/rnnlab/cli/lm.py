@@ -152,23 +152,25 @@ def cmd_generate(args) -> int:
         if args.greedy or args.temperature != 1.0 or args.top_k or args.top_p != 1.0 or args.seed is not None:
             raise UsageError("--beam searches, it does not sample: drop --greedy, --temperature, --top-k, "
                              "--top-p and --seed")
-    elif args.stop or args.length_penalty is not None:
-        raise UsageError("--stop and --length-penalty steer beam search; add --beam N")
+    elif args.length_penalty is not None:
+        raise UsageError("--length-penalty steers beam search; add --beam N")
     if args.length_penalty is not None and not 0 <= args.length_penalty < float("inf"):
         raise UsageError(f"--length-penalty must be a finite number >= 0, got {args.length_penalty}")
     prompts = _prompts(args)
     lm = LanguageModel.load(args.checkpoint, device=args.device)
+    stop = args.stop or []
+    lm.stop_ids(stop, "--stop")
     if args.beam is not None:
-        lm.stop_ids(args.stop or (), "--stop")
         penalty = 1.0 if args.length_penalty is None else args.length_penalty
-        results = [lm.beam_search(p, args.length, args.beam, penalty, args.stop or ()) for p in prompts]
-        options = {"beam": args.beam, "length_penalty": penalty, "stop": args.stop or []}
+        results = [lm.beam_search(p, args.length, args.beam, penalty, stop) for p in prompts]
+        options = {"beam": args.beam, "length_penalty": penalty, "stop": stop}
     elif len(prompts) > 1 or args.num_samples > 1 or args.json:
         # Side by side in one batch; with --seed, sample j of every prompt is the text of --seed SEED+j.
-        results = lm.generate_prompts(prompts, args.length, args.num_samples, seed=args.seed, **options)
+        results = lm.generate_prompts(prompts, args.length, args.num_samples, seed=args.seed, stop=stop, **options)
+        options["stop"] = stop
     else:  # one prompt, one sample, printed: stream it as it is generated
         sys.stdout.write(lm.prefix_text(prompts[0]))
-        write_stream(lm.stream(prompts[0], args.length, seed=args.seed, **options), sys.stdout)
+        write_stream(lm.stream(prompts[0], args.length, seed=args.seed, stop=stop, **options), sys.stdout)
         sys.stdout.write("\n")
         return 0
     if not args.json:
@@ -251,7 +253,8 @@ def add_parser(commands) -> None:
     gen.add_argument("--length-penalty", type=float, default=None, metavar="A",
                      help="with --beam: rank endings by log-probability / tokens^A (default 1: per token)")
     gen.add_argument("--stop", action="append", default=None, metavar="TOKEN",
-                     help="with --beam: a hypothesis ends after this token (repeatable), e.g. --stop .")
+                     help="the text ends after this token (repeatable; with --beam: a hypothesis ends there), "
+                          "e.g. --stop .")
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--json", action="store_true")
