@@ -169,3 +169,49 @@ def test_the_readme_reference_loop_runs_without_rnnlab(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     printed = done.stdout.rstrip("\n")
     assert printed.startswith("the ") and len(printed) > len("the ")
+
+
+BPE_LOOP = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+sys.modules['rnnlab'] = None  # any import of rnnlab fails
+meta = json.load(open("bpe.onnx.vocab.json", encoding="utf-8"))
+tokenizer = Tokenizer.from_str(json.dumps(meta["preprocessing"]["tokenizer"]))
+index = {token: i for i, token in enumerate(meta["tokens"])}
+session = ort.InferenceSession("bpe.onnx", providers=["CPUExecutionProvider"])
+names = [s["input"] for s in meta["state"]]
+shape = {i["name"]: i["shape"] for i in meta["inputs"]}
+state = [np.zeros([1 if d == "batch" else d for d in shape[n]], np.float32) for n in names]
+ids = [index[t] for t in tokenizer.encode(sys.argv[1]).tokens]
+logits, *state = session.run(None, {"ids": np.array([ids], np.int64), **dict(zip(names, state))})
+out = []
+for _ in range(int(sys.argv[2])):
+    token = 1 + int(np.argmax(logits[0, -1, 1:]))  # never <unk> (id 0), as rnnlab generates
+    out.append(token)
+    logits, *state = session.run(None, {"ids": np.array([[token]], np.int64), **dict(zip(names, state))})
+tokens = [meta["tokens"][i] for i in out]
+print(json.dumps({"ids": ids, "text": tokenizer.decode([tokenizer.token_to_id(t) for t in tokens])}))
+"""
+
+
+def test_a_bpe_model_exports_and_generates_without_rnnlab(tmp_path):
+    """A byte-level BPE model: the tokenizer JSON written beside the graph encodes as rnnlab
+    does, and greedy decoding with onnxruntime alone writes rnnlab's greedy text."""
+    import subprocess
+    from rnnlab.data.dataset import prepare_text
+
+    text = "the quick brown fox jumps over the lazy dog; naïve café, 東京 ünd Straße. " * 30
+    vocab = prepare_text(text, mode="raw", token="bpe", split=(1.0, 0.0, 0.0), vocab_size=320).vocab
+    lm = LanguageModel(build_model("lstm", len(vocab), seed=3, hidden_size=16, embed_size=8).eval(), vocab,
+                       mode="raw", token="bpe")
+    export_model(lm, "onnx", tmp_path / "bpe.onnx")
+    prefix = "the lazy café 東"
+    done = subprocess.run([sys.executable, "-c", BPE_LOOP, prefix, "25"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["ids"] == lm.prefix_ids(prefix)
+    assert prefix + got["text"] == lm.generate(prefix, 25, greedy=True)
