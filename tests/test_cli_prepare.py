@@ -74,3 +74,27 @@ def test_train_eval_and_ngram_from_a_prepared_folder(tmp_path, capsys, monkeypat
     assert run(["corpus", "prepare", "--corpus", str(source), "--out", "prepared"], capsys)[0] == 0
     code, _, err = run(["eval", "run"], capsys)
     assert code == 1 and "changed since the checkpoint was written" in err
+
+
+def test_a_bpe_folder_trains_a_model_that_keeps_its_tokenizer(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "text.txt"
+    source.write_text(text(3, 3000), encoding="utf-8")
+    code, stdout, err = run(["corpus", "prepare", "--corpus", str(source), "--out", "bpe", "--token", "bpe",
+                             "--vocab-size", "300", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    ref = prepare_text(load_corpus(str(source)), token="bpe", vocab_size=300)
+    assert result["token"] == "bpe" and result["train_tokens"] == len(ref.train)
+    code, _, err = run(["--threads", "1", "train", "--corpus", "bpe", "--token", "bpe", "--out", "run",
+                        "--max-steps", "2", "--hidden", "8", "--layers", "1", "--batch-size", "4",
+                        "--num-steps", "8", "--sample-length", "0"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "run" / "tokenizer.json").read_text(encoding="utf-8") == \
+        (tmp_path / "bpe" / "tokenizer.json").read_text(encoding="utf-8")
+    code, stdout, err = run(["generate", "run", "--prefix", "import os", "--length", "8", "--seed", "0"], capsys)
+    assert code == 0 and stdout.startswith("import os"), err
+    code, stdout, err = run(["eval", "run", "--json"], capsys)
+    assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["bits_per_char"] > 0, err
+    code, _, err = run(["train", "--corpus", "bpe", "--out", "run2", "--max-steps", "1"], capsys)
+    assert code == 2 and "--token bpe" in err  # the folder's tokens must be asked for

@@ -118,7 +118,7 @@ KINDS: Mapping[str, ArtifactKind] = MappingProxyType({kind.name: kind for kind i
                  (CONFIG, "report.md", "results.json", "sine.png", "zipf.png", "perplexity.png", "clipping.png",
                   "bptt.png")),
     ArtifactKind("prepared-corpus", "prepared corpus", CORPUS_MANIFEST, CORPUS_FORMAT, (CORPUS_MANIFEST,),
-                 (CORPUS_MANIFEST,), owned_pattern=r"(train|val|test)-\d{5}\.bin"),
+                 (CORPUS_MANIFEST, TOKENIZER), owned_pattern=r"(train|val|test)-\d{5}\.bin"),
 )})
 
 # The manifests of every kind: a commit moves them last.

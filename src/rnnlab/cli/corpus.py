@@ -49,7 +49,7 @@ def cmd_corpus_prepare(args) -> int:
 
     result = prepare_corpus(args.corpus, args.out, mode=args.mode, token=args.token, vocab_from=args.vocab,
                             split=args.split, min_freq=args.min_freq, encoding_errors=args.encoding_errors,
-                            overwrite=args.overwrite, data_dir=args.data_dir)
+                            overwrite=args.overwrite, data_dir=args.data_dir, vocab_size=args.vocab_size)
     if not args.json:
         splits = ", ".join(f"{s} {result[f'{s}_tokens']:,}" for s in ("train", "val", "test"))
         if result["reused"]:
@@ -95,8 +95,11 @@ def add_parser(commands) -> None:
                               "a glob, or timemachine")
     prepare.add_argument("--out", required=True, metavar="DIR", help="the prepared folder to write (or reuse)")
     prepare.add_argument("--mode", default="raw", help="preprocessing: raw (default) or d2l")
-    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word or byte (bpe/unigram: "
-                         "train on the text itself)")
+    prepare.add_argument("--token", default="char", help="tokenizer: char (default), word, byte, bpe or unigram "
+                         "(subwords learnt from the training split)")
+    prepare.add_argument("--vocab-size", type=int, default=None, metavar="N",
+                         help="bpe/unigram tokens: subword vocabulary size, the 256 byte symbols included "
+                              "(default 1000)")
     prepare.add_argument("--vocab", default=None, metavar="FROM_DIR",
                          help="encode with the vocabulary of an earlier prepared folder (same --mode/--token)")
     prepare.add_argument("--split", default="0.9,0.05,0.05",

@@ -39,7 +39,7 @@ from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, enco
 from rnnlab.data.subword import TOKENIZER_FILE, SubwordTokenizer, check_vocab_size, token_bytes
 from rnnlab.data.text import SUBWORDS, check_mode, check_tokenizer, detokenize, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
-from rnnlab.errors import DataError, UsageError
+from rnnlab.errors import DataError, RnnlabError, UsageError
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 SPLITS = ("train", "val", "test")
@@ -391,6 +391,36 @@ def check_shards(folder: Path, manifest: dict, verify="sizes") -> dict[str, tupl
     return found
 
 
+def prepared_vocab(folder: Path, manifest: dict) -> Vocab:
+    """The vocabulary of a prepared corpus; for ``bpe``/``unigram`` tokens with its tokenizer,
+    read from the ``tokenizer.json`` the manifest names (inside the folder, its size and
+    SHA-256 checked: it is small) and making exactly tokens of the vocabulary."""
+    vocab = Vocab.from_dict(manifest["vocab"])
+    token = manifest["preprocessing"]["token"]
+    if token not in SUBWORDS:
+        return vocab
+    entry = manifest.get("tokenizer")
+    if not isinstance(entry, dict) or not _is_count(entry.get("bytes")) or not is_sha256(entry.get("sha256")):
+        raise _manifest_error(folder, "tokenizer", f"must name the {token} tokenizer's file with its bytes and "
+                              "sha256")
+    path = verify_member(folder, entry.get("file"), f"{folder / MANIFEST}: key 'tokenizer.file'", MANIFEST,
+                         size=entry["bytes"], sha256=entry["sha256"], error=DataError,
+                         advice="prepare the corpus again")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text, so not a tokenizer's JSON") from None
+    try:
+        subword = SubwordTokenizer.from_json(text, str(path), kind=token)
+    except RnnlabError as exc:
+        raise DataError(str(exc)) from None
+    if set(subword.vocabulary()) - set(vocab.idx_to_token):
+        raise DataError(f"{path} makes tokens that the vocabulary in {folder / MANIFEST} lacks; prepare the corpus "
+                        "again")
+    vocab.subword = subword
+    return vocab
+
+
 def open_prepared(folder: str | os.PathLike, verify: str | bool = "sizes") -> TextDataset:
     """A prepared corpus as a :class:`TextDataset` whose splits are read-only
     ``numpy.memmap`` arrays (``(num_tokens,)``, the manifest's dtype), never loaded whole.
@@ -404,7 +434,7 @@ def open_prepared(folder: str | os.PathLike, verify: str | bool = "sizes") -> Te
     manifest = read_manifest(path)
     shards = check_shards(path, manifest, verify)
     try:
-        vocab = Vocab.from_dict(manifest["vocab"])
+        vocab = prepared_vocab(path, manifest)
         dtype = np.dtype(manifest["dtype"])
         parts = {}
         for split in SPLITS:

@@ -39,6 +39,20 @@ Two passes (plus a partial one):
    ``test-00000.bin``: the vocabulary's smallest unsigned dtype, native little-endian
    order), hashing each shard (SHA-256) and each source file (SHA-1) while writing.
 
+``bpe``/``unigram`` tokens (the tokenizer is learnt from the training split first, so
+three passes): 1. count the preprocessed characters and cut the splits by characters as
+in memory (``int(n * f_train)`` characters, then the others); 2. learn the tokenizer from
+the training characters (:func:`rnnlab.data.subword.learning_pieces`: the same pieces as
+in memory whatever the chunking); 3. encode each split on its own into the tokenizer's
+ids (a temporary file per split, 4 bytes a token), counting the training ones; then the
+vocabulary is built (every subword of the tokenizer, unseen ones with count 0) and the
+ids mapped to it as the shards are written. The text is cut only where the pieces' tokens are the whole text's
+(:func:`rnnlab.data.subword.last_safe_cut`: before a space between two non-space
+characters, after a lone newline), so the ids are the in-memory ones (BPE exactly; the
+library's unigram trainer differs from itself in the last digits of its scores, run to
+run). The tokenizer is stored as ``tokenizer.json`` (named in the manifest with its size
+and SHA-256, checked on every read).
+
 Split boundaries are those of the in-memory path: ``[0, int(n * f_train))``, then
 ``int(n * f_val)`` and ``int(n * f_test)`` tokens; tokens after the test split (fractions
 summing to less than 1, rounding) are not written. A split of 0 tokens has no shard file.
@@ -70,6 +84,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -88,8 +103,9 @@ from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, MANIFEST, PREPAR
 # The readers of a prepared folder live below this module (data.corpus, data.dataset), which load
 # prepared folders without importing the writer; their names are re-exported here.
 from rnnlab.data.dataset import (DEFAULT_SPLIT, SPLITS, VERIFY_LEVELS, TextDataset, check_shards,  # noqa: F401
-                                 dataset_from_prepared, open_prepared, parse_split, verify_prepared)
+                                 dataset_from_prepared, open_prepared, parse_split, prepared_vocab, verify_prepared)
 from rnnlab.data.encode import byte_codes, codepoints
+from rnnlab.data.subword import SUBWORD_KINDS, TOKENIZER_FILE, SubwordTokenizer, check_vocab_size, last_safe_cut
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
@@ -235,6 +251,8 @@ class _TokenStream:
 
     def _tokens(self, text: str):
         segments = preprocess(text, self.mode) if text else []
+        if self.token in SUBWORD_KINDS:  # the preprocessed text: _subword_pieces cuts it where tokens allow
+            return "".join(segments)
         if self.token == "char":
             return codepoints("".join(segments))
         if self.token == "byte":
@@ -416,6 +434,7 @@ def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -
             return f"the content of {record['path']} changed"
     try:
         check_shards(out, manifest, verify="first-use")
+        prepared_vocab(out, manifest)  # and its tokenizer, for subwords
     except (DataError, KeyError, TypeError, ValueError) as exc:
         return f"its shards do not match the manifest ({exc})"
     return None
@@ -427,7 +446,7 @@ def _vocab_from(folder, mode: str, token: str) -> tuple[Vocab, dict]:
     if (pre["mode"], pre["token"]) != (mode, token):
         raise UsageError(f"--vocab {folder} was prepared with --mode {pre['mode']} --token {pre['token']}, not "
                          f"--mode {mode} --token {token}; its vocabulary cannot encode this text")
-    return Vocab.from_dict(manifest["vocab"]), {"location": os.path.abspath(os.path.expanduser(os.fspath(folder))),
+    return prepared_vocab(Path(os.path.expanduser(os.fspath(folder))), manifest), {"location": os.path.abspath(os.path.expanduser(os.fspath(folder))),
                                                 "manifest_sha1": manifest_sha1(folder)}
 
 
@@ -438,7 +457,7 @@ def _vocab_from(folder, mode: str, token: str) -> tuple[Vocab, dict]:
 def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", vocab_from=None,
                    split=DEFAULT_SPLIT, min_freq: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                    encoding_errors: str = "strict", overwrite: bool = False, data_dir=None,
-                   show_progress: bool = True) -> dict:
+                   show_progress: bool = True, vocab_size: int | None = None) -> dict:
     """Stream ``source`` into a prepared corpus folder ``out_dir`` (see the module docstring).
 
     ``source``: a text file, a folder (a split folder gives the ``files`` split), a glob,
@@ -446,6 +465,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
     tokenizer) encodes this text; otherwise one is built from the training split with
     ``min_freq``. ``split``: fractions (default 0.9,0.05,0.05) or ``"d2l"``.
     ``chunk_bytes``: input bytes read at a time (memory is about 10x that at most).
+    ``vocab_size``: the subword vocabulary size of ``bpe``/``unigram`` tokens (their
+    tokenizer is learnt from the training split, see the module docstring).
 
     Returns a summary dict: ``out``, ``reused`` (an up-to-date folder was kept),
     ``rebuilt`` (why an existing folder was replaced, or None), ``num_tokens``, per-split
@@ -453,9 +474,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
     """
     check_mode(mode)
     check_tokenizer(token)
-    if token in ("bpe", "unigram"):
-        raise UsageError(f"rnnlab corpus prepare does not stream --token {token} yet (its tokenizer is learnt from "
-                         f"the training text first); train on the text itself: --corpus FILE --token {token}")
+    vocab_size_given = vocab_size is not None
+    vocab_size = check_vocab_size(vocab_size, token)
     split = parse_split(split)
     if encoding_errors not in ENCODING_ERRORS:
         raise UsageError(f"unknown --encoding-errors '{encoding_errors}'; choose one of {', '.join(ENCODING_ERRORS)}")
@@ -465,6 +485,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
         raise UsageError(f"--min-freq must be an integer >= 0, got {min_freq}")
     if vocab_from is not None and min_freq:
         raise UsageError("--min-freq builds a vocabulary; --vocab reuses one: give one of them")
+    if vocab_from is not None and vocab_size_given:
+        raise UsageError("--vocab-size learns a tokenizer; --vocab reuses one: give one of them")
     started = time.perf_counter()
     out = Path(os.path.expanduser(os.fspath(out_dir)))
     name, roles, location, root = _resolve_source(source, data_dir)
@@ -476,6 +498,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
         raise UsageError("split 'files' needs a folder holding train/valid/test files")
     vocab, vocab_source = _vocab_from(vocab_from, mode, token) if vocab_from is not None else (None, None)
     settings = _settings(mode, token, split, int(min_freq), encoding_errors, vocab_source)
+    if token in SUBWORD_KINDS:
+        settings["vocab_size"] = None if vocab_from is not None else vocab_size
     records = _file_records(roles)
     input_bytes = sum(r["bytes"] for r in records)
     existing = _check_out(out, overwrite)
@@ -496,14 +520,31 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
 
     streams = {role: _TokenStream(files, mode, token, int(chunk_bytes), encoding_errors)
                for role, files in roles.items()}
-    # two full passes, plus the re-read of the text after the training split (its share, roughly)
-    passes = 2 + (1 - split[0] if vocab is None and isinstance(split, tuple) else 0)
+    if token in SUBWORD_KINDS:  # characters, the tokenizer, then the shards
+        passes = 3 if vocab is None else 2
+    else:  # two full passes, plus the re-read of the text after the training split (its share, roughly)
+        passes = 2 + (1 - split[0] if vocab is None and isinstance(split, tuple) else 0)
     with ByteProgress(int(input_bytes * passes), desc=f"preparing {name}", enabled=show_progress) as bar:
-        vocab, bounds, n = _vocabulary(streams, split, token, min_freq, vocab, bar)
+        if token in SUBWORD_KINDS:
+            subword, ends = (vocab.subword, _subword_ends(streams, split, token, bar)) if vocab is not None else \
+                _learn_tokenizer(streams, split, token, vocab_size, bar)
+        else:
+            vocab, bounds, n = _vocabulary(streams, split, token, min_freq, vocab, bar)
         owns = KINDS[KIND].owns
         old_shards = {name for name in os.listdir(out) if owns(name) and name != MANIFEST} if out.is_dir() else set()
         with staged_folder(out, stale=lambda staging: old_shards - set(os.listdir(staging))) as tmp:
-            splits, digests = _encode_all(streams, tmp, vocab, token, bounds, bar)
+            extra = {}
+            if token in SUBWORD_KINDS:
+                vocab, splits, digests = _encode_subword(streams, tmp, subword, vocab, int(min_freq), ends, bar)
+                n = sum(part["num_tokens"] for part in splits.values())
+                bounds = None if split == "files" else tuple(
+                    sum(splits[s]["num_tokens"] for s in SPLITS[:i + 1]) for i in range(len(SPLITS)))
+                document = vocab.subword.to_json().encode("utf-8")
+                write_synced(tmp / TOKENIZER_FILE, document)
+                extra["tokenizer"] = {"file": TOKENIZER_FILE, "bytes": len(document),
+                                      "sha256": hashlib.sha256(document).hexdigest()}
+            else:
+                splits, digests = _encode_all(streams, tmp, vocab, token, bounds, bar)
             for record, digest in zip(records, digests):
                 record["sha1"] = digest
             manifest = {
@@ -511,7 +552,7 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
                 "preprocessing": {"mode": mode, "token": token},
                 "split": settings["split"], "boundaries": list(bounds) if bounds else None,
                 "num_tokens": n, "dtype": vocab.dtype.name, "byte_order": "little",
-                "splits": splits, "vocab": vocab.to_dict(),
+                "splits": splits, "vocab": vocab.to_dict(), **extra,
                 "source": {"name": name, "spec": str(source), "location": location,
                            "sha1": _combined_sha1(roles["train"], digests[:len(roles["train"])], root),
                            "files": records},
@@ -556,6 +597,115 @@ def _vocabulary(streams: dict, split, token: str, min_freq: int, vocab: Vocab | 
             before += len(tokens)
             bar.update(nbytes)
     return Vocab(counts=counts.minus(after), min_freq=min_freq), bounds, n
+
+
+def _subword_pieces(chunks, ends: tuple, bar=None) -> Iterator[tuple[int, str]]:
+    """``(part, text)`` from a stream's chunks of preprocessed text: part ``i`` holds its
+    characters ``[ends[i - 1], ends[i])`` (``ends[-1]`` may be ``math.inf``; characters after
+    the last end are read and dropped), cut only where tokenizing the pieces one by one
+    gives the tokens of the whole part (:func:`rnnlab.data.subword.last_safe_cut`); the
+    uncut rest is carried to the next chunk."""
+    part, position, carry = 0, 0, ""
+    for _, text, nbytes in chunks:
+        if bar is not None:
+            bar.update(nbytes)
+        while text and part < len(ends):
+            take = min(len(text), ends[part] - position)
+            scanned = max(0, len(carry) - 1)  # the carry holds no cut: look only where it grows
+            carry, text, position = carry + text[:take], text[take:], position + take
+            if position == ends[part]:  # the part is complete: all of it, whatever follows
+                if carry:
+                    yield part, carry
+                part, carry = part + 1, ""
+            else:
+                cut = last_safe_cut(carry, scanned)
+                if cut:
+                    yield part, carry[:cut]
+                    carry = carry[cut:]
+    if carry and part < len(ends):
+        yield part, carry
+
+
+def _subword_ends(streams: dict, split, token: str, bar) -> dict[str, tuple]:
+    """Pass 1: each stream's part ends, in characters of the preprocessed text, cut as the
+    in-memory path cuts it (:func:`rnnlab.data.dataset.prepare_text`)."""
+    train = streams["train"]
+    n = 0
+    for _, text, nbytes in train.chunks():
+        n += len(text)
+        bar.update(nbytes)
+    if n == 0 or not train.saw_text:
+        raise DataError(f"{' '.join(str(f) for f in train.files[:1])}{' ...' if len(train.files) > 1 else ''} "
+                        f"has no {token} tokens after {train.mode} preprocessing")
+    if split in ("files", "d2l"):  # d2l: the tokenizer and the vocabulary from all of it, all of it trains
+        return {role: (math.inf,) for role in streams}
+    a = int(n * split[0])
+    b = a + int(n * split[1])
+    if a == 0:
+        raise DataError(f"the training split of {train.files[0]} is empty after {train.mode} preprocessing")
+    return {"train": (a, b, b + int(n * split[2]))}
+
+
+def _learn_tokenizer(streams: dict, split, token: str, vocab_size: int, bar) -> tuple[SubwordTokenizer, dict]:
+    """Passes 1-2 for ``bpe``/``unigram``: ``(tokenizer, ends)``, the tokenizer learnt from
+    the training part's characters only."""
+    ends = _subword_ends(streams, split, token, bar)
+
+    def training_text():
+        for part, text in _subword_pieces(streams["train"].chunks(), ends["train"], bar):
+            if part == 0:  # the rest is read to the end (the bar counts the whole pass), not learnt from
+                yield text
+
+    return SubwordTokenizer.train(training_text(), vocab_size, token), ends
+
+
+def _encode_subword(streams: dict, folder: Path, subword: SubwordTokenizer, vocab: Vocab | None, min_freq: int,
+                    ends: dict, bar) -> tuple[Vocab, dict, list[str]]:
+    """The last pass for ``bpe``/``unigram``: ``(vocab, splits, digests)`` as :func:`_encode_all`'s.
+
+    The text is encoded once, into the tokenizer's own ids (a temporary file per split),
+    counting the training part's; the vocabulary (unless given) is then built from those
+    counts with every subword of the tokenizer, as in memory, and the ids mapped to its
+    ids while the shards are written."""
+    size = len(subword.vocabulary())
+    counts = np.zeros(size, np.int64)
+    raw = {split: folder / f".{split}.tokenizer-ids" for split in SPLITS}
+    handles = {split: open(path, "wb") for split, path in raw.items()}
+    digests: list[str] = []
+    try:
+        for role, stream in streams.items():
+            written = 0
+            for part, text in _subword_pieces(stream.chunks(digests=digests), ends[role], bar):
+                split = role if len(ends[role]) == 1 else SPLITS[part]
+                ids = np.asarray(subword.ids(text), dtype="<u4")
+                handles[split].write(ids.tobytes())
+                if split == "train":
+                    counts += np.bincount(ids, minlength=size)
+                written += len(ids)
+            if role != "train" and (written == 0 or not stream.saw_text):
+                raise DataError(f"the {'validation' if role == 'val' else 'test'} file {stream.files[0]} has no "
+                                f"{subword.kind} tokens after {stream.mode} preprocessing")
+        for handle in handles.values():
+            handle.close()
+        tokens = subword.vocabulary()
+        if vocab is None:
+            vocab = Vocab(counts=Counter(dict(zip(tokens, counts.tolist()))), min_freq=min_freq, subword=subword)
+        table = np.array([vocab.token_to_idx.get(token, 0) for token in tokens], dtype=vocab.dtype)
+        splits = {}
+        for split, path in raw.items():
+            writer = _ShardWriter(folder, split)
+            count = path.stat().st_size // 4
+            ids = np.memmap(path, dtype="<u4", mode="r", shape=(count,)) if count else np.zeros(0, "<u4")
+            for start in range(0, count, 1 << 22):  # 4 Mi tokens at a time: memory stays bounded
+                writer.write(table[ids[start:start + (1 << 22)]])
+            del ids
+            splits[split] = writer.close()
+            path.unlink()
+        return vocab, splits, digests
+    finally:
+        for split, handle in handles.items():
+            handle.close()
+            raw[split].unlink(missing_ok=True)
 
 
 def _encode_all(streams: dict, folder: Path, vocab: Vocab, token: str, bounds, bar) -> tuple[dict, list[str]]:

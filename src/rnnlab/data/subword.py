@@ -85,26 +85,57 @@ def check_vocab_size(vocab_size, token: str, flag: str = "--vocab-size") -> int 
     return vocab_size
 
 
-def _pieces_of(text: str, size: int | None = None) -> list[str]:
-    """``text`` cut into pieces of about ``size`` characters, each cut just after a lone
-    newline (a non-space character before and after it): the byte-level pre-tokenizer makes
-    that newline a pre-token of its own both in the text and at the end of a piece, and
-    merges never cross pre-tokens, so the pieces' tokens are the text's."""
+def _is_safe_cut(text: str, k: int) -> bool:
+    """Whether ``text`` may be cut before position ``k`` (``0 < k < len(text) - 1``), see
+    :func:`last_safe_cut`; looks at ``text[k - 2:k + 2]`` only."""
+    here = text[k]
+    if here == " ":
+        return not text[k + 1].isspace() and not text[k - 1].isspace()
+    return text[k - 1] == "\n" and not here.isspace() and k >= 2 and not text[k - 2].isspace()
+
+
+def last_safe_cut(text: str, start: int = 0) -> int:
+    """The largest ``k``, ``max(start, 1) <= k < len(text) - 1``, at which ``text`` may be cut
+    into ``text[:k]`` and ``text[k:]`` whose tokens, each part tokenized alone, are the
+    tokens of ``text`` (0 when there is none): before a single space between two
+    non-space characters, or after a lone newline (non-space characters around it).
+
+    Why: the byte-level pre-tokenizer (GPT-2's pattern) never puts a space after a
+    non-space character into one pre-token, so a pre-token ends before such a space and
+    the next one (" word") starts with it; a lone newline is a pre-token of its own. Merges
+    never cross pre-tokens. (``str.isspace`` holds for every character the pattern's
+    ``\\s`` matches, so a cut it allows is allowed by the pattern.) ``start``: positions
+    before it are known to hold no cut (a carried text is scanned only where it grew)."""
+    for k in range(len(text) - 2, max(start, 1) - 1, -1):
+        if _is_safe_cut(text, k):
+            return k
+    return 0
+
+
+def learning_pieces(texts: Iterable[str], size: int | None = None) -> Iterator[str]:
+    """The pieces a tokenizer learns from: the text ``texts`` make when joined, cut at the
+    first safe cut (:func:`last_safe_cut`) at or after every ``size`` characters (about
+    1 MB). The cuts depend on the joined text alone, not on how it arrives, so a text
+    streamed in chunks is learnt from the same pieces as when whole (the unigram trainer's
+    floating-point sums depend on them; the pieces' tokens never do)."""
     size = size or _ENCODE_CHUNK
-    pieces, start = [], 0
-    while len(text) - start > size:
-        cut = start + size
-        while cut < len(text) and not (text[cut - 1] == "\n" and not text[cut].isspace()
-                                       and cut >= 2 and not text[cut - 2].isspace()):
-            cut = text.find("\n", cut)
-            if cut < 0:
-                cut = len(text)
+    buffer, scanned = "", size
+    for text in texts:
+        buffer += text
+        while len(buffer) > size:
+            cut = next((k for k in range(max(scanned, 1), len(buffer) - 1) if _is_safe_cut(buffer, k)), 0)
+            if not cut:
+                scanned = max(size, len(buffer) - 2)  # nothing before: wait for more text
                 break
-            cut += 1
-        pieces.append(text[start:cut])
-        start = cut
-    pieces.append(text[start:])
-    return [piece for piece in pieces if piece]
+            yield buffer[:cut]
+            buffer, scanned = buffer[cut:], size
+    if buffer:
+        yield buffer
+
+
+def _pieces_of(text: str, size: int | None = None) -> list[str]:
+    """``text`` cut as :func:`learning_pieces` cuts it (encoding: the pieces' tokens are the text's)."""
+    return list(learning_pieces([text], size))
 
 
 class SubwordTokenizer:
@@ -119,7 +150,8 @@ class SubwordTokenizer:
     @classmethod
     def train(cls, texts: Iterable[str] | str, vocab_size: int = DEFAULT_VOCAB_SIZE,
               kind: str = "bpe") -> "SubwordTokenizer":
-        """Learn a ``vocab_size``-token vocabulary (the 256 byte symbols included) from ``texts``."""
+        """Learn a ``vocab_size``-token vocabulary (the 256 byte symbols included) from ``texts``
+        (one text, or its parts in order: they are learnt from as joined)."""
         vocab_size = check_vocab_size(vocab_size, kind)
         lib = _library()
         from tokenizers import decoders, models, pre_tokenizers, trainers  # lazy: as in _library
@@ -136,7 +168,7 @@ class SubwordTokenizer:
         tokenizer.decoder = decoders.ByteLevel()
         if isinstance(texts, str):
             texts = [texts]
-        tokenizer.train_from_iterator((piece for text in texts for piece in _pieces_of(text)), trainer)
+        tokenizer.train_from_iterator(learning_pieces(texts), trainer)
         return cls(tokenizer, kind)
 
     # ---- text <-> tokens ----------------------------------------------------------
@@ -147,6 +179,11 @@ class SubwordTokenizer:
             return self.tokenizer.encode(pieces[0], add_special_tokens=False).tokens
         encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
         return [tok for encoding in encodings for tok in encoding.tokens]
+
+    def ids(self, text: str) -> list[int]:
+        """The tokenizer's own ids of ``text``'s tokens (``vocabulary()[i]`` is token ``i``)."""
+        encodings = self.tokenizer.encode_batch(_pieces_of(text), add_special_tokens=False)
+        return [index for encoding in encodings for index in encoding.ids]
 
     def vocabulary(self) -> list[str]:
         """Every token string of the tokenizer, in its id order."""
@@ -219,4 +256,4 @@ def decode_stream(tokens: Iterable[str]) -> Iterator[str]:
 
 
 __all__ = ["SubwordTokenizer", "SUBWORD_KINDS", "TOKENIZER_FILE", "check_vocab_size", "decode_tokens",
-           "decode_stream", "token_bytes"]
+           "decode_stream", "last_safe_cut", "learning_pieces", "token_bytes"]
