@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rnnlab.checkpoint import load_config
 from rnnlab.cli.common import NoteGiven, add_overwrite_option, aligned_table, emit, help_handler, output_file
-from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, report_training, start_or_resume
 from rnnlab.errors import UsageError
 from rnnlab.plots import confusion_plot
 from rnnlab.tasks.base import load_task
@@ -60,17 +60,12 @@ def cmd_classify_train(args) -> int:
     summary = fit(task, model.train(), train, val, options, out_dir=out, resume=resumed is not None)
     summary.update(task="classify", train_examples=len(train), val_examples=len(val) if val else 0,
                    labels=task.labels, vocab_size=len(task.vocab))
-    if not args.json:
-        shape = model.config()
-        kind = f"{'bidirectional ' if shape['bidirectional'] else ''}{shape['cell']}, {shape['pooling']} pooling"
-        for line in train_lines(summary, kind):
-            print(line)
-        scores = summary["scores"]
-        print(f"scores     accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} "
-              f"(majority class {scores['majority_accuracy']:.4f}) on {scores['examples']:,} "
-              f"{summary['validated_on']} examples")
-        print(f"checkpoint {out}")
-    emit(summary, args.json)
+    shape, scores = model.config(), summary["scores"]
+    report_training(summary, f"{'bidirectional ' if shape['bidirectional'] else ''}{shape['cell']}, "
+                    f"{shape['pooling']} pooling",
+                    f"accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} (majority class "
+                    f"{scores['majority_accuracy']:.4f}) on {scores['examples']:,} {summary['validated_on']} examples",
+                    out, args.json)
     return 0
 
 

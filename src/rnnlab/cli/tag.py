@@ -3,7 +3,7 @@ rnnlab.data.labelled)."""
 from __future__ import annotations
 
 from rnnlab.cli.common import NoteGiven, add_overwrite_option, aligned_table, emit, help_handler
-from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, start_or_resume, train_lines
+from rnnlab.cli.tasks_common import add_fit_options, add_run_options, hold_out, report_training, start_or_resume
 from rnnlab.errors import UsageError
 from rnnlab.tasks.base import load_task
 from rnnlab.tasks.loop import fit
@@ -31,15 +31,11 @@ def cmd_tag_train(args) -> int:
     summary = fit(task, model.train(), train, val, options, out_dir=out, resume=resumed is not None)
     summary.update(task="tag", train_sentences=len(train), val_sentences=len(val) if val else 0,
                    tags=task.tags, vocab_size=len(task.words))
-    if not args.json:
-        for line in train_lines(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger"):
-            print(line)
-        scores = summary["scores"]
-        print(f"scores     entity F1 {scores['entity_f1']:.4f} (P {scores['entity_precision']:.4f}, "
-              f"R {scores['entity_recall']:.4f}), token accuracy {scores['token_accuracy']:.4f} on "
-              f"{scores['sentences']:,} {summary['validated_on']} sentences")
-        print(f"checkpoint {out}")
-    emit(summary, args.json)
+    scores = summary["scores"]
+    report_training(summary, f"word + character BiLSTM{'-CRF' if model.crf is not None else ''} tagger",
+                    f"entity F1 {scores['entity_f1']:.4f} (P {scores['entity_precision']:.4f}, R "
+                    f"{scores['entity_recall']:.4f}), token accuracy {scores['token_accuracy']:.4f} on "
+                    f"{scores['sentences']:,} {summary['validated_on']} sentences", out, args.json)
     return 0
 
 

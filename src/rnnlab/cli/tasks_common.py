@@ -8,7 +8,7 @@ import random
 from dataclasses import fields, replace
 
 from rnnlab.checkpoint import prepare_output_folder
-from rnnlab.cli.common import NoteGiven, add_config_options
+from rnnlab.cli.common import NoteGiven, add_config_options, emit
 from rnnlab.errors import UsageError
 from rnnlab.tasks.base import load_task
 from rnnlab.tasks.loop import FitOptions, resume_options
@@ -115,6 +115,15 @@ def hold_out(examples: list, fraction: float, seed: int) -> tuple[list, list | N
     random.Random(seed).shuffle(order)
     held = set(order[:count])
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def report_training(summary: dict, what: str, scores_line: str, out, as_json: bool) -> None:
+    """Print what a task's ``train`` did (:func:`train_lines`, then ``scores_line`` and the
+    checkpoint folder), or with ``as_json`` the summary as JSON."""
+    if not as_json:
+        for line in train_lines(summary, what) + [f"scores     {scores_line}", f"checkpoint {out}"]:
+            print(line)
+    emit(summary, as_json)
 
 
 def train_lines(summary: dict, what: str) -> list[str]:
