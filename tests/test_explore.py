@@ -478,6 +478,22 @@ def test_ngram_with_other_tokens_is_refused(folders):
         Explorer(folders / "lm", ngram_folder=folders / "ng-word")
 
 
+def test_ngram_with_another_bpe_tokenizer_is_refused(folders, tmp_path, monkeypatch):
+    """Same token kind, another tokenizer (learnt with another size): the tokens do not line up."""
+    from rnnlab.cli import main
+    from rnnlab.errors import UsageError
+    monkeypatch.chdir(folders)
+    with contextlib.redirect_stdout(open(os.devnull, "w")):
+        assert main(["-q", "train", "--corpus", "fox.txt", *TINY[:-1], "--token", "bpe", "--vocab-size", "260",
+                     "--out", str(tmp_path / "lm-bpe")]) == 0
+        for size in (260, 270):
+            assert main(["-q", "ngram", "train", "--corpus", "fox.txt", "--token", "bpe", "--mode", "raw",
+                         "--vocab-size", str(size), "--order", "3", "--out", str(tmp_path / f"ng-{size}")]) == 0
+    assert Explorer(tmp_path / "lm-bpe", ngram_folder=tmp_path / "ng-260").ngram is not None  # the same tokenizer
+    with pytest.raises(UsageError, match="its bpe tokenizer is not the language model's"):
+        Explorer(tmp_path / "lm-bpe", ngram_folder=tmp_path / "ng-270")
+
+
 def test_a_model_without_its_corpus_still_serves(folders, monkeypatch):
     """The corpus outside the folders the user named (rnnlab.data.corpus.allowed_roots) is not read."""
     monkeypatch.delenv("RNNLAB_DATA", raising=False)

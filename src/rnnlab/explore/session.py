@@ -185,6 +185,12 @@ class Explorer:
             raise UsageError(f"--ngram {folder}: the n-gram model reads {theirs[1]} tokens in {theirs[0]} mode, the "
                              f"language model {mine[1]} tokens in {mine[0]} mode; token by token comparison needs the "
                              f"same (rnnlab ngram train --token {mine[1]} --mode {mine[0]})")
+        ours, other = getattr(self.lm.vocab, "subword", None), getattr(model.vocab, "subword", None)
+        if ours is not None and (other is None or other.to_json() != ours.to_json()):
+            raise UsageError(f"--ngram {folder}: its {mine[1]} tokenizer is not the language model's (they were learnt "
+                             "from different texts or sizes), so their tokens do not line up; fit the n-gram model "
+                             "on the same prepared corpus (rnnlab corpus prepare --token "
+                             f"{mine[1]}, then --corpus DIR for both)")
         self.ngram = model
         self.ngram_name = f"{model.order}-gram {model.smoothing} ({Path(folder).name})"
 
