@@ -116,7 +116,7 @@ def test_build_model_arguments(args, kwargs, fragment):
 
 
 @pytest.mark.parametrize("overrides,fragment", [
-    (dict(hidden_size="8"), "hidden-size must be int"),
+    (dict(hidden_size="8"), "--hidden must be int"),
     (dict(tie_weights=1), "tie-weights must be bool"),
     (dict(corpus=5), "corpus must be str or None"),
     (dict(lr=float("inf")), "lr must be a finite number > 0"),

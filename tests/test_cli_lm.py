@@ -71,7 +71,7 @@ def test_d2l_preset_can_be_shortened(timemachine_dir, tmp_path, capsys):
 @pytest.mark.parametrize("argv,code,message", [
     (["train", "--model", "transformer"], 2, "unknown model 'transformer'"),
     (["train", "--optimizer", "rmsprop"], 2, "unknown optimizer"),
-    (["train", "--hidden", "0"], 2, "hidden-size must be a positive integer"),
+    (["train", "--hidden", "0"], 2, "--hidden must be an integer from 1 to"),
     (["train", "--preset", "d2l-huge"], 2, "unknown preset"),
     (["eval", "/nonexistent/ck"], 1, "not a folder"),
 ])

@@ -180,7 +180,7 @@ def test_full_bptt_refuses_beyond_the_memory_bound():
 @pytest.mark.parametrize("overrides,message", [
     (dict(model="transformer"), "unknown model"),
     (dict(optimizer="lbfgs"), "unknown optimizer"),
-    (dict(hidden_size=0), "hidden-size must be a positive integer"),
+    (dict(hidden_size=0), "--hidden must be an integer from 1 to"),
     (dict(batch_size=-1), "batch-size must be a positive integer"),
     (dict(bptt="sometimes"), "unknown BPTT"),
     (dict(bptt="full", sampling="random"), "needs --sampling sequential"),

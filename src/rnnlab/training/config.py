@@ -53,7 +53,14 @@ class _Section:
                      isinstance(value, kind) for kind in allowed)
             if not ok:
                 names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
-                raise UsageError(f"{spec.name.replace('_', '-')} must be {names}, got {value!r:.60}")
+                raise UsageError(f"{self.flag(spec.name)} must be {names}, got {value!r:.60}")
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        """The command-line flag of option ``name`` (``--hidden`` for ``hidden_size``): every
+        error names an option as the user types it."""
+        spec = next((f for f in fields(cls) if f.name == name), None)
+        return (spec.metadata.get("flag") if spec is not None else None) or f"--{name.replace('_', '-')}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,27 +130,27 @@ class LoopOptions(_Section):
         for key in ("epochs", "eval_every"):
             value = getattr(self, key)
             if value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+                raise UsageError(f"{self.flag(key)} must be a positive integer, got {value}")
         for key in ("max_steps", "early_stop", "eval_every_steps"):
             value = getattr(self, key)
             if value is not None and value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be positive, got {value}")
+                raise UsageError(f"{self.flag(key)} must be positive, got {value}")
         if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= 3.4e38):  # the float32 range
-            raise UsageError(f"lr must be a finite number > 0, got {self.lr}")
+            raise UsageError(f"{self.flag('lr')} must be a finite number > 0, got {self.lr}")
         if not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+            raise UsageError(f"{self.flag('seed')} must be an integer from 0 to 2**63 - 1, got {self.seed}")
         if not 0 <= self.adam_beta2 < 1:
-            raise UsageError(f"adam-beta2 must be in [0, 1), got {self.adam_beta2}")
+            raise UsageError(f"{self.flag('adam_beta2')} must be in [0, 1), got {self.adam_beta2}")
         if self.lr_patience < 1:
-            raise UsageError(f"lr-patience must be a positive integer, got {self.lr_patience}")
+            raise UsageError(f"{self.flag('lr_patience')} must be a positive integer, got {self.lr_patience}")
         if self.clip is not None and not self.clip > 0:
-            raise UsageError(f"clip must be > 0, got {self.clip}")
+            raise UsageError(f"{self.flag('clip')} must be > 0, got {self.clip}")
         if self.max_time is not None and not self.max_time > 0:
-            raise UsageError(f"max-time must be > 0 seconds, got {self.max_time}")
+            raise UsageError(f"{self.flag('max_time')} must be > 0 seconds, got {self.max_time}")
         if self.lr_decay is not None and not 0 < self.lr_decay < 1:
-            raise UsageError(f"lr-decay must be in (0, 1), got {self.lr_decay}")
+            raise UsageError(f"{self.flag('lr_decay')} must be in (0, 1), got {self.lr_decay}")
         if self.weight_decay is not None and not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise UsageError(f"weight-decay must be a finite number >= 0, got {self.weight_decay}")
+            raise UsageError(f"{self.flag('weight_decay')} must be a finite number >= 0, got {self.weight_decay}")
         return self
 
 
@@ -168,14 +175,14 @@ class DataOptions(_Section):
         check_tokenizer(self.token)
         self.vocab_size = check_vocab_size(self.vocab_size, self.token)  # so the checkpoint records the size used
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise UsageError(f"max-tokens must be positive, got {self.max_tokens}")
+            raise UsageError(f"{self.flag('max_tokens')} must be positive, got {self.max_tokens}")
         # checked here too, not only where the text is read, so a config.json that a resumed run reads is refused
         # as a whole (naming the file) before any work
         check_mode(self.mode)
         check_tokenizer(self.token)
         parse_split(self.split)
         if self.min_freq < 0:
-            raise UsageError(f"min_freq must be >= 0, got {self.min_freq}")
+            raise UsageError(f"{self.flag('min_freq')} must be >= 0, got {self.min_freq}")
         if self.val_corpus is not None or self.test_corpus is not None:
             if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
                 preset = " (the d2l presets set it)" if self.split == "d2l" else ""
@@ -207,12 +214,13 @@ class ModelOptions(_Section):
     size_rule: str | None = None
 
     def _validate_model(self) -> None:
-        model_kind(self.model)
+        """The model's options against its registry entry (:mod:`rnnlab.models`: their one
+        range), named by their flags."""
+        kind = model_kind(self.model)
         check_size(self.model, self.size)
-        for key in ("hidden_size", "num_layers"):
-            value = getattr(self, key)
-            if value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+        for spec in kind.options:
+            if hasattr(self, spec.name) and not spec.accepts(getattr(self, spec.name)):
+                raise UsageError(f"{self.flag(spec.name)} must be {spec.expected()}, got {getattr(self, spec.name)!r:.60}")
 
     def model_options(self) -> dict:
         """Keyword arguments of :func:`rnnlab.models.build_model`: the registry's options of
@@ -241,15 +249,15 @@ class BatchOptions(_Section):
         for key in ("batch_size", "num_steps"):
             value = getattr(self, key)
             if value < 1:
-                raise UsageError(f"{key.replace('_', '-')} must be a positive integer, got {value}")
+                raise UsageError(f"{self.flag(key)} must be a positive integer, got {value}")
         if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
-            raise UsageError(f"full-bptt-max-mb must be a finite number > 0, got {self.full_bptt_max_mb}")
+            raise UsageError(f"{self.flag('full_bptt_max_mb')} must be a finite number > 0, got {self.full_bptt_max_mb}")
         if not 0 < self.bptt_keep_prob <= 1:
-            raise UsageError(f"bptt-keep-prob must be in (0, 1], got {self.bptt_keep_prob}")
+            raise UsageError(f"{self.flag('bptt_keep_prob')} must be in (0, 1], got {self.bptt_keep_prob}")
         if self.bptt == "full" and self.sampling != "sequential":
             raise UsageError("--bptt full carries gradients along the text, which needs --sampling sequential")
         if self.sample_length < 0:
-            raise UsageError(f"sample-length must be >= 0, got {self.sample_length}")
+            raise UsageError(f"{self.flag('sample_length')} must be >= 0, got {self.sample_length}")
 
 
 @dataclass
