@@ -57,8 +57,19 @@ def _fit_options(args):
     return FitOptions(**{name: value for name, value in given.items() if value is not None})
 
 
+def check_network_flags(args, task_class) -> None:
+    """Each network option given on the command line within its range (the network's
+    registry, ``task_class.network_options``), the error naming the flag as typed."""
+    specs = {spec.name: spec for spec in task_class.network_options}
+    for dest, flag in sorted(getattr(args, "given", {}).items()):
+        spec = specs.get(_NETWORK.get(dest))
+        if spec is not None and not spec.accepts(getattr(args, dest)):
+            raise UsageError(f"{flag} must be {spec.expected()}, got {getattr(args, dest)!r:.60}")
+
+
 def start_or_resume(args, task_class):
     """(output folder, task and model if resuming else None, FitOptions) before any data is read."""
+    check_network_flags(args, task_class)
     if args.resume is None:
         if args.out is None:
             raise UsageError("give --out DIR (a new run) or --resume DIR (continue one)")
@@ -74,13 +85,13 @@ def start_or_resume(args, task_class):
     return args.resume, (task, model), options
 
 
-# What a saved run says about each model or task option of `classify train` / `tag train`
-# (by dest), from its task and its network's config; the loop's options come from FitOptions.
-_SAVED = {"hidden_size": lambda task, net: net["hidden_size"], "embed_size": lambda task, net: net["embed_size"],
-          "layers": lambda task, net: net["num_layers"], "dropout": lambda task, net: net["dropout"],
-          "cell": lambda task, net: net["cell"], "unidirectional": lambda task, net: not net["bidirectional"],
-          "pooling": lambda task, net: net["pooling"], "char_size": lambda task, net: net["char_embed_size"],
-          "crf": lambda task, net: net["crf"], "tokens": lambda task, net: task.tokens,
+# The network option each model flag of `classify train` / `tag train` sets (by dest).
+_NETWORK = {"hidden_size": "hidden_size", "embed_size": "embed_size", "layers": "num_layers", "dropout": "dropout",
+            "cell": "cell", "pooling": "pooling", "char_size": "char_embed_size", "crf": "crf"}
+# What a saved run says about each model or task option (by dest), from its task and its
+# network's config; the loop's options come from FitOptions.
+_SAVED = {**{dest: (lambda task, net, key=key: net[key]) for dest, key in _NETWORK.items()},
+          "unidirectional": lambda task, net: not net["bidirectional"], "tokens": lambda task, net: task.tokens,
           "keep_case": lambda task, net: not task.lowercase, "metric": lambda task, net: task.metric[0],
           "frames": lambda task, net: net["input_size"] > 0}
 

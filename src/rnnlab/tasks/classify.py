@@ -35,6 +35,7 @@ def _is_bool(value) -> bool:
 
 class ClassificationTask:
     kind = "classifier"
+    network_options = CLASSIFIER_OPTIONS  # the network's options and their ranges
 
     def __init__(self, vocab: Index, labels: Sequence[str], tokens: str = "word", lowercase: bool = True,
                  metric: str = "accuracy") -> None:

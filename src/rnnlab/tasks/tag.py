@@ -35,6 +35,7 @@ IGNORE = -100
 
 class TaggingTask:
     kind = "tagger"
+    network_options = TAGGER_OPTIONS  # the network's options and their ranges
 
     def __init__(self, words: Index, chars: Index, tags: Sequence[str], lowercase: bool = True,
                  singletons: Sequence[str] = (), unk_replace: float = 0.0) -> None:
