@@ -104,3 +104,22 @@ def test_console_script_runs_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_a_refused_command_leaves_no_empty_output_folder(tmp_path, capsys, monkeypatch):
+    from rnnlab.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept").mkdir()  # the user's own empty folder stays
+    for argv in (["train", "--corpus", "missing.txt", "--out", "new/deep/run"],
+                 ["ngram", "train", "--corpus", "missing.txt", "--out", "ng"],
+                 ["classify", "train", "--data", "missing.csv", "--out", "clf"],
+                 ["train", "--corpus", "missing.txt", "--out", "kept"]):
+        assert main(["-q", *argv]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    # a folder that received work keeps it, even when a later step fails
+    (tmp_path / "fox.txt").write_text("the quick brown fox jumps over the lazy dog. " * 30)
+    assert main(["-q", "train", "--corpus", "fox.txt", "--hidden", "8", "--layers", "1", "--batch-size", "4",
+                 "--num-steps", "8", "--max-steps", "1", "--sample-length", "0", "--out", "run"]) == 0
+    assert main(["-q", "train", "--corpus", "fox.txt", "--out", "run"]) == 2  # exists: refused
+    assert (tmp_path / "run" / "config.json").is_file()

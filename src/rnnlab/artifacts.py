@@ -425,6 +425,27 @@ def _describe(config: dict) -> str:
     return f"an rnnlab {kind.title if kind else repr(config.get('kind')) + ' checkpoint'}"
 
 
+# The output folders this process created (prepare_output_folder), shallowest first: a command
+# refused before it wrote anything removes them again (remove_unused_folders), so a bad
+# option or a missing input leaves no empty folder behind.
+_CREATED: list[Path] = []
+
+
+def remove_unused_folders() -> None:
+    """Remove the output folders this process created that are still empty (deepest first);
+    one that holds anything (work was written) is kept."""
+    while _CREATED:
+        try:
+            _CREATED.pop().rmdir()
+        except OSError:  # not empty, or gone: kept as it is
+            pass
+
+
+def forget_created_folders() -> None:
+    """Start a new command: the folders created so far are its predecessors' to keep."""
+    _CREATED.clear()
+
+
 def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool = False, resume: bool = False,
                           option: str = "--out") -> Path:
     """Check and create an output folder before any work starts; return it as a Path.
@@ -460,10 +481,16 @@ def prepare_output_folder(folder: str | os.PathLike, kind: str, overwrite: bool 
             raise UsageError(f"{what}: cannot read the folder ({exc.strerror or exc})") from None
         if any(not is_temporary(name) for name in entries) or COMMIT in entries:
             _check_existing(path, kind, entries, overwrite, resume, what)
+    missing = []
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{what}: cannot create the folder ({exc.strerror or exc})") from None
+    _CREATED.extend(reversed(missing))
     probe_writable(path, what)
     recover(path)
     return path

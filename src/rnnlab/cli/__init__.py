@@ -31,6 +31,7 @@ import time
 
 import torch
 
+from rnnlab.artifacts import forget_created_folders, remove_unused_folders
 from rnnlab.checkpoint import load_config
 from rnnlab.cli import bench, classify, corpus, export, forecast, lm, ngram, reproduce, tag
 from rnnlab.cli import explore
@@ -78,6 +79,7 @@ def _main(argv: list[str] | None, place) -> int:
         parser.print_help(sys.stderr)
         return 2
     configure_logging(verbose=not args.quiet and place.is_main)
+    forget_created_folders()
     previous = _handle_sigterm_as_interrupt()
     try:
         if place.enabled and args.command != "train":
@@ -93,6 +95,7 @@ def _main(argv: list[str] | None, place) -> int:
         return int(args.handler(args) or 0)
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        remove_unused_folders()  # a refused command leaves no empty --out behind
         if place.enabled:
             record_error(exc)  # torchrun's report names it, whichever rank it came from
             if not place.is_main:
