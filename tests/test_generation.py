@@ -266,6 +266,8 @@ def test_sampled_texts_end_at_their_first_stop_token(lm):
 
 @pytest.mark.parametrize("call,message", [
     (lambda lm: lm.generate("the", 5, stop="zz"), "stop 'zz' is not one token"),
+    (lambda lm: lm.generate("the", 5, stop=5), "stop must be a token or a list of tokens, got int"),
+    (lambda lm: lm.beam_search("the", 5, stop=[3]), "stop must be a string"),
     (lambda lm: lm.generate_prompts(["the"], 5, stop=["<unk>"]), "stop '<unk>' is not one token"),
     (lambda lm: lm.beam_search("the", 5, beam=0), "beam must be an integer from 1"),
     (lambda lm: lm.beam_search("the", 5, length_penalty=-1), "length_penalty must be"),

@@ -192,6 +192,8 @@ class LanguageModel:
         errors call the argument ``name``."""
         if isinstance(stop, str):
             stop = [stop]
+        if not isinstance(stop, (list, tuple)):
+            raise UsageError(f"{name} must be a token or a list of tokens, got {type(stop).__name__}")
         ids = []
         for token in stop:
             checks.text(token, name)
