@@ -311,6 +311,8 @@ def test_refuses_a_folder_that_is_not_a_prepared_corpus(tmp_path):
         prep.prepare_corpus(source, tmp_path / "mine")
     with pytest.raises(UsageError, match="is a file"):
         prep.prepare_corpus(source, source)
+    with pytest.raises(UsageError, match="out_dir must be a folder path, got NoneType"):
+        prep.prepare_corpus(source, None)
     prep.prepare_corpus(source, tmp_path / "out")
     write(tmp_path / "out" / "notes.txt", "user file")
     with pytest.raises(UsageError, match="'notes.txt', which rnnlab did not write"):

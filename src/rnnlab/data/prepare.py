@@ -472,6 +472,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
     ``rebuilt`` (why an existing folder was replaced, or None), ``num_tokens``, per-split
     token counts, ``vocab_size``, ``dtype``, ``input_bytes``, ``seconds``, ``mb_per_s``.
     """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise UsageError(f"out_dir must be a folder path, got {type(out_dir).__name__}")
     check_mode(mode)
     check_tokenizer(token)
     vocab_size_given = vocab_size is not None
