@@ -280,6 +280,23 @@ def test_training_gives_the_runs_records_and_the_tasks_charts(classifier, tagger
         assert data["train_config"]["batch_size"] == 8 and data["data"]["val_examples"] == 40
 
 
+def test_training_of_a_run_without_validation_examples(tmp_path):
+    """Scored on its training examples: the metric and both training losses are drawn."""
+    from rnnlab.cli import main
+    from rnnlab.tasks.synthetic import distant_cue_texts, write_csv
+    write_csv(distant_cue_texts(60, seed=2), tmp_path / "train.csv")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["-q", "classify", "train", "--data", str(tmp_path / "train.csv"), "--val-fraction", "0",
+                     "--out", str(tmp_path / "clf"), "--epochs", "2", *CLASSIFY[2:]]) == 0
+    with running(open_explorer(tmp_path / "clf")) as server:
+        status, data, _ = request(server, "GET", "/api/training")
+    assert status == 200 and [[key for key, _ in chart["series"]] for chart in data["charts"]] == [
+        ["train_accuracy"], ["train_loss", "train_eval_loss"]]
+    last = data["records"][-1]
+    assert {"train_accuracy", "train_loss", "train_eval_loss"} <= set(last) and "val_loss" not in last
+    assert last["train_loss"] != last["train_eval_loss"]  # the running loss and the evaluated one, both kept
+
+
 # ---- the command ---------------------------------------------------------------------------------
 def test_cli_serves_a_tagger_and_stops_on_ctrl_c(folders):
     with ExploreProcess(str(folders[1])) as served:

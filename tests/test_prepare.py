@@ -19,7 +19,6 @@ from rnnlab.data import prepare as prep
 from rnnlab.data.batches import BatchIterator
 from rnnlab.data.corpus import load_corpus
 from rnnlab.data.dataset import _token_stream, prepare_text
-from rnnlab.data.subword import decode_tokens
 from rnnlab.errors import CorpusNotFoundError, DataError, UsageError
 from rnnlab.fileio import file_digest
 
@@ -189,14 +188,44 @@ def test_subword_tokens_streamed_are_the_in_memory_ones(kind, mode, chunk_bytes,
         if kind == "bpe":
             assert data.vocab.subword.to_json() == ref.vocab.subword.to_json()
             assert data.vocab.idx_to_token == ref.vocab.idx_to_token
-        else:
+        else:  # the same tokens learnt; the ids compared with the folder's own tokenizer in memory
             assert set(data.vocab.idx_to_token) == set(ref.vocab.idx_to_token)
+            ref = prepare_text(load_corpus(str(source)), mode=mode, token=kind, split=prep.parse_split(split),
+                               vocab=data.vocab)
         for part in ("train", "val", "test"):
-            if kind == "bpe":
-                assert np.array_equal(data.part(part), ref.part(part)), part
-            decoded = [decode_tokens(d.vocab.to_tokens(d.part(part).tolist())) for d in (data, ref)]
-            assert decoded[0] == decoded[1], part
-            assert abs(len(data.part(part)) - len(ref.part(part))) <= 0.01 * len(ref.part(part)) + 1
+            assert np.array_equal(data.part(part), ref.part(part)), part
+
+
+@pytest.mark.parametrize("text", [
+    "apple\r\nbanana\r\ncherry\r\n" * 300,                 # CRLF word lists: no space anywhere
+    "\u3000\u3000第一段。\n\n\u3000\u3000第二段，東京。\n" * 200,  # indented paragraphs, no ASCII space
+    "alpha,beta;gamma|" * 500 + "\n" + "x" * 3000])              # one long run that cannot be cut
+def test_subword_texts_with_few_places_to_cut(tmp_path, text):
+    source = write(tmp_path / "text.txt", text)
+    prep.prepare_corpus(source, tmp_path / "out", token="bpe", chunk_bytes=97, vocab_size=280, show_progress=False)
+    data = prep.open_prepared(tmp_path / "out", verify=True)
+    ref = prepare_text(load_corpus(str(source)), token="bpe", vocab_size=280)
+    assert data.vocab.subword.to_json() == ref.vocab.subword.to_json()
+    for part in ("train", "val", "test"):
+        assert np.array_equal(data.part(part), ref.part(part)), part
+
+
+def test_subword_split_folder_and_refusals(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for name, seed in (("train.txt", 5), ("valid.txt", 6), ("test.txt", 7)):
+        write(folder / name, sample_text(4000, seed))
+    prep.prepare_corpus(folder, tmp_path / "out", token="unigram", vocab_size=300, chunk_bytes=333,
+                        show_progress=False)
+    data = prep.open_prepared(tmp_path / "out")
+    ref = prepare_text(load_corpus(str(folder)), token="unigram", vocab=data.vocab)
+    for part in ("train", "val", "test"):
+        assert len(data.part(part)) and np.array_equal(data.part(part), ref.part(part)), part
+    with pytest.raises(UsageError, match="--min-freq applies to char, word and byte tokens"):
+        prep.prepare_corpus(folder, tmp_path / "mf", token="bpe", min_freq=2)
+    with pytest.raises(UsageError, match="--min-freq applies to char, word and byte tokens"):
+        prepare_text(sample_text(2000), token="unigram", min_freq=2)
+    assert not (tmp_path / "mf").exists()
 
 
 def test_subword_folder_keeps_its_tokenizer_checked(tmp_path):
@@ -225,6 +254,23 @@ def test_subword_folder_keeps_its_tokenizer_checked(tmp_path):
         prep.open_prepared(out)
     rebuilt = prep.prepare_corpus(source, out, token="bpe", vocab_size=280, show_progress=False)
     assert "tokenizer.json" in rebuilt["rebuilt"] and prep.open_prepared(out, verify=True).vocab.subword is not None
+    # a tokenizer edited (and its checksum with it) to add tokens or a normalizer is refused
+    manifest = prep.read_manifest(out)
+    for key, value in (("added_tokens", [{"id": 280, "content": "zzqq", "single_word": False, "lstrip": False,
+                                          "rstrip": False, "normalized": False, "special": False}]),
+                       ("normalizer", {"type": "Lowercase"})):
+        document = json.loads(tokenizer.read_text(encoding="utf-8"))
+        document[key] = value
+        raw = json.dumps(document).encode("utf-8")
+        tokenizer.write_bytes(raw)
+        import hashlib
+        edited = {**manifest, "tokenizer": {"file": "tokenizer.json", "bytes": len(raw),
+                                            "sha256": hashlib.sha256(raw).hexdigest()}}
+        (out / "manifest.json").write_text(json.dumps(edited), encoding="utf-8")
+        with pytest.raises(DataError, match="added tokens, a normalizer or a post-processor"):
+            prep.open_prepared(out)
+    rebuilt = prep.prepare_corpus(source, out, token="bpe", vocab_size=280, show_progress=False)
+    assert rebuilt["rebuilt"] and prep.open_prepared(out, verify=True).vocab.subword is not None
     # back to characters: the tokenizer file goes with the rest
     prep.prepare_corpus(source, out, overwrite=True, show_progress=False)
     assert not tokenizer.exists() and "tokenizer" not in prep.read_manifest(out)

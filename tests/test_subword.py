@@ -276,3 +276,14 @@ def test_export_metadata_carries_the_tokenizer(tmp_path):
     text = "Ünïcode 😀 text"
     tokens = again.encode(text).tokens
     assert tokens == data.vocab.subword.tokens(text) and all(tok in meta["tokens"] for tok in tokens)
+
+
+def test_a_stop_token_of_a_subword_model_is_spelled_with_byte_symbols():
+    from rnnlab.lm import LanguageModel
+    from rnnlab.models import build_model
+    vocab = prepare_text(TEXT, mode="raw", token="bpe", split=(1.0, 0.0, 0.0), vocab_size=300).vocab
+    lm = LanguageModel(build_model("gru", len(vocab), seed=0, hidden_size=8, num_layers=1), vocab, token="bpe")
+    with pytest.raises(UsageError, match=r"a bpe token spells each byte with a symbol: try 'Ġ'"):
+        lm.generate("the", 5, stop=" ")
+    text = lm.generate("the", 40, seed=1, stop="Ġ")
+    assert " " not in text[3:-1]

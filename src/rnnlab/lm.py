@@ -22,7 +22,7 @@ import torch
 
 from rnnlab.checkpoint import load_config
 from rnnlab.data.dataset import encode_text
-from rnnlab.data.subword import decode_stream
+from rnnlab.data.subword import BYTE_SYMBOLS, decode_stream
 from rnnlab.data.text import SUBWORDS, detokenize, preprocess_prefix, tokenize, word_separator
 from rnnlab.data.vocab import Vocab
 from rnnlab import checks
@@ -118,11 +118,12 @@ class LanguageModel:
 
     def generate_batch(self, prefix: str, length: int = 100, num_samples: int = 2, greedy: bool = False,
                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                       seed: int | None = None) -> list[str]:
+                       seed: int | None = None, stop: Sequence[str] | str = ()) -> list[str]:
         """``num_samples`` texts like :meth:`generate`, generated side by side (one warm-up, batched steps).
 
         With a ``seed``, sample ``i`` is the text ``generate(..., seed=seed + i)`` gives
         (up to float rounding), as ``rnnlab generate --num-samples`` has always printed.
+        Each text ends after the first of the ``stop`` tokens it produces.
         """
         self._check_generation(prefix, length, greedy, temperature, top_k, top_p, seed)
         checks.integer(num_samples, "num_samples", 1, MAX_STREAMS)
@@ -130,10 +131,11 @@ class LanguageModel:
             checks.seed_value(seed + num_samples - 1, "seed + num_samples - 1")
         sampling = Sampling(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
         generators = None if seed is None else [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
+        end_ids = set(self.stop_ids(stop))
         ids = self.prefix_ids(prefix)
         rows = generate_batch_ids(self.model, ids, length, num_samples, sampling, generators)
         shown = self.prefix_text(prefix)
-        return [shown + "".join(self._pieces(ids[-1], row)) for row in rows]
+        return [shown + "".join(self._pieces(ids[-1], _until_stop(row, end_ids))) for row in rows]
 
     def generate_prompts(self, prompts: Sequence[str], length: int = 100, num_samples: int = 1,
                          greedy: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -198,8 +200,13 @@ class LanguageModel:
         for token in stop:
             checks.text(token, name)
             if token not in self.vocab or self.vocab[token] == 0:
+                hint = ""
+                if self.token in SUBWORDS:  # its tokens spell bytes with the byte-level symbols
+                    spelled = "".join(BYTE_SYMBOLS[b] for b in token.encode("utf-8"))
+                    hint = f"; a {self.token} token spells each byte with a symbol: try {spelled!r}" \
+                        if spelled != token and spelled in self.vocab else ""
                 raise UsageError(f"{name} {token!r} is not one token of the model's vocabulary "
-                                 f"({self.token} tokens)")
+                                 f"({self.token} tokens){hint}")
             ids.append(self.vocab[token])
         return ids
 
@@ -241,7 +248,8 @@ class LanguageModel:
                                    subword=self.vocab.subword), self.token)
 
     def generate(self, prefix: str, length: int = 100, **options) -> str:
-        """Prefix (as preprocessed) followed by ``length`` generated tokens, as text."""
+        """Prefix (as preprocessed) followed by ``length`` generated tokens (fewer when a ``stop``
+        token comes first), as text."""
         unknown = sorted(set(options) - {"greedy", "temperature", "top_k", "top_p", "seed", "stop"})
         if unknown:
             raise UsageError(f"generate() got an unknown option {unknown[0]!r}; options: greedy, temperature, "

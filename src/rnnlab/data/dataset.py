@@ -36,7 +36,7 @@ import numpy as np
 from rnnlab.artifacts import is_sha256, verify_member
 from rnnlab.data.corpus import MANIFEST, Corpus, PreparedCorpus, read_manifest
 from rnnlab.data.encode import byte_codes, char_counts, codepoints, encode, encode_codes
-from rnnlab.data.subword import TOKENIZER_FILE, SubwordTokenizer, check_vocab_size, token_bytes
+from rnnlab.data.subword import TOKENIZER_FILE, SubwordTokenizer, check_subword_min_freq, check_vocab_size, token_bytes
 from rnnlab.data.text import SUBWORDS, check_mode, check_tokenizer, detokenize, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, RnnlabError, UsageError
@@ -164,6 +164,7 @@ def prepare_text(corpus: Corpus | str, mode: str = "raw", token: str = "char", s
     check_mode(mode)
     check_tokenizer(token)
     vocab_size = check_vocab_size(vocab_size, token)
+    check_subword_min_freq(min_freq, token)
     split = parse_split(split)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"max_tokens must be positive, got {max_tokens}")

@@ -105,7 +105,8 @@ from rnnlab.data.corpus import (BUILTIN_NAMES, ENCODING_ERRORS, MANIFEST, PREPAR
 from rnnlab.data.dataset import (DEFAULT_SPLIT, SPLITS, VERIFY_LEVELS, TextDataset, check_shards,  # noqa: F401
                                  dataset_from_prepared, open_prepared, parse_split, prepared_vocab, verify_prepared)
 from rnnlab.data.encode import byte_codes, codepoints
-from rnnlab.data.subword import SUBWORD_KINDS, TOKENIZER_FILE, SubwordTokenizer, check_vocab_size, last_safe_cut
+from rnnlab.data.subword import (SUBWORD_KINDS, TOKENIZER_FILE, SubwordTokenizer, check_subword_min_freq,
+                                 check_vocab_size, last_safe_cut)
 from rnnlab.data.text import check_mode, check_tokenizer, preprocess, tokenize
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import DataError, UsageError
@@ -436,7 +437,7 @@ def _unchanged(manifest: dict, settings: dict, records: list[dict], out: Path) -
         check_shards(out, manifest, verify="first-use")
         prepared_vocab(out, manifest)  # and its tokenizer, for subwords
     except (DataError, KeyError, TypeError, ValueError) as exc:
-        return f"its shards do not match the manifest ({exc})"
+        return f"its shards or its tokenizer do not match the manifest ({exc})"
     return None
 
 
@@ -487,6 +488,7 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
         raise UsageError(f"--min-freq must be an integer >= 0, got {min_freq}")
     if vocab_from is not None and min_freq:
         raise UsageError("--min-freq builds a vocabulary; --vocab reuses one: give one of them")
+    check_subword_min_freq(min_freq, token)
     if vocab_from is not None and vocab_size_given:
         raise UsageError("--vocab-size learns a tokenizer; --vocab reuses one: give one of them")
     started = time.perf_counter()
@@ -522,8 +524,8 @@ def prepare_corpus(source, out_dir, mode: str = "raw", token: str = "char", voca
 
     streams = {role: _TokenStream(files, mode, token, int(chunk_bytes), encoding_errors)
                for role, files in roles.items()}
-    if token in SUBWORD_KINDS:  # characters, the tokenizer, then the shards
-        passes = 3 if vocab is None else 2
+    if token in SUBWORD_KINDS:  # characters, the tokenizer (the training part), then the shards
+        passes = 2 + (split[0] if vocab is None and isinstance(split, tuple) else 1 if vocab is None else 0)
     else:  # two full passes, plus the re-read of the text after the training split (its share, roughly)
         passes = 2 + (1 - split[0] if vocab is None and isinstance(split, tuple) else 0)
     with ByteProgress(int(input_bytes * passes), desc=f"preparing {name}", enabled=show_progress) as bar:
@@ -655,8 +657,9 @@ def _learn_tokenizer(streams: dict, split, token: str, vocab_size: int, bar) -> 
 
     def training_text():
         for part, text in _subword_pieces(streams["train"].chunks(), ends["train"], bar):
-            if part == 0:  # the rest is read to the end (the bar counts the whole pass), not learnt from
-                yield text
+            if part > 0:
+                return  # the held-out text is not learnt from, nor read in this pass
+            yield text
 
     return SubwordTokenizer.train(training_text(), vocab_size, token), ends
 

@@ -85,28 +85,30 @@ def check_vocab_size(vocab_size, token: str, flag: str = "--vocab-size") -> int 
     return vocab_size
 
 
+_CUT_BEFORE = frozenset(" \t\n\r\x0b\x0c")  # ASCII white space: every one is white space to the pattern's \\s
+
+
 def _is_safe_cut(text: str, k: int) -> bool:
-    """Whether ``text`` may be cut before position ``k`` (``0 < k < len(text) - 1``), see
-    :func:`last_safe_cut`; looks at ``text[k - 2:k + 2]`` only."""
-    here = text[k]
-    if here == " ":
-        return not text[k + 1].isspace() and not text[k - 1].isspace()
-    return text[k - 1] == "\n" and not here.isspace() and k >= 2 and not text[k - 2].isspace()
+    """Whether ``text`` may be cut before position ``k`` (``0 < k < len(text)``), see
+    :func:`last_safe_cut`; looks at ``text[k - 1:k + 1]`` only."""
+    return text[k] in _CUT_BEFORE and not text[k - 1].isspace()
 
 
 def last_safe_cut(text: str, start: int = 0) -> int:
-    """The largest ``k``, ``max(start, 1) <= k < len(text) - 1``, at which ``text`` may be cut
+    """The largest ``k``, ``max(start, 1) <= k < len(text)``, at which ``text`` may be cut
     into ``text[:k]`` and ``text[k:]`` whose tokens, each part tokenized alone, are the
-    tokens of ``text`` (0 when there is none): before a single space between two
-    non-space characters, or after a lone newline (non-space characters around it).
+    tokens of ``text`` (0 when there is none): before an ASCII white-space character that
+    follows a non-white-space one.
 
-    Why: the byte-level pre-tokenizer (GPT-2's pattern) never puts a space after a
-    non-space character into one pre-token, so a pre-token ends before such a space and
-    the next one (" word") starts with it; a lone newline is a pre-token of its own. Merges
-    never cross pre-tokens. (``str.isspace`` holds for every character the pattern's
-    ``\\s`` matches, so a cut it allows is allowed by the pattern.) ``start``: positions
-    before it are known to hold no cut (a carried text is scanned only where it grew)."""
-    for k in range(len(text) - 2, max(start, 1) - 1, -1):
+    Why: no pre-token of the byte-level pre-tokenizer (GPT-2's pattern: contractions,
+    `` ?`` + letters, digits or other symbols, white-space runs) holds white space after a
+    non-white-space character, so one ends there, and the next is matched from that
+    position as it would be in a text starting there (the pattern looks ahead, never
+    behind). Merges never cross pre-tokens. (``str.isspace`` holds for every character the
+    pattern's ``\\s`` matches, so "not white space" here is not white space there too.)
+    ``start``: positions before it are known to hold no cut (a carried text is scanned only
+    where it grew)."""
+    for k in range(len(text) - 1, max(start, 1) - 1, -1):
         if _is_safe_cut(text, k):
             return k
     return 0
@@ -123,14 +125,23 @@ def learning_pieces(texts: Iterable[str], size: int | None = None) -> Iterator[s
     for text in texts:
         buffer += text
         while len(buffer) > size:
-            cut = next((k for k in range(max(scanned, 1), len(buffer) - 1) if _is_safe_cut(buffer, k)), 0)
+            cut = next((k for k in range(max(scanned, 1), len(buffer)) if _is_safe_cut(buffer, k)), 0)
             if not cut:
-                scanned = max(size, len(buffer) - 2)  # nothing before: wait for more text
+                scanned = max(size, len(buffer))  # nothing before: wait for more text
                 break
             yield buffer[:cut]
             buffer, scanned = buffer[cut:], size
     if buffer:
         yield buffer
+
+
+def check_subword_min_freq(min_freq, token: str) -> None:
+    """Refuse ``--min-freq`` for ``bpe``/``unigram`` tokens: their vocabulary is every subword
+    of the tokenizer (dropping rare ones would leave tokens the tokenizer makes but the
+    model cannot read); ``--vocab-size`` sizes it."""
+    if token in SUBWORD_KINDS and min_freq:
+        raise UsageError(f"--min-freq applies to char, word and byte tokens; a {token} vocabulary holds every subword "
+                         "of its tokenizer: size it with --vocab-size")
 
 
 def _pieces_of(text: str, size: int | None = None) -> list[str]:
@@ -211,6 +222,9 @@ class SubwordTokenizer:
         found = {"BPE": "bpe", "Unigram": "unigram"}.get(model_type)
         if found is None or (kind is not None and found != kind):
             raise CheckpointError(f"{where} holds a {model_type!r:.40} tokenizer, not {kind or 'bpe or unigram'}")
+        if data.get("added_tokens") or data.get("normalizer") is not None or data.get("post_processor") is not None:
+            raise CheckpointError(f"{where} has added tokens, a normalizer or a post-processor: rnnlab's tokenizers "
+                                  "have none (the text would not round-trip, or ids would leave the vocabulary)")
         if pre.get("type") != "ByteLevel" or dec.get("type") != "ByteLevel":
             raise CheckpointError(f"{where} is not a byte-level tokenizer (pre-tokenizer and decoder must be "
                                   "ByteLevel), so text would not round-trip")
@@ -256,4 +270,4 @@ def decode_stream(tokens: Iterable[str]) -> Iterator[str]:
 
 
 __all__ = ["SubwordTokenizer", "SUBWORD_KINDS", "TOKENIZER_FILE", "check_vocab_size", "decode_tokens",
-           "decode_stream", "last_safe_cut", "learning_pieces", "token_bytes"]
+           "check_subword_min_freq", "decode_stream", "last_safe_cut", "learning_pieces", "token_bytes"]

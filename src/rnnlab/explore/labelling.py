@@ -114,7 +114,9 @@ class TaskExplorer:
         charts = [{"title": f"{metric.replace('_', ' ')} ({where})", "log": False,
                    "series": [[f"{split}_{metric}", f"{where} {metric.replace('_', ' ')}"]]},
                   {"title": "Loss (nats per example)", "log": False,
-                   "series": [["train_loss", "training loss"]] + ([["val_loss", "validation loss"]] if split == "val" else [])}]
+                   "series": [["train_loss", "training loss"],
+                              ["val_loss", "validation loss"] if split == "val" else
+                              ["train_eval_loss", "training loss, evaluated"]]}]
         return analysis.training_report(self.metrics_path, self.run_config, self.limits.metrics_bytes, charts, None)
 
     def _text(self, body) -> str:

@@ -111,8 +111,12 @@ class ExampleTask:
         return self.task.evaluate(model, self.val or self.train, self.options.batch_size)
 
     def record(self, train_loss: float, scores: dict | None, model) -> dict:
+        """``train_loss`` (the mean over the steps since the last record), the metric and the
+        evaluated loss: ``val_*``, or ``train_*`` and ``train_eval_loss`` without validation
+        examples (the training examples scored in eval mode, beside the running loss)."""
         split, metric = ("val" if self.val else "train"), self.metric[0]
-        return {"train_loss": train_loss, f"{split}_{metric}": scores[metric], f"{split}_loss": scores["loss"]}
+        return {"train_loss": train_loss, f"{split}_{metric}": scores[metric],
+                ("val_loss" if self.val else "train_eval_loss"): scores["loss"]}
 
     def log_line(self, record: dict) -> str:
         scored = f"{'val' if self.val else 'train'}_{self.metric[0]}"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from rnnlab.data.dataset import DEFAULT_SPLIT, check_held_out_options, parse_split
-from rnnlab.data.subword import check_vocab_size
+from rnnlab.data.subword import check_subword_min_freq, check_vocab_size
 from rnnlab.data.text import check_mode, check_tokenizer
 from rnnlab.errors import UsageError
 from rnnlab.models import model_kind
@@ -183,6 +183,7 @@ class DataOptions(_Section):
         parse_split(self.split)
         if self.min_freq < 0:
             raise UsageError(f"{self.flag('min_freq')} must be >= 0, got {self.min_freq}")
+        check_subword_min_freq(self.min_freq, self.token)
         if self.val_corpus is not None or self.test_corpus is not None:
             if parse_split(self.split) not in ("files", DEFAULT_SPLIT):
                 preset = " (the d2l presets set it)" if self.split == "d2l" else ""
