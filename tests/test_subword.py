@@ -285,5 +285,5 @@ def test_a_stop_token_of_a_subword_model_is_spelled_with_byte_symbols():
     lm = LanguageModel(build_model("gru", len(vocab), seed=0, hidden_size=8, num_layers=1), vocab, token="bpe")
     with pytest.raises(UsageError, match=r"a bpe token spells each byte with a symbol: try 'Ġ'"):
         lm.generate("the", 5, stop=" ")
-    text = lm.generate("the", 40, seed=1, stop="Ġ")
-    assert " " not in text[3:-1]
+    whole, cut = (lm.generate("the", 40, seed=seed, temperature=2.0, stop=stop) for seed, stop in ((1, ()), (1, "Ġ")))
+    assert whole.startswith(cut) and (cut == whole or cut.endswith(" "))
