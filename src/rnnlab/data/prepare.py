@@ -46,12 +46,15 @@ the training characters (:func:`rnnlab.data.subword.learning_pieces`: the same p
 in memory whatever the chunking); 3. encode each split on its own into the tokenizer's
 ids (a temporary file per split, 4 bytes a token), counting the training ones; then the
 vocabulary is built (every subword of the tokenizer, unseen ones with count 0) and the
-ids mapped to it as the shards are written. The text is cut only where the pieces' tokens are the whole text's
-(:func:`rnnlab.data.subword.last_safe_cut`: before a space between two non-space
-characters, after a lone newline), so the ids are the in-memory ones (BPE exactly; the
-library's unigram trainer differs from itself in the last digits of its scores, run to
-run). The tokenizer is stored as ``tokenizer.json`` (named in the manifest with its size
-and SHA-256, checked on every read).
+ids mapped to it as the shards are written. The text is cut only where the pieces'
+tokens are the whole text's (:func:`rnnlab.data.subword.last_safe_cut`: before an ASCII
+white-space character that follows a non-white-space one), so the ids are the in-memory
+ones (the library's unigram trainer differs from itself in the last digits of its scores
+from run to run, so two unigram tokenizers learnt from one text may differ; given the
+same tokenizer, the ids are the same). Memory as above, plus the longest stretch with no
+such place (it is carried whole). ``--min-freq`` does not apply: the vocabulary is every
+subword. The tokenizer is stored as ``tokenizer.json`` (named in the manifest with its
+size and SHA-256, checked on every read).
 
 Split boundaries are those of the in-memory path: ``[0, int(n * f_train))``, then
 ``int(n * f_val)`` and ``int(n * f_test)`` tokens; tokens after the test split (fractions
