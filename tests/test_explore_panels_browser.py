@@ -121,4 +121,7 @@ def test_task_training_panel_draws_the_metric_and_the_losses(browser, urls, kind
     assert f"{metric} {last:.3f}" in tab.inner_text("#train-status")
     assert not tab.is_visible("#train-baselines-section")  # a task has no count-model baselines
     assert tab.locator("#train-config tr").count() > 10
+    widths = tab.eval_on_selector_all("#train-metric-charts figure", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(widths) == 2 and min(widths) > 300  # the figures are items of the charts row, not squeezed
+    screenshot(tab, f"{kind}-training")
     assert not tab.problems, tab.problems
