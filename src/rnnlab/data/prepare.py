@@ -450,8 +450,8 @@ def _vocab_from(folder, mode: str, token: str) -> tuple[Vocab, dict]:
     if (pre["mode"], pre["token"]) != (mode, token):
         raise UsageError(f"--vocab {folder} was prepared with --mode {pre['mode']} --token {pre['token']}, not "
                          f"--mode {mode} --token {token}; its vocabulary cannot encode this text")
-    return prepared_vocab(Path(os.path.expanduser(os.fspath(folder))), manifest), {"location": os.path.abspath(os.path.expanduser(os.fspath(folder))),
-                                                "manifest_sha1": manifest_sha1(folder)}
+    path = Path(os.path.expanduser(os.fspath(folder)))
+    return prepared_vocab(path, manifest), {"location": os.path.abspath(path), "manifest_sha1": manifest_sha1(folder)}
 
 
 # ----------------------------------------------------------------------------------

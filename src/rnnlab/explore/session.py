@@ -66,7 +66,8 @@ GENERATION_SLICE_SECONDS = 0.04
 GENERATION_CHUNK = 512
 # The Training panel's metric chart of a language model (the loop's record keys).
 PERPLEXITY_CHARTS = [{"title": "Perplexity (log scale)", "log": True,
-                      "series": [["val_perplexity", "validation perplexity"], ["train_perplexity", "training perplexity"]]}]
+                      "series": [["val_perplexity", "validation perplexity"],
+                                 ["train_perplexity", "training perplexity"]]}]
 
 
 class FairLock:

@@ -220,8 +220,9 @@ class ModelOptions(_Section):
         kind = model_kind(self.model)
         check_size(self.model, self.size)
         for spec in kind.options:
-            if hasattr(self, spec.name) and not spec.accepts(getattr(self, spec.name)):
-                raise UsageError(f"{self.flag(spec.name)} must be {spec.expected()}, got {getattr(self, spec.name)!r:.60}")
+            value = getattr(self, spec.name, None)
+            if hasattr(self, spec.name) and not spec.accepts(value):
+                raise UsageError(f"{self.flag(spec.name)} must be {spec.expected()}, got {value!r:.60}")
 
     def model_options(self) -> dict:
         """Keyword arguments of :func:`rnnlab.models.build_model`: the registry's options of
@@ -252,7 +253,8 @@ class BatchOptions(_Section):
             if value < 1:
                 raise UsageError(f"{self.flag(key)} must be a positive integer, got {value}")
         if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
-            raise UsageError(f"{self.flag('full_bptt_max_mb')} must be a finite number > 0, got {self.full_bptt_max_mb}")
+            raise UsageError(f"{self.flag('full_bptt_max_mb')} must be a finite number > 0, "
+                             f"got {self.full_bptt_max_mb}")
         if not 0 < self.bptt_keep_prob <= 1:
             raise UsageError(f"{self.flag('bptt_keep_prob')} must be in (0, 1], got {self.bptt_keep_prob}")
         if self.bptt == "full" and self.sampling != "sequential":
