@@ -96,5 +96,8 @@ def test_a_bpe_folder_trains_a_model_that_keeps_its_tokenizer(tmp_path, capsys, 
     assert code == 0 and stdout.startswith("import os"), err
     code, stdout, err = run(["eval", "run", "--json"], capsys)
     assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["bits_per_char"] > 0, err
+    code, stdout, err = run(["corpus", "stats", "--corpus", "bpe", "--token", "bpe", "--mode", "raw", "--json"],
+                            capsys)  # its training split, without --split
+    assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["num_tokens"] == len(ref.train), err
     code, _, err = run(["train", "--corpus", "bpe", "--out", "run2", "--max-steps", "1"], capsys)
     assert code == 2 and "--token bpe" in err  # the folder's tokens must be asked for

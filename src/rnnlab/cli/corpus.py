@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rnnlab.cli.common import (add_corpus_options, add_overwrite_option, emit, finite, help_handler,
                                load_corpus_from_args, output_file, shown)
-from rnnlab.data.dataset import prepare_text, verify_prepared
+from rnnlab.data.corpus import PreparedCorpus
+from rnnlab.data.dataset import DEFAULT_SPLIT, prepare_text, verify_prepared
 from rnnlab.data.stats import corpus_stats
 from rnnlab.errors import UsageError
 from rnnlab.plots import zipf_plot
@@ -15,8 +16,10 @@ def cmd_corpus_stats(args) -> int:
         raise UsageError(f"--top must be >= 0, got {args.top}")
     output_file(args.plot, "--plot", args.overwrite, figure=True)
     corpus = load_corpus_from_args(args)
-    # Both splits put the whole (training) text in data.train; a split folder needs "files".
-    split = "files" if corpus.val is not None or corpus.test is not None else "d2l"
+    # Both splits put the whole (training) text in data.train; a split folder needs "files"; a
+    # prepared folder keeps its own split (the default means "not given"): its training split.
+    split = ("files" if corpus.val is not None or corpus.test is not None else
+             DEFAULT_SPLIT if isinstance(corpus, PreparedCorpus) else "d2l")
     data = prepare_text(corpus, mode=args.mode, token=args.token, split=split, vocab_size=args.vocab_size)
     stats = corpus_stats(data.train, data.vocab, orders=(1, 2, 3), top_k=args.top)
     if args.plot:
