@@ -27,14 +27,17 @@ def cmd_corpus_stats(args) -> int:
                   title=f"{corpus.name}: {args.token} n-grams ({args.mode})")
     result = {
         "corpus": corpus.name, "mode": args.mode, "token": args.token,
-        "characters": len(corpus.text), "num_tokens": int(len(data.train)), "vocab_size": len(data.vocab),
+        # a prepared folder holds ids, not its text: its characters are not known here
+        "characters": None if isinstance(corpus, PreparedCorpus) else len(corpus.text),
+        "num_tokens": int(len(data.train)), "vocab_size": len(data.vocab),
         "top_unigrams": stats[1].top, "top_bigrams": stats[2].top, "top_trigrams": stats[3].top,
         "distinct_ngrams": {str(n): s.distinct for n, s in stats.items()},
         "zipf_alpha": {str(n): finite(round(s.zipf_alpha, 4)) for n, s in stats.items()},
         "plot": args.plot,
     }
     if not args.json:
-        print(f"corpus      {corpus.name} ({len(corpus.text):,} characters; {', '.join(corpus.sources)})")
+        size = "a prepared folder" if result["characters"] is None else f"{result['characters']:,} characters"
+        print(f"corpus      {corpus.name} ({size}; {', '.join(corpus.sources)})")
         print(f"tokens      {result['num_tokens']:,} {args.token} tokens after {args.mode} preprocessing")
         print(f"vocabulary  {result['vocab_size']:,} entries including <unk>")
         for n, name in ((1, "unigrams"), (2, "bigrams"), (3, "trigrams")):
