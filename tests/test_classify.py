@@ -266,6 +266,15 @@ def test_sizes_beyond_the_bound_are_refused_before_allocation():
     task = ClassificationTask.from_examples([LabelledText("a b", "x", 1), LabelledText("c", "y", 2)])
     with pytest.raises(UsageError, match="hidden_size must be an integer from 1 to 1048576"):
         task.build_model(hidden_size=10**9)
+    # layers: the constructors hold the registries' bound (1024), so no network is built that cannot be loaded
+    from rnnlab.models import MAX_LAYERS, build_model
+    from rnnlab.models.recurrent import TorchRecurrentLM
+    with pytest.raises(UsageError, match=f"num_layers must be an integer from 1 to {MAX_LAYERS}"):
+        task.build_model(num_layers=MAX_LAYERS + 1)
+    with pytest.raises(UsageError, match=f"num_layers must be an integer from 1 to {MAX_LAYERS}"):
+        TorchRecurrentLM(10, hidden_size=4, num_layers=MAX_LAYERS + 1)
+    with pytest.raises(UsageError, match=f"num_layers must be an integer from 1 to {MAX_LAYERS}"):
+        build_model("gru", 10, hidden_size=4, num_layers=MAX_LAYERS + 1)
 
 
 def test_resume_changes_only_what_a_resume_may_change(trained, tmp_path, capsys):

@@ -181,7 +181,7 @@ def test_full_bptt_refuses_beyond_the_memory_bound():
     (dict(model="transformer"), "unknown model"),
     (dict(optimizer="lbfgs"), "unknown optimizer"),
     (dict(hidden_size=0), "--hidden must be an integer from 1 to"),
-    (dict(batch_size=-1), "batch-size must be a positive integer"),
+    (dict(batch_size=-1), "--batch-size must be an integer from 1 to"),
     (dict(bptt="sometimes"), "unknown BPTT"),
     (dict(bptt="full", sampling="random"), "needs --sampling sequential"),
     (dict(lr=0), "lr must be a finite number > 0"),

@@ -15,13 +15,11 @@ from typing import Callable
 import torch
 
 from rnnlab.errors import UsageError
-from rnnlab.models.base import RecurrentLM, State, detach_state, map_state, scale_grad
+from rnnlab.models.base import MAX_LAYERS, MAX_SIZE, RecurrentLM, State, detach_state, map_state, scale_grad
 from rnnlab.models.parallel import ParallelRecurrentLM
 from rnnlab.models.recurrent import TorchRecurrentLM
 from rnnlab.models.scratch import ScratchRNN
 
-MAX_SIZE = 1 << 20  # hidden/embedding sizes and layers beyond these are refused before any allocation
-MAX_LAYERS = 1024
 
 
 @dataclass(frozen=True)
@@ -170,5 +168,5 @@ def model_from_config(config: dict) -> RecurrentLM:
     return build_model(config.pop("model"), config.pop("vocab_size"), **config)
 
 
-__all__ = ["MODELS", "MODEL_NAMES", "ModelKind", "ModelOption", "RecurrentLM", "State", "build_model",
+__all__ = ["MAX_LAYERS", "MAX_SIZE", "MODELS", "MODEL_NAMES", "ModelKind", "ModelOption", "RecurrentLM", "State", "build_model",
            "model_kind", "model_from_config", "detach_state", "map_state", "scale_grad"]

@@ -85,18 +85,21 @@ def scale_grad(state: State, scale: torch.Tensor) -> State:
     return map_state(lambda s: _ScaleGrad.apply(s, scale.to(s.dtype)), state)
 
 
-# Layer sizes beyond this are refused before any allocation (a typo of a few zeros must be
-# an error, not an allocator traceback or a machine swapping for an hour).
-MAX_LAYER_SIZE = 1 << 20
-SIZED = ("hidden_size", "embed_size", "num_layers", "char_size", "char_embed_size", "char_hidden_size")
+# Layer sizes and layer counts beyond these are refused before any allocation (a typo of a
+# few zeros must be an error, not an allocator traceback or a machine swapping for an hour);
+# the model registries (rnnlab.models, rnnlab.tasks.models) declare their ranges with them.
+MAX_SIZE = 1 << 20
+MAX_LAYERS = 1024
+SIZED = ("hidden_size", "embed_size", "char_size", "char_embed_size", "char_hidden_size")
 
 
 def check_positive(**sizes: int) -> None:
     for key, value in sizes.items():
         if value is None or int(value) < 1:
             raise UsageError(f"{key} must be a positive integer, got {value}")
-        if key in SIZED and int(value) > MAX_LAYER_SIZE:
-            raise UsageError(f"{key} must be an integer from 1 to {MAX_LAYER_SIZE}, got {value}")
+        limit = MAX_LAYERS if key == "num_layers" else MAX_SIZE if key in SIZED else None
+        if limit is not None and int(value) > limit:
+            raise UsageError(f"{key} must be an integer from 1 to {limit}, got {value}")
 
 
 @contextlib.contextmanager

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import config_error, config_value, is_int, load_config, prepare_output_folder
+from rnnlab.checkpoint import config_value, is_int, load_config, prepare_output_folder
 from rnnlab.data.labelled import FeatureSequence
 from rnnlab.errors import CheckpointError, DataError, UsageError
 from rnnlab.progress import logger
-from rnnlab.training.checkpoint import TRAIN_LIMITS  # the language model's bounds on what resume allocates
-from rnnlab.training.config import LoopOptions, option
+from rnnlab.training.config import TRAIN_LIMITS, LoopOptions, option
 from rnnlab.training.loop import Trainer
 from rnnlab.training.state import Progress, resumed_options
 
@@ -52,8 +51,9 @@ class FitOptions(LoopOptions):
 
     def validate(self) -> "FitOptions":
         super().validate()
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be a positive integer, got {self.batch_size}")
+        if not 1 <= self.batch_size <= TRAIN_LIMITS["batch_size"]:
+            raise UsageError(f"--batch-size must be an integer from 1 to {TRAIN_LIMITS['batch_size']:,}, "
+                             f"got {self.batch_size}")
         return self
 
 
@@ -176,9 +176,6 @@ def resume_options(folder, kind: str, **changes) -> FitOptions:
         options = FitOptions.from_dict({**saved, "max_steps": None}).validate()
     except UsageError as exc:
         raise CheckpointError(f"{where}: key 'train_config' is not valid ({exc})") from None
-    if options.batch_size > TRAIN_LIMITS["batch_size"]:
-        raise config_error(folder, "train_config.batch_size", f"must be at most {TRAIN_LIMITS['batch_size']:,}, "
-                           f"got {options.batch_size:,}")
     return resumed_options(options, progress, folder, **changes)
 
 

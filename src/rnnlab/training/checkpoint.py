@@ -24,7 +24,7 @@ from rnnlab.checkpoint import (check_tensors, config_error, config_value, is_int
                                is_str_list, load_config, load_tensors, save_checkpoint)
 from rnnlab.errors import CheckpointError, RnnlabError
 from rnnlab.model_checkpoint import KIND, check_model_config, meta_model
-from rnnlab.training.config import TrainConfig
+from rnnlab.training.config import TRAIN_LIMITS, TrainConfig
 from rnnlab.training.distributed import unwrap
 from rnnlab.training.state import Progress
 
@@ -97,7 +97,6 @@ def load_training_config(folder) -> dict:
 
 # Bounds on training options read from a checkpoint: a crafted config.json must not make
 # --resume generate 10**12 sample tokens per evaluation or allocate a batch of 10**12 rows.
-TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
 
 
 def _train_config(folder, config: dict):

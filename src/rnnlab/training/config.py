@@ -72,6 +72,10 @@ class _Section:
 
 
 UNLIMITED_EPOCHS = 1_000_000
+# The most a run may ask for of what resuming, evaluating and sampling allocate or generate:
+# checked for a new run and for a config.json a resumed run reads alike.
+TRAIN_LIMITS = {"sample_length": 1_000_000, "batch_size": 1 << 20, "num_steps": 1 << 24}
+FLOAT32_MAX = 3.4e38
 
 
 def option(default, help: str, flag: str | None = None, choices: tuple = (), metavar: str | None = None):
@@ -135,7 +139,7 @@ class LoopOptions(_Section):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise UsageError(f"{self.flag(key)} must be positive, got {value}")
-        if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= 3.4e38):  # the float32 range
+        if not (self.lr > 0 and math.isfinite(self.lr) and self.lr <= FLOAT32_MAX):  # the float32 range
             raise UsageError(f"{self.flag('lr')} must be a finite number > 0, got {self.lr}")
         if not 0 <= self.seed < 2**63:
             raise UsageError(f"{self.flag('seed')} must be an integer from 0 to 2**63 - 1, got {self.seed}")
@@ -143,13 +147,13 @@ class LoopOptions(_Section):
             raise UsageError(f"{self.flag('adam_beta2')} must be in [0, 1), got {self.adam_beta2}")
         if self.lr_patience < 1:
             raise UsageError(f"{self.flag('lr_patience')} must be a positive integer, got {self.lr_patience}")
-        if self.clip is not None and not self.clip > 0:
+        if self.clip is not None and not (self.clip > 0 and math.isfinite(self.clip)):
             raise UsageError(f"{self.flag('clip')} must be > 0, got {self.clip}")
-        if self.max_time is not None and not self.max_time > 0:
+        if self.max_time is not None and not (self.max_time > 0 and math.isfinite(self.max_time)):
             raise UsageError(f"{self.flag('max_time')} must be > 0 seconds, got {self.max_time}")
         if self.lr_decay is not None and not 0 < self.lr_decay < 1:
             raise UsageError(f"{self.flag('lr_decay')} must be in (0, 1), got {self.lr_decay}")
-        if self.weight_decay is not None and not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+        if self.weight_decay is not None and not (0 <= self.weight_decay <= FLOAT32_MAX):
             raise UsageError(f"{self.flag('weight_decay')} must be a finite number >= 0, got {self.weight_decay}")
         return self
 
@@ -250,8 +254,8 @@ class BatchOptions(_Section):
             raise UsageError(f"unknown BPTT strategy '{self.bptt}'; choose one of {', '.join(BPTT_MODES)}")
         for key in ("batch_size", "num_steps"):
             value = getattr(self, key)
-            if value < 1:
-                raise UsageError(f"{self.flag(key)} must be a positive integer, got {value}")
+            if not 1 <= value <= TRAIN_LIMITS[key]:
+                raise UsageError(f"{self.flag(key)} must be an integer from 1 to {TRAIN_LIMITS[key]:,}, got {value}")
         if not (math.isfinite(self.full_bptt_max_mb) and self.full_bptt_max_mb > 0):
             raise UsageError(f"{self.flag('full_bptt_max_mb')} must be a finite number > 0, "
                              f"got {self.full_bptt_max_mb}")
@@ -259,8 +263,9 @@ class BatchOptions(_Section):
             raise UsageError(f"{self.flag('bptt_keep_prob')} must be in (0, 1], got {self.bptt_keep_prob}")
         if self.bptt == "full" and self.sampling != "sequential":
             raise UsageError("--bptt full carries gradients along the text, which needs --sampling sequential")
-        if self.sample_length < 0:
-            raise UsageError(f"{self.flag('sample_length')} must be >= 0, got {self.sample_length}")
+        if not 0 <= self.sample_length <= TRAIN_LIMITS["sample_length"]:
+            raise UsageError(f"{self.flag('sample_length')} must be an integer from 0 to "
+                             f"{TRAIN_LIMITS['sample_length']:,}, got {self.sample_length}")
 
 
 @dataclass
