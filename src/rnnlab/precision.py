@@ -31,8 +31,18 @@ from rnnlab.errors import UsageError
 from rnnlab.progress import logger
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(device) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (one GPU per process of a distributed run) or ``mps``."""
+    if not isinstance(device, str) or not (device in DEVICES or re.fullmatch(r"cuda:\d{1,3}", device)):
+        raise UsageError(f"unknown device {device!r:.40}; choose one of {', '.join(DEVICES)} or cuda:N")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; ``cuda:N`` one GPU; an unavailable explicit choice is an error."""
+    check_device(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -43,13 +53,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UsageError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps was asked for but Apple MPS is not available; use --device cpu or auto")
-    if str(name).startswith("cuda:") and re.fullmatch(r"cuda:\d{1,3}", name):
+    if name.startswith("cuda:"):
         if int(name[5:]) >= torch.cuda.device_count():
             raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible "
                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
         return torch.device(name)
-    if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown device '{name}'; choose auto, cpu, cuda, cuda:N or mps")
     return torch.device(name)
 
 
@@ -102,4 +110,4 @@ def compute_dtype(device: torch.device | str) -> torch.dtype | None:
     return None
 
 
-__all__ = ["resolve_device", "PRECISIONS", "bf16_supported", "resolve_precision", "autocast", "compute_dtype"]
+__all__ = ["DEVICES", "check_device", "resolve_device", "PRECISIONS", "bf16_supported", "resolve_precision", "autocast", "compute_dtype"]

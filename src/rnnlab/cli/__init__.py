@@ -32,6 +32,7 @@ import time
 import torch
 
 from rnnlab.artifacts import forget_created_folders, remove_unused_folders
+from rnnlab import checks
 from rnnlab.checkpoint import load_config
 from rnnlab.cli import bench, classify, corpus, export, forecast, lm, ngram, reproduce, tag
 from rnnlab.cli import explore
@@ -89,9 +90,7 @@ def _main(argv: list[str] | None, place) -> int:
             if not 1 <= args.threads <= 4096:
                 raise UsageError(f"--threads must be an integer from 1 to 4096, got {args.threads}")
             torch.set_num_threads(args.threads)
-        seed = getattr(args, "seed", None)  # NumPy and torch refuse negative seeds with a traceback
-        if seed is not None and not 0 <= seed < 2**63:
-            raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
+        checks.seed_value(getattr(args, "seed", None), "--seed")  # NumPy and torch refuse bad seeds with a traceback
         return int(args.handler(args) or 0)
     except RnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,6 @@ A :class:`TrainConfig` is plain data: it is stored in every checkpoint's
 from __future__ import annotations
 
 import math
-import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
@@ -17,19 +16,12 @@ from rnnlab.data.subword import check_subword_min_freq, check_vocab_size
 from rnnlab.data.text import check_mode, check_tokenizer
 from rnnlab.errors import UsageError
 from rnnlab.models import model_kind
-from rnnlab.precision import PRECISIONS
+from rnnlab.precision import PRECISIONS, check_device
 from rnnlab.training.budget import RULE_FIELDS, SIZES, check_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
 BPTT_MODES = ("truncated", "full", "randomized")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def check_device(device) -> None:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (one GPU per process of a distributed run) or ``mps``."""
-    if not isinstance(device, str) or not (device in DEVICES or re.fullmatch(r"cuda:\d{1,3}", device)):
-        raise UsageError(f"unknown device {device!r:.40}; choose one of {', '.join(DEVICES)} or cuda:N")
 
 
 class _Section:
@@ -183,7 +175,6 @@ class DataOptions(_Section):
         # checked here too, not only where the text is read, so a config.json that a resumed run reads is refused
         # as a whole (naming the file) before any work
         check_mode(self.mode)
-        check_tokenizer(self.token)
         parse_split(self.split)
         if self.min_freq < 0:
             raise UsageError(f"{self.flag('min_freq')} must be >= 0, got {self.min_freq}")

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnlab.errors import RnnlabError, TrainingError, UsageError
-from rnnlab.training.config import check_device
+from rnnlab.precision import check_device
 
 T = TypeVar("T")
 
