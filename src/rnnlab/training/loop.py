@@ -173,11 +173,11 @@ class _RunningTotals:
 
 
 def make_optimizer(model: torch.nn.Module, options: LoopOptions) -> torch.optim.Optimizer:
+    """The optimizer ``options`` name (validated options: :meth:`LoopOptions.validate` checks
+    every value once)."""
     params = [p for p in model.parameters() if p.requires_grad]
     # Not given (None): AdamW's customary 0.01, 0 for the others; an explicit 0 is 0 for all.
     decay = options.weight_decay if options.weight_decay is not None else (0.01 if options.optimizer == "adamw" else 0.0)
-    if not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
-        raise UsageError(f"weight-decay must be a finite number >= 0, got {decay}")
     if options.optimizer == "sgd":
         return torch.optim.SGD(params, lr=options.lr, weight_decay=decay)
     if options.optimizer == "adam":
