@@ -513,8 +513,11 @@ class ExploreProcess:
     (SIGINT) and waits, then ``returncode`` and ``stderr`` say how it stopped."""
 
     def __init__(self, *args: str) -> None:
+        # SIGINT at its default: a shell without job control starts background jobs (this test
+        # run among them) with SIGINT ignored, and the server would inherit that and never stop.
         self.proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "explore", *args, "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def __enter__(self) -> "ExploreProcess":
         self.line = self.proc.stdout.readline()
