@@ -160,7 +160,9 @@ def test_surprisal_colours_every_token(page):
     colours = page.eval_on_selector_all("#sur-output .tok", "els => els.slice(1).map(e => e.style.background)")
     assert all(colours) and len(set(colours)) > 5
     assert "bits" in page.locator("#sur-output .tok").nth(5).get_attribute("title")
-    if page.is_visible("#sur-colour"):  # an n-gram model was given: the second colouring
+    ngram = page.evaluate("async () => (await (await fetch('/api/info')).json()).ngram")
+    assert page.is_visible("#sur-colour") == bool(ngram)  # the hidden attribute holds against the CSS
+    if ngram:  # an n-gram model was given: the second colouring
         assert "-gram" in summary
         page.select_option("#sur-colour", "gain")
         gains = page.eval_on_selector_all("#sur-output .tok", "els => els.slice(1).map(e => e.style.background)")
