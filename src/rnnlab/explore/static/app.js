@@ -407,17 +407,22 @@ function asTypingUpdates(textarea, button, run) {
   return go;
 }
 
-async function classify(text, current) {
+async function answerIfCurrent(route, text, summary, busy, current) {
+  // The route's answer for the text, or null: on an error (shown) or when a later request was sent.
   showError("");
-  $("cls-summary").textContent = "classifying…";
-  let data;
+  summary.textContent = busy;
   try {
-    data = await api("/api/classify", { text });
+    const data = await api(route, { text });
+    return current() ? data : null;
   } catch (error) {
-    if (current()) { $("cls-summary").textContent = ""; showError(error.message); }
-    return;
+    if (current()) { summary.textContent = ""; showError(error.message); }
+    return null;
   }
-  if (!current()) return;
+}
+
+async function classify(text, current) {
+  const data = await answerIfCurrent("/api/classify", text, $("cls-summary"), "classifying…", current);
+  if (!data) return;
   const tokens = $("cls-tokens");
   tokens.replaceChildren();
   data.tokens.forEach((token, i) => {
@@ -466,16 +471,8 @@ function tagToken(word, tag, unknown) {
 }
 
 async function tagSentence(text, current) {
-  showError("");
-  $("tag-summary").textContent = "tagging…";
-  let data;
-  try {
-    data = await api("/api/tag", { text });
-  } catch (error) {
-    if (current()) { $("tag-summary").textContent = ""; showError(error.message); }
-    return;
-  }
-  if (!current()) return;
+  const data = await answerIfCurrent("/api/tag", text, $("tag-summary"), "tagging…", current);
+  if (!data) return;
   const output = $("tag-output");
   output.replaceChildren();
   let position = 0;
