@@ -137,15 +137,6 @@ def test_registry_checks_and_config_round_trip():
         build_model("mingru", 20, dropout=1.0)
 
 
-def test_locked_dropout_shares_one_mask_across_steps():
-    from rnnlab.models.parallel import LockedDropout
-    drop = LockedDropout(0.5).train()
-    out = drop(torch.ones(3, 50, 8))
-    assert torch.equal(out, out[:, :1].expand_as(out))  # the same mask at every step
-    assert set(out.unique().tolist()) <= {0.0, 2.0}
-    assert torch.equal(drop.eval()(torch.ones(2, 3, 4)), torch.ones(2, 3, 4))
-
-
 @pytest.mark.parametrize("cell,bptt", [("mingru", "truncated"), ("minlstm", "randomized"), ("mingru", "full")])
 def test_trained_checkpoint_scores_the_same_token_by_token(tmp_path, cell, bptt):
     """rnnlab train -> checkpoint -> evaluate (parallel scan over chunks) = the stepper's NLL."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 
 from rnnlab.precision import compute_dtype
+from rnnlab.models.dropout import dropout
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor, compute: torch.dtype) -> torch.Tensor:
@@ -144,7 +145,7 @@ def gru_forward(gru: torch.nn.GRU, inputs: torch.Tensor, state: torch.Tensor,
     with torch.autocast(inputs.device.type, enabled=False):  # the layer picks its own dtypes
         for layer in range(gru.num_layers):
             if layer > 0 and gru.dropout and gru.training:
-                layer_input = torch.nn.functional.dropout(layer_input, gru.dropout, training=True)
+                layer_input = dropout(layer_input, gru.dropout)
             layer_input, last = _GRULayer.apply(
                 layer_input.contiguous(), state[layer], getattr(gru, f"weight_ih_l{layer}"),
                 getattr(gru, f"weight_hh_l{layer}"), getattr(gru, f"bias_ih_l{layer}"),

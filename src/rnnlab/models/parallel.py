@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from rnnlab.models.base import RecurrentLM, State
+from rnnlab.models.dropout import LockedDropout
 
 CELLS = ("mingru", "minlstm")
 
@@ -151,27 +152,6 @@ def _sigmoid_columns(P: torch.Tensor, width: int) -> torch.Tensor:
     """
     B, T, G = P.shape
     return torch.sigmoid(P.reshape(B * T, G)[:, :width]).view(B, T, width)
-
-
-class LockedDropout(nn.Module):
-    """Dropout with one mask per sequence and feature, shared by all steps (``(B, 1, D)``).
-
-    The regulariser of AWD-LSTM (Merity et al., 2018; variational dropout, Gal and
-    Ghahramani, 2016). Here it is also the fast one: drawing a Bernoulli mask per
-    element on a CPU cost more than the rest of a minGRU layer (measured: 2 x 384,
-    bf16, 55,200 tokens/s without dropout, 25,800 with ``nn.Dropout(0.1)`` in three
-    places per block), and a mask per ``(sequence, feature)`` is ``T`` times fewer draws.
-    """
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        mask = torch.empty(x.shape[0], 1, x.shape[2], dtype=x.dtype, device=x.device).bernoulli_(1 - self.p)
-        return x * mask.div_(1 - self.p)
 
 
 class ParallelBlock(nn.Module):

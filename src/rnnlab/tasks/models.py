@@ -29,6 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnlab.errors import UsageError
 from rnnlab.models import MAX_LAYERS, MAX_SIZE, ModelOption
 from rnnlab.models.base import check_positive
+from rnnlab.models.dropout import Dropout
 from rnnlab.models.recurrent import CELLS
 
 POOLINGS = ("last", "mean", "max")
@@ -94,7 +95,7 @@ class SequenceClassifier(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0) if not input_size else None
         self.rnn = CELLS[cell](input_size or embed_size, hidden_size, num_layers=num_layers, batch_first=True,
                                bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -200,7 +201,7 @@ class SequenceTagger(nn.Module):
         self.rnn = CELLS[cell](embed_size + 2 * char_hidden_size, hidden_size, num_layers=num_layers,
                                batch_first=True, bidirectional=True,
                                dropout=dropout if num_layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.output = nn.Linear(2 * hidden_size, num_tags)
         self.crf = CRF(num_tags) if crf else None  # None: each token's tag chosen on its own
 
