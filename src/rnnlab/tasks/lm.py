@@ -5,11 +5,9 @@ num_steps)`` of the training split; the loss is the mean cross-entropy of next-t
 prediction (nats per token); the metric is validation perplexity (lower is better).
 What is specific to language models lives here:
 
-* the carried hidden state: with sequential partitioning each batch starts from the
-  previous batch's final state, detached (truncated BPTT); with random sampling every
-  batch starts from zeros;
-* full BPTT: the whole epoch is one "batch" (one graph, one backward, one update);
-* randomized BPTT: per-step gradient scales, a function of ``(seed, step)``;
+* the carried hidden state and backpropagation through time: a strategy object of
+  :mod:`rnnlab.training.bptt` (truncated, randomized or full) sets the epoch's steps and
+  computes each step's loss;
 * a greedy sample at every evaluation, the perplexity figure, and (opt-in) the
   unigram and Kneser-Ney baselines in the summary.
 
@@ -22,19 +20,16 @@ from __future__ import annotations
 
 import math
 
-import torch.nn.functional as F
-
 from rnnlab.data.batches import BatchIterator
 from rnnlab.data.dataset import TextDataset
 from rnnlab.data.text import detokenize
-from rnnlab.errors import TrainingError
 from rnnlab.evaluation import evaluate, unigram_result
 from rnnlab.lm import LanguageModel
 from rnnlab.metrics import perplexity
-from rnnlab.models import RecurrentLM, build_model, detach_state, map_state
+from rnnlab.models import RecurrentLM, build_model
 from rnnlab.plots import curves_plot
 from rnnlab.progress import logger
-from rnnlab.training.bptt import full_bptt_megabytes, randomized_scales
+from rnnlab.training.bptt import Full, make_bptt
 from rnnlab.training.checkpoint import KIND, load_training_config
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.distributed import SINGLE, Distributed
@@ -61,46 +56,21 @@ class LanguageModelTask:
         self.shard = dist
         self.loader = BatchIterator(dataset.train, config.batch_size, config.num_steps, sampling=config.sampling,
                                     seed=config.seed, rank=dist.rank, world_size=dist.world_size)
+        self.bptt = make_bptt(config)
         self._ngram = None
         self._val_chars: int | None = None  # characters the scored validation tokens cover (computed once)
 
     # -- what the loop asks ------------------------------------------------------
     def num_batches(self, epoch: int) -> int:
-        return 1 if self.config.bptt == "full" else len(self.loader)
+        return self.bptt.num_batches(self.loader)
 
     def batches(self, epoch: int):
         self.loader.epoch = epoch
-        if self.config.bptt == "full":
-            return iter([self.loader])  # the whole epoch is one step: loss() runs over it
-        return iter(self.loader)
+        return self.bptt.batches(self.loader)
 
     def loss(self, model: RecurrentLM, batch, carry, step: int):
-        """(mean nats per token, tokens, the state handed to the next batch)."""
-        config = self.config
-        device = model.device
-        if config.bptt == "full":
-            state, total_nll, tokens = None, 0.0, 0
-            for X, Y in batch:
-                X, Y = X.to(device), Y.to(device)
-                state = model.begin_state(X.shape[0], device) if state is None else state
-                logits, state = model(X, state)  # no detach: gradients reach the first batch
-                state = map_state(lambda s: s.float(), state)
-                total_nll = total_nll + F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1),
-                                                        reduction="sum")
-                tokens += Y.numel()
-            return total_nll / tokens, tokens, None
-        X, Y = batch
-        X, Y = X.to(device), Y.to(device)
-        state = carry if carry is not None and config.sampling == "sequential" else model.begin_state(X.shape[0], device)
-        if config.bptt == "randomized":
-            scales = randomized_scales(X.shape[1], config.bptt_keep_prob, config.seed, step).to(device)
-            logits, state = model(X, state, scales)
-        else:
-            logits, state = model(X, state)
-        state = map_state(lambda s: s.float(), state)  # carried and checkpointed in float32
-        # The softmax and the loss stay in float32 whatever the precision of the products.
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1))
-        return loss, Y.numel(), detach_state(state) if config.sampling == "sequential" else None
+        """(mean nats per token, tokens, the state handed to the next batch): the BPTT strategy's."""
+        return self.bptt.loss(model, batch, carry, step)
 
     def evaluate(self, model: RecurrentLM) -> dict | None:
         if len(self.dataset.val) <= 1:
@@ -218,14 +188,9 @@ def language_model_trainer(config: TrainConfig, dataset: TextDataset, model: Rec
     config.validate()
     if model is None:
         model = build_model(config.model, len(dataset.vocab), seed=config.seed, **config.model_options())
-    if config.bptt == "full":
-        megabytes = full_bptt_megabytes(len(dataset.train), model.config())
-        if megabytes > config.full_bptt_max_mb:
-            raise TrainingError(
-                f"full BPTT over {len(dataset.train):,} training tokens needs about {megabytes:,.4g} MB of "
-                f"activations, above the limit of {config.full_bptt_max_mb:,.4g} MB (--full-bptt-max-mb); "
-                "use --bptt truncated, or fewer training tokens (--max-tokens)")
     task = LanguageModelTask(config, dataset, data_info, baselines=baselines, dist=dist)
+    if isinstance(task.bptt, Full):
+        task.bptt.check_memory(len(dataset.train), model)
     return Trainer(task, model, config, out_dir=out_dir, callbacks=callbacks, dist=dist)
 
 

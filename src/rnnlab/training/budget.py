@@ -65,6 +65,7 @@ from rnnlab.errors import UsageError
 from rnnlab.models import build_model, model_kind
 from rnnlab.models.base import detach_state
 from rnnlab.precision import autocast
+from rnnlab.training.bptt import token_loss
 
 # The fewest training tokens per parameter, and optimizer steps, a budget must buy for a rung
 # (see the module docstring).
@@ -172,7 +173,7 @@ def probe_rate(options: dict, vocab_size: int, precision: str, device, steps: in
         started = time.perf_counter()
         with autocast(device, precision):
             logits, state = model(X[:, :-1], state)
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, vocab_size), X[:, 1:].reshape(-1))
+            loss = token_loss(logits, X[:, 1:])
         state = detach_state(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
