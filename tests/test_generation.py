@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import torch
 import torch.nn.functional as F
 
@@ -45,7 +47,7 @@ def test_evaluate_single_row_equals_one_forward_pass(lm, num_steps):
 def test_evaluate_rows_score_every_token_once(lm):
     ids = np.random.default_rng(1).integers(0, len(lm.vocab), 103)  # 102 targets: 3 rows of 34
     rows = 4  # 102 = 4 * 25 + 2: two tail tokens continue the last row
-    result = evaluate(lm.model, ids, rows=rows, num_steps=5)
+    result = evaluate(lm.model, ids, rows=rows, num_steps=5, warmup=0)
     assert result["tokens"] == 102
     row_len = 25
     expected = 0.0
@@ -55,6 +57,40 @@ def test_evaluate_rows_score_every_token_once(lm):
             segment = ids[r * row_len:]  # the last row also scores the tail
         expected += direct_nll(lm.model, segment)
     assert result["nll_nats"] == pytest.approx(expected, rel=1e-5)
+
+
+def per_token_nll(model, ids):
+    """Reference: each target's NLL in one forward pass over ``ids`` from a fresh state."""
+    logits, _ = model(torch.tensor(ids[:-1]).unsqueeze(0), model.begin_state(1))
+    return F.cross_entropy(logits[0], torch.tensor(ids[1:]), reduction="none").detach().numpy()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(length=st.integers(2, 300), rows=st.integers(1, 12), num_steps=st.integers(1, 40), warmup=st.integers(0, 60))
+def test_evaluate_warmed_rows_read_the_tokens_before_them(lm, length, rows, num_steps, warmup):
+    """Row r > 0 scores its targets after reading min(warmup, row_len) tokens before it."""
+    ids = np.random.default_rng(length).integers(0, len(lm.vocab), length)
+    n = length - 1
+    rows = min(rows, n)
+    row_len, w = n // rows, min(warmup, n // rows)
+    expected = 0.0
+    for r in range(rows):
+        start, end = r * row_len, (r + 1) * row_len if r < rows - 1 else n  # targets ids[start+1:end+1]
+        context = min(w, start)
+        expected += per_token_nll(lm.model, ids[start - context:end + 1])[context:].sum()
+    result = evaluate(lm.model, ids, rows=rows, num_steps=num_steps, warmup=warmup)
+    assert result["tokens"] == n
+    assert result["nll_nats"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_evaluate_warmed_rows_approach_one_stream(lm):
+    """With a warm-up as long as a row, 4 rows score exactly what the first row's context
+    can carry: closer to the one-stream score than rows that start fresh."""
+    ids = np.random.default_rng(2).integers(1, len(lm.vocab), 401)
+    one = evaluate(lm.model, ids, rows=1)["nll_nats"]
+    fresh = evaluate(lm.model, ids, rows=4, warmup=0)["nll_nats"]
+    warmed = evaluate(lm.model, ids, rows=4, warmup=100)["nll_nats"]
+    assert abs(warmed - one) < abs(fresh - one)
 
 
 def test_unknown_targets_are_counted(lm):

@@ -27,7 +27,7 @@ from rnnlab.data.text import SUBWORDS, detokenize, preprocess_prefix, tokenize, 
 from rnnlab.data.vocab import Vocab
 from rnnlab import checks
 from rnnlab.errors import CheckpointError, DataError, UsageError
-from rnnlab.evaluation import evaluate
+from rnnlab.evaluation import WARMUP, evaluate
 from rnnlab.generation import (MAX_BEAM, MAX_STREAMS, Sampling, beam_search_ids, continuation_log_prob,
                                generate_batch_ids, generate_ids, generate_prompts_ids)
 from rnnlab.model_checkpoint import KIND, check_model_config, load_model
@@ -75,7 +75,8 @@ class LanguageModel:
         return ids
 
     # ---- scoring -----------------------------------------------------------------
-    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256, chars: int | None = None) -> dict:
+    def score(self, text_or_ids, rows: int = 32, num_steps: int = 256, chars: int | None = None,
+              warmup: int = WARMUP) -> dict:
         """Perplexity / bits per token of a text (or an id array), see :func:`rnnlab.evaluation.evaluate`,
         with ``chars``, ``nats_per_char`` and ``bits_per_char``: the total log-loss over the characters
         the scored tokens cover (:func:`rnnlab.scoring.text_chars` of a text, exact;
@@ -89,7 +90,7 @@ class LanguageModel:
         else:
             ids = checks.token_ids(text_or_ids, len(self.vocab), "text_or_ids", min_length=2)
             chars = covered_chars(self.vocab, self.token, ids) if chars is None else checks.integer(chars, "chars", 0)
-        result = evaluate(self.model, ids, rows=rows, num_steps=num_steps)
+        result = evaluate(self.model, ids, rows=rows, num_steps=num_steps, warmup=warmup)
         return {**result, **per_char_fields(result["nll_nats"], chars)}
 
     def score_text(self, text: str, per_token: bool = False, top: int = 5):
@@ -98,8 +99,8 @@ class LanguageModel:
         cover, per-token perplexity; with ``per_token``, every token's offset, log-probability,
         rank and ``top`` alternatives). See :mod:`rnnlab.scoring`.
 
-        :meth:`score` is the evaluation of ``rnnlab eval`` (32 rows read side by side, each from
-        a fresh state, and a dict); this reads the text as one stream from a fresh state."""
+        :meth:`score` is the evaluation of ``rnnlab eval`` (32 rows read side by side, each after
+        reading the tokens before it, and a dict); this reads the text as one stream from a fresh state."""
         return score_text(self.model, self.vocab, self.mode, self.token, text, per_token=per_token, top=top)
 
     # ---- generation --------------------------------------------------------------

@@ -61,6 +61,13 @@ def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State
     return fn(state)
 
 
+def map_state_pair(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], first: State, second: State) -> State:
+    """``fn`` over the matching tensors of two states of one model."""
+    if isinstance(first, tuple):
+        return tuple(fn(a, b) for a, b in zip(first, second))
+    return fn(first, second)
+
+
 def detach_state(state: State) -> State:
     """Cut the graph between batches (truncated BPTT) while keeping the values."""
     return map_state(lambda s: s.detach(), state)
