@@ -84,8 +84,8 @@ def test_evaluate_warmed_rows_read_the_tokens_before_them(lm, length, rows, num_
 
 
 def test_evaluate_warmed_rows_approach_one_stream(lm):
-    """With a warm-up as long as a row, 4 rows score exactly what the first row's context
-    can carry: closer to the one-stream score than rows that start fresh."""
+    """Rows warmed on the 100 tokens before them (a whole row) score closer to the one-stream
+    score than rows that start fresh."""
     ids = np.random.default_rng(2).integers(1, len(lm.vocab), 401)
     one = evaluate(lm.model, ids, rows=1)["nll_nats"]
     fresh = evaluate(lm.model, ids, rows=4, warmup=0)["nll_nats"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from rnnlab import checks
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
-from rnnlab.models.base import RecurrentLM, map_state, map_state_pair
+from rnnlab.models.base import RecurrentLM, State, map_state, map_state_pair
 
 
 _CHUNK = 1 << 24  # tokens per step of unigram_result and of counting <unk> (128 MiB of int64 indices)
@@ -105,7 +105,7 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
 
 
 def _warm_state(model: RecurrentLM, stream: np.ndarray, first: int, last: int, row_len: int, warmup: int,
-                num_steps: int, device) -> object:
+                num_steps: int, device) -> State:
     """The state rows ``first..last-1`` start from: row 0 a fresh one, row ``r > 0`` the state
     after reading ``stream[r * row_len - warmup:r * row_len]`` from a fresh one (batch in dim 1)."""
     fresh = model.begin_state(last - first, device)
