@@ -80,8 +80,17 @@ def test_compute_dtype_follows_the_context():
 def test_resolve_precision(monkeypatch, caplog):
     import rnnlab.precision as precision
     assert resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr(precision, "bf16_native", lambda device="cpu": True)
     monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": True)
     assert resolve_precision("auto") == "bf16" and resolve_precision("bf16") == "bf16"
+    # bfloat16 by conversion (AVX-512 without BF16): slower than float32, so only when asked for
+    monkeypatch.setattr(precision, "bf16_native", lambda device="cpu": False)
+    with caplog.at_level(logging.WARNING, logger="rnnlab"):
+        assert resolve_precision("auto") == "fp32"
+        assert caplog.text == ""
+        assert resolve_precision("bf16") == "bf16"
+    assert "no bfloat16 instructions" in caplog.text
+    caplog.clear()
     monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": False)
     assert resolve_precision("auto") == "fp32"
     with caplog.at_level(logging.WARNING, logger="rnnlab"):
@@ -91,6 +100,25 @@ def test_resolve_precision(monkeypatch, caplog):
         resolve_precision("fp8")
     with pytest.raises(UsageError, match="unknown precision"):
         make_config(precision="half")
+
+
+@pytest.mark.parametrize("flags, native", [({"avx512_bf16": True, "amx_bf16": False}, True),
+                                           ({"avx512_bf16": False, "amx_bf16": True}, True),
+                                           ({"avx512_bf16": False, "amx_bf16": False}, False)])
+def test_bf16_native_on_x86_reads_the_cpus_bfloat16_instructions(monkeypatch, flags, native):
+    import platform
+
+    import rnnlab.precision as precision
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_f": True, **flags})
+    monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": True)
+    assert precision.bf16_native("cpu") is native
+    monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": False)  # oneDNN cannot run it at all
+    assert precision.bf16_native("cpu") is False
+    # elsewhere (an ARM CPU), oneDNN's own answer
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": True)
+    assert precision.bf16_native("cpu") is True
 
 
 TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter " * 20

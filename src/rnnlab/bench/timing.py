@@ -118,5 +118,6 @@ def environment() -> dict:
         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu_capability": capability, "bf16_supported": precision.bf16_supported("cpu"),
+        "bf16_native": precision.bf16_native("cpu"),
         "load_average": load,
     }

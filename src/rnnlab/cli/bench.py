@@ -50,7 +50,9 @@ def _bench_report(result: dict) -> list[str]:
     lines = [f"rnnlab bench: {kind}",
              f"torch {h['torch']}, threads {h['threads']} (interop {h['interop_threads']}, OMP_NUM_THREADS "
              f"{h['omp_num_threads'] or 'unset'}, {h['cpus']} cpus), CPU capability {h['cpu_capability']}, "
-             f"bf16 supported: {'yes' if h['bf16_supported'] else 'no'}, default precision {h['default_precision']}; "
+             f"bf16 supported: {'yes' if h['bf16_supported'] else 'no'}"
+             f"{'' if h.get('bf16_native', True) or not h['bf16_supported'] else ' (by conversion, no BF16 instructions)'}, "
+             f"default precision {h['default_precision']}; "
              f"{load or 'load unknown'}; {h['seconds']:.0f} s",
              "medians of interleaved repetitions; spread = (slowest - fastest) / median"]
     lines += [f"warning: {w}" for w in h["warnings"]]
