@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlab.models import build_model
-from rnnlab.training.bptt import Full, Randomized, Truncated, make_bptt, randomized_scales, token_loss
+from rnnlab.models import build_model, token_loss
+from rnnlab.training.bptt import Full, Randomized, Truncated, make_bptt, randomized_scales
 from rnnlab.training.config import make_config
 
 

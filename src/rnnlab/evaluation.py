@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rnnlab import checks
 from rnnlab.errors import UsageError
 from rnnlab.metrics import lm_result
-from rnnlab.models.base import RecurrentLM, State, map_state, map_state_pair
+from rnnlab.models.base import RecurrentLM, State, map_state, map_state_pair, token_loss
 
 
 _CHUNK = 1 << 24  # tokens per step of unigram_result and of counting <unk> (128 MiB of int64 indices)
@@ -65,17 +64,6 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     total = 0.0
     state = None
 
-    def score(inputs: torch.Tensor, targets: torch.Tensor, state):
-        """Summed NLL over ``(batch, steps)`` chunks of ``num_steps``."""
-        nll = 0.0
-        for start in range(0, inputs.shape[1], num_steps):
-            X = _chunk(inputs[:, start:start + num_steps]).to(device)
-            Y = _chunk(targets[:, start:start + num_steps]).to(device)
-            logits, state = model(X, state)
-            nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), Y.reshape(-1),
-                                   reduction="sum").item()
-        return nll, state
-
     rank, world_size = (shard.rank, shard.world_size) if shard is not None else (0, 1)
     # This rank's rows: contiguous blocks, as even as possible (np.array_split's sizes).
     first = rank * (rows // world_size) + min(rank, rows % world_size)
@@ -83,8 +71,9 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     if row_len > 0 and last > first:
         inputs = stream[first * row_len:last * row_len].reshape(last - first, row_len)
         targets = stream[first * row_len + 1:last * row_len + 1].reshape(last - first, row_len)
-        nll, state = score(inputs, targets, _warm_state(model, stream, first, last, row_len, min(warmup, row_len),
-                                                        num_steps, device))
+        nll, state = _read(model, inputs, targets, _warm_state(model, stream, first, last, row_len,
+                                                               min(warmup, row_len), num_steps, device),
+                           num_steps, device)
         total += nll
     tail = n - rows * row_len if last == rows and last > first else 0  # the holder of the last row goes on
     if tail:
@@ -93,7 +82,8 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
             tail_state = model.begin_state(1, device)
         else:  # continue the last row, which ends exactly where the tail begins
             tail_state = map_state(lambda s: s[:, -1:].contiguous(), state)
-        nll, _ = score(stream[start:start + tail][None, :], stream[start + 1:][None, :], tail_state)
+        nll, _ = _read(model, stream[start:start + tail][None, :], stream[start + 1:][None, :], tail_state,
+                       num_steps, device)
         total += nll
     if shard is not None:
         (total,) = shard.sum([total])
@@ -102,6 +92,16 @@ def evaluate(model: RecurrentLM, ids: np.ndarray, rows: int = 32, num_steps: int
     return lm_result(total, n, unknown)
 
 
+def _read(model: RecurrentLM, inputs: np.ndarray, targets: np.ndarray | None, state: State, num_steps: int,
+          device) -> tuple[float, State]:
+    """Run ``model`` along ``inputs`` ``(rows, steps)`` in chunks of ``num_steps``, the state
+    carried; return the summed NLL of ``targets`` (0.0 when None: reading only) and the state."""
+    nll = 0.0
+    for start in range(0, inputs.shape[1], num_steps):
+        logits, state = model(_chunk(inputs[:, start:start + num_steps]).to(device), state)
+        if targets is not None:
+            nll += token_loss(logits, _chunk(targets[:, start:start + num_steps]).to(device), reduction="sum").item()
+    return nll, state
 
 
 def _warm_state(model: RecurrentLM, stream: np.ndarray, first: int, last: int, row_len: int, warmup: int,
@@ -114,9 +114,7 @@ def _warm_state(model: RecurrentLM, stream: np.ndarray, first: int, last: int, r
         return fresh
     starts = np.arange(warmed_first, last) * row_len - warmup
     context = stream[starts[:, None] + np.arange(warmup)]  # (warmed rows, warmup)
-    state = model.begin_state(len(starts), device)
-    for start in range(0, warmup, num_steps):
-        _, state = model(_chunk(context[:, start:start + num_steps]).to(device), state)
+    _, state = _read(model, context, None, model.begin_state(len(starts), device), num_steps, device)
     if warmed_first == first:
         return state
     # Row 0 of the whole stream is this block's first row: it keeps its fresh state.

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from rnnlab.errors import UsageError
-from rnnlab.models.base import MAX_LAYERS, MAX_SIZE, RecurrentLM, State, detach_state, map_state, scale_grad
+from rnnlab.models.base import MAX_LAYERS, MAX_SIZE, RecurrentLM, State, detach_state, map_state, scale_grad, token_loss
 from rnnlab.models.parallel import ParallelRecurrentLM
 from rnnlab.models.recurrent import TorchRecurrentLM
 from rnnlab.models.scratch import ScratchRNN
@@ -169,4 +169,4 @@ def model_from_config(config: dict) -> RecurrentLM:
 
 
 __all__ = ["MAX_LAYERS", "MAX_SIZE", "MODELS", "MODEL_NAMES", "ModelKind", "ModelOption", "RecurrentLM", "State", "build_model",
-           "model_kind", "model_from_config", "detach_state", "map_state", "scale_grad"]
+           "model_kind", "model_from_config", "detach_state", "map_state", "scale_grad", "token_loss"]

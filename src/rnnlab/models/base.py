@@ -22,6 +22,7 @@ import contextlib
 from typing import Callable, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.errors import TrainingError, UsageError
@@ -53,6 +54,12 @@ class RecurrentLM(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def token_loss(logits: torch.Tensor, Y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of ``logits`` ``(B, T, V)`` against ``Y`` ``(B, T)`` in nats; the softmax
+    and the loss stay in float32 whatever the precision of the products."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction=reduction)
 
 
 def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:

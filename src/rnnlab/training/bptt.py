@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rnnlab.errors import TrainingError
-from rnnlab.models import RecurrentLM, State, detach_state, map_state, model_kind
+from rnnlab.models import RecurrentLM, State, detach_state, map_state, model_kind, token_loss
 
 
 def randomized_scales(num_steps: int, keep_prob: float, seed: int, step: int) -> torch.Tensor:
@@ -45,12 +44,6 @@ def full_bptt_megabytes(num_tokens: int, model_config: dict) -> float:
     :meth:`rnnlab.models.ModelKind.activation_floats_per_token`)."""
     floats = model_kind(model_config.get("model")).activation_floats_per_token(model_config)
     return num_tokens * floats * 4 / 2**20
-
-
-def token_loss(logits: torch.Tensor, Y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of ``logits`` ``(B, T, V)`` against ``Y`` ``(B, T)`` in nats; the softmax
-    and the loss stay in float32 whatever the precision of the products."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction=reduction)
 
 
 def _float32(state: State) -> State:

@@ -62,10 +62,8 @@ from dataclasses import dataclass, field
 import torch
 
 from rnnlab.errors import UsageError
-from rnnlab.models import build_model, model_kind
-from rnnlab.models.base import detach_state
+from rnnlab.models import build_model, detach_state, model_kind, token_loss
 from rnnlab.precision import autocast
-from rnnlab.training.bptt import token_loss
 
 # The fewest training tokens per parameter, and optimizer steps, a budget must buy for a rung
 # (see the module docstring).
