@@ -97,8 +97,9 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``fp32`` or ``bf16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``."""
+def resolve_precision(precision: str, device: torch.device | str = "cpu", warn: bool = True) -> str:
+    """``fp32`` or ``bf16``: what ``precision`` (one of :data:`PRECISIONS`) means on ``device``
+    (``warn=False``: without the log message, for the ranks of a distributed run but rank 0)."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
@@ -108,10 +109,12 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     if precision == "auto":
         return "fp32"
     if bf16_supported(device):
-        logger.warning("%s has no bfloat16 instructions: bf16 runs by conversion, slower than fp32",
-                       torch.device(device))
+        if warn:
+            logger.warning("%s has no bfloat16 instructions: bf16 runs by conversion, slower than fp32",
+                           torch.device(device))
         return "bf16"
-    logger.warning("bfloat16 is not supported on %s; training in float32", torch.device(device))
+    if warn:
+        logger.warning("bfloat16 is not supported on %s; training in float32", torch.device(device))
     return "fp32"
 
 

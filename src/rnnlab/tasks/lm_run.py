@@ -148,7 +148,7 @@ def apply_size_rule(config: TrainConfig, dataset: TextDataset, dist: Distributed
     auto = set(config.rule_fields.split(","))
     given = {name: getattr(config, name) for name in budget.RULE_FIELDS if name not in auto}
     device = dist.device if dist.device is not None else resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    precision = resolve_precision(config.precision, device, warn=False)  # the trainer says it once
     model = config.model if "model" in given else None
     if (model or budget.DEFAULT_MODEL) not in budget.LADDERS:  # the book's models keep their fixed sizes
         config.rule_fields = ""

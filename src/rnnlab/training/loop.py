@@ -208,7 +208,7 @@ class Trainer:
         self.dist = dist
         self.device = dist.device if dist.device is not None else resolve_device(options.device)
         self.model = model.to(self.device)
-        self.precision = resolve_precision(options.precision, self.device)  # fp32 | bf16, decided once
+        self.precision = resolve_precision(options.precision, self.device, warn=dist.is_main)  # fp32 | bf16, decided once
         self.totals = _RunningTotals(self.device)
         self.optimizer = make_optimizer(self.model, options)
         # Under DDP the forward (and so the gradient all-reduce) goes through the wrapper;
