@@ -74,14 +74,16 @@ def bf16_native(device: torch.device | str = "cpu") -> bool:
     """True when ``device`` has bfloat16 instructions, so bfloat16 products are faster than
     float32 ones: AVX-512 BF16 or AMX on an x86 CPU; elsewhere, where bfloat16 runs at all."""
     device = torch.device(device)
+    if not bf16_supported(device):
+        return False
     if device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
         try:
             flags = torch._C._cpu._get_cpu_capability()  # the CPU's features, as torch detected them
         except (AttributeError, RuntimeError):
             flags = None
         if isinstance(flags, dict) and "avx512_bf16" in flags:
-            return bf16_supported(device) and bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
-    return bf16_supported(device)
+            return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+    return True
 
 
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
